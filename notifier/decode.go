@@ -1,0 +1,357 @@
+package notifier
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/language"
+)
+
+// MaxEventSize is the largest event payload accepted, in bytes.
+const MaxEventSize = 64 << 10
+
+// ErrInvalidEvent is wrapped by every error DecodeEvent returns.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// idPattern constrains event, incident, component and subscriber ids. Dots are
+// excluded because ids are joined with dots into NATS subjects and KV keys.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
+// ValidID reports whether s may be used as an event, incident, component or
+// subscriber id: 1–128 letters, digits, '-' or '_', starting with a letter or digit.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// FieldError is one problem with one field of an event or subscriber.
+type FieldError struct {
+	Field   string // JSON path, e.g. "incident.status"
+	Problem string
+}
+
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Problem
+	}
+	return e.Field + ": " + e.Problem
+}
+
+// ValidationError lists every problem found in one document.
+type ValidationError struct {
+	Problems []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Unwrap lets errors.Is(err, ErrInvalidEvent) hold.
+func (e *ValidationError) Unwrap() error { return ErrInvalidEvent }
+
+func (e *ValidationError) add(field, format string, args ...any) {
+	e.Problems = append(e.Problems, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (e *ValidationError) err() error {
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
+// DecodeEvent parses and validates one event. Unknown fields, trailing data,
+// payloads over MaxEventSize, invalid UTF-8 and every rule in Validate are
+// errors; the returned error wraps ErrInvalidEvent and names each bad field.
+func DecodeEvent(b []byte) (*Event, error) {
+	if len(b) > MaxEventSize {
+		return nil, &ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("event is %d bytes, more than the limit of %d", len(b), MaxEventSize)}}}
+	}
+	if !utf8.Valid(b) {
+		return nil, &ValidationError{Problems: []FieldError{{Problem: "event is not valid UTF-8"}}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var ev Event
+	if err := dec.Decode(&ev); err != nil {
+		return nil, &ValidationError{Problems: []FieldError{jsonProblem(b, err)}}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &ValidationError{Problems: []FieldError{{Problem: "unexpected data after the JSON object"}}}
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+// timeFields are the JSON paths of every timestamp in an event, checked one
+// by one when decoding fails on a time so the error can name the field.
+var timeFields = [][]string{
+	{"time"},
+	{"incident", "started_at"},
+	{"incident", "next_update_at"},
+	{"incident", "scheduled_start"},
+	{"incident", "scheduled_end"},
+	{"incident", "data", "restored_from_backup_at"},
+}
+
+// jsonProblem turns a decoding error into a FieldError that names the field
+// where encoding/json can tell, and finds the bad timestamp where it cannot.
+func jsonProblem(b []byte, err error) FieldError {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return FieldError{Problem: fmt.Sprintf("the event must be a JSON object, not %s", typeErr.Value)}
+		}
+		return FieldError{Field: field, Problem: fmt.Sprintf("must be %s, not %s", jsonKind(typeErr.Type.String()), typeErr.Value)}
+	case errors.As(err, &syntaxErr):
+		return FieldError{Problem: fmt.Sprintf("not valid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Problem: "unknown field"}
+	case errors.Is(err, io.EOF):
+		return FieldError{Problem: "event is empty"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return FieldError{Problem: "not valid JSON: unexpected end of input"}
+	}
+	var generic map[string]any
+	if json.Unmarshal(b, &generic) == nil {
+		for _, path := range timeFields {
+			v, ok := lookup(generic, path)
+			if !ok || v == nil {
+				continue
+			}
+			s, isString := v.(string)
+			if !isString {
+				return FieldError{Field: strings.Join(path, "."), Problem: "must be an RFC 3339 time string"}
+			}
+			if _, perr := time.Parse(time.RFC3339, s); perr != nil {
+				return FieldError{Field: strings.Join(path, "."), Problem: fmt.Sprintf("%q is not an RFC 3339 time such as 2019-09-17T10:00:00+02:00", s)}
+			}
+		}
+	}
+	return FieldError{Problem: err.Error()}
+}
+
+func lookup(m map[string]any, path []string) (any, bool) {
+	var cur any = m
+	for _, key := range path {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = obj[key]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "map["):
+		return "an object"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case goType == "string" || strings.HasSuffix(goType, "notifier.EventType") || strings.HasSuffix(goType, "notifier.Status") || strings.HasSuffix(goType, "notifier.Impact"):
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	}
+	return "an object"
+}
+
+// Validate checks every rule of the event contract and returns a
+// *ValidationError listing all problems, or nil.
+func (e *Event) Validate() error {
+	v := &ValidationError{}
+	if e.ID == "" {
+		v.add("id", "required")
+	} else if !ValidID(e.ID) {
+		v.add("id", "%q must be 1–128 letters, digits, '-' or '_'", e.ID)
+	}
+	switch {
+	case e.Type == "":
+		v.add("type", "required")
+	case !e.Type.Valid():
+		v.add("type", "unknown type %q (want one of %s)", e.Type, joinQuoted(EventTypes))
+	}
+	if e.Time.IsZero() {
+		v.add("time", "required")
+	}
+	if e.Type == LetterBroadcast {
+		if e.Incident != nil {
+			v.add("incident", "not allowed on letter.broadcast (use letter.incident_id)")
+		}
+		if e.Letter == nil {
+			v.add("letter", "required for letter.broadcast")
+		} else {
+			e.Letter.validate(v)
+		}
+	} else if e.Type.Valid() {
+		if e.Letter != nil {
+			v.add("letter", "only allowed on letter.broadcast")
+		}
+		if e.Incident == nil {
+			v.add("incident", "required for %s", e.Type)
+		} else {
+			e.Incident.validate(v, e)
+		}
+	}
+	return v.err()
+}
+
+func (in *Incident) validate(v *ValidationError, e *Event) {
+	if in.ID == "" {
+		v.add("incident.id", "required")
+	} else if !ValidID(in.ID) {
+		v.add("incident.id", "%q must be 1–128 letters, digits, '-' or '_'", in.ID)
+	}
+	validateLocalized(v, "incident.title", in.Title, true)
+	validateLocalized(v, "incident.message", in.Message, true)
+	validateLocalized(v, "incident.contact", in.Contact, false)
+
+	statuses, kind := IncidentStatuses, "an incident"
+	if e.Type.IsMaintenance() {
+		statuses, kind = MaintenanceStatuses, "maintenance"
+	}
+	switch {
+	case in.Status == "":
+		v.add("incident.status", "required")
+	case !slices.Contains(statuses, in.Status):
+		v.add("incident.status", "unknown status %q for %s (want one of %s)", in.Status, kind, joinQuoted(statuses))
+	default:
+		if want, ok := requiredStatus[e.Type]; ok && in.Status != want {
+			v.add("incident.status", "must be %q on %s, not %q", want, e.Type, in.Status)
+		}
+		if in.Status.Closed() && (e.Type == IncidentOpened || e.Type == IncidentUpdated) {
+			v.add("incident.status", "%q closes the incident: send incident.resolved", in.Status)
+		}
+	}
+	switch {
+	case in.Impact == "":
+		v.add("incident.impact", "required")
+	case in.Impact.Rank() < 0:
+		v.add("incident.impact", "unknown impact %q (want one of %s)", in.Impact, joinQuoted(Impacts))
+	}
+	if len(in.Components) == 0 {
+		v.add("incident.components", "at least one component is required")
+	}
+	for i, c := range in.Components {
+		if !ValidID(c) {
+			v.add(fmt.Sprintf("incident.components[%d]", i), "%q must be 1–128 letters, digits, '-' or '_'", c)
+		}
+	}
+	if in.StartedAt.IsZero() {
+		v.add("incident.started_at", "required")
+	}
+	if in.NextUpdateAt != nil && !e.Time.IsZero() && in.NextUpdateAt.Before(e.Time) {
+		v.add("incident.next_update_at", "%s is before the event time %s", in.NextUpdateAt.Format(time.RFC3339), e.Time.Format(time.RFC3339))
+	}
+	if e.Type.IsMaintenance() {
+		if in.ScheduledStart == nil {
+			v.add("incident.scheduled_start", "required for maintenance")
+		}
+		if in.ScheduledStart != nil && in.ScheduledEnd != nil && !in.ScheduledEnd.After(*in.ScheduledStart) {
+			v.add("incident.scheduled_end", "must be after scheduled_start")
+		}
+	} else if in.ScheduledStart != nil || in.ScheduledEnd != nil {
+		v.add("incident.scheduled_start", "only allowed on maintenance events")
+	}
+}
+
+// requiredStatus is the status an event type implies.
+var requiredStatus = map[EventType]Status{
+	IncidentResolved:     StatusResolved,
+	MaintenanceScheduled: StatusScheduled,
+	MaintenanceStarted:   StatusInProgress,
+	MaintenanceCompleted: StatusCompleted,
+}
+
+func (l *Letter) validate(v *ValidationError) {
+	if l.IncidentID != "" && !ValidID(l.IncidentID) {
+		v.add("letter.incident_id", "%q must be 1–128 letters, digits, '-' or '_'", l.IncidentID)
+	}
+	switch {
+	case l.Audience.All && len(l.Audience.Components) > 0:
+		v.add("letter.audience", `give either "all": true or "components", not both`)
+	case !l.Audience.All && len(l.Audience.Components) == 0:
+		v.add("letter.audience", `required: {"all": true} or {"components": [...]}`)
+	}
+	for i, c := range l.Audience.Components {
+		if !ValidID(c) {
+			v.add(fmt.Sprintf("letter.audience.components[%d]", i), "%q must be 1–128 letters, digits, '-' or '_'", c)
+		}
+	}
+	validateLocalized(v, "letter.subject", l.Subject, true)
+	switch {
+	case l.Sections != nil && l.Body != nil:
+		v.add("letter.body", "give either sections or body, not both")
+	case l.Sections == nil && l.Body == nil:
+		v.add("letter.sections", "required (or a free body)")
+	case l.Sections != nil:
+		validateLocalized(v, "letter.sections.what_happened", l.Sections.WhatHappened, true)
+		validateLocalized(v, "letter.sections.data_safety", l.Sections.DataSafety, true)
+		validateLocalized(v, "letter.sections.going_forward", l.Sections.GoingForward, true)
+		validateLocalized(v, "letter.sections.apology", l.Sections.Apology, true)
+	default:
+		validateLocalized(v, "letter.body", l.Body, true)
+	}
+	if strings.TrimSpace(l.Signature.Name) == "" {
+		v.add("letter.signature.name", "required: a letter is signed by a person")
+	}
+	validateLocalized(v, "letter.signature.title", l.Signature.Title, false)
+}
+
+// validateLocalized checks a localized text map: every key a known BCP 47
+// language tag, every text non-blank, and at least one language when required.
+func validateLocalized(v *ValidationError, field string, l Localized, required bool) {
+	if l == nil {
+		if required {
+			v.add(field, "required: an object of language tag to text, e.g. {\"en\": \"…\"}")
+		}
+		return
+	}
+	if len(l) == 0 {
+		v.add(field, "needs at least one language")
+		return
+	}
+	for _, tag := range sortedKeys(l) {
+		if _, err := language.Parse(tag); err != nil || strings.Count(tag, "-") > 2 {
+			v.add(field+"."+tag, "unknown language tag %q", tag)
+			continue
+		}
+		if strings.TrimSpace(l[tag]) == "" {
+			v.add(field+"."+tag, "text is empty")
+		}
+	}
+}
+
+func sortedKeys(l Localized) []string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func joinQuoted[T ~string](values []T) string {
+	parts := make([]string, len(values))
+	for i, s := range values {
+		parts[i] = string(s)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,50 @@
+package notifier
+
+import "time"
+
+// DeliveryStatus is where one delivery stands.
+type DeliveryStatus string
+
+// Delivery statuses. Queued, sent, failed and skipped are Varsel's own;
+// delivered and undelivered come from provider receipts (Twilio).
+const (
+	StatusQueued      DeliveryStatus = "queued"
+	StatusSending     DeliveryStatus = "sending"
+	StatusSent        DeliveryStatus = "sent"
+	StatusFailed      DeliveryStatus = "failed"
+	StatusSkipped     DeliveryStatus = "skipped"
+	StatusDelivered   DeliveryStatus = "delivered"
+	StatusUndelivered DeliveryStatus = "undelivered"
+)
+
+// Done reports whether the delivery must not be sent again: it went out, or
+// it was decided not to send it.
+func (s DeliveryStatus) Done() bool {
+	return s == StatusSent || s == StatusSkipped || s == StatusDelivered || s == StatusUndelivered
+}
+
+// DeliveryRecord is the delivery log's entry for one job.
+type DeliveryRecord struct {
+	ID           string         `json:"id"`
+	EventID      string         `json:"event_id"`
+	EventType    EventType      `json:"event_type"`
+	SubscriberID string         `json:"subscriber_id"`
+	Channel      ChannelName    `json:"channel"`
+	Status       DeliveryStatus `json:"status"`
+	Attempts     int            `json:"attempts"`
+	LastError    string         `json:"last_error,omitempty"`
+	Reason       Reason         `json:"reason,omitempty"`
+	ProviderID   string         `json:"provider_id,omitempty"`
+	// ProviderStatus is the latest receipt from the provider (Twilio:
+	// queued, sent, delivered, undelivered, failed) and its error code.
+	ProviderStatus string     `json:"provider_status,omitempty"`
+	ProviderError  string     `json:"provider_error,omitempty"`
+	Segments       int        `json:"segments,omitempty"`
+	Note           string     `json:"note,omitempty"`
+	EventTime      time.Time  `json:"event_time"`
+	QueuedAt       time.Time  `json:"queued_at"`
+	FirstAttemptAt *time.Time `json:"first_attempt_at,omitempty"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at,omitempty"`
+	SentAt         *time.Time `json:"sent_at,omitempty"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}

@@ -1,0 +1,200 @@
+package notifier
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+// ChannelName names a delivery channel.
+type ChannelName string
+
+// The delivery channels.
+const (
+	Email   ChannelName = "email"
+	SMS     ChannelName = "sms"
+	Webhook ChannelName = "webhook"
+)
+
+// ChannelNames lists every channel in a stable order.
+var ChannelNames = []ChannelName{Email, SMS, Webhook}
+
+// Subscriber is one person or system that receives messages.
+type Subscriber struct {
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Email      string `json:"email,omitempty"`
+	Phone      string `json:"phone,omitempty"` // E.164
+	WebhookURL string `json:"webhook_url,omitempty"`
+	// WebhookSecret signs webhooks (Standard Webhooks whsec_ form).
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// PreviousWebhookSecret is still signed with until PreviousSecretUntil,
+	// so receivers can rotate without dropping a delivery.
+	PreviousWebhookSecret string     `json:"previous_webhook_secret,omitempty"`
+	PreviousSecretUntil   *time.Time `json:"previous_secret_until,omitempty"`
+	Locale                string     `json:"locale,omitempty"`   // BCP 47; empty means the default locale
+	Timezone              string     `json:"timezone,omitempty"` // IANA; empty means the default zone
+	// Components the subscriber follows; empty means all.
+	Components []string `json:"components,omitempty"`
+	// Suppressed holds the channels that must not be used, and why: an
+	// unsubscribe, an SMS STOP, repeated hard bounces, a webhook answering 410.
+	Suppressed map[ChannelName]Suppression `json:"suppressed,omitempty"`
+	// Failures counts consecutive failed deliveries per channel; a success
+	// resets it.
+	Failures  map[ChannelName]int `json:"failures,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
+	UpdatedAt time.Time           `json:"updated_at"`
+}
+
+// Suppression records why a channel is not used for a subscriber.
+type Suppression struct {
+	Reason Reason    `json:"reason"`
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Contact returns the subscriber's address on a channel, or "".
+func (s *Subscriber) Contact(ch ChannelName) string {
+	switch ch {
+	case Email:
+		return s.Email
+	case SMS:
+		return s.Phone
+	case Webhook:
+		return s.WebhookURL
+	}
+	return ""
+}
+
+// Reachable reports whether the subscriber has an address on ch and has not
+// opted out of it.
+func (s *Subscriber) Reachable(ch ChannelName) bool {
+	if s.Contact(ch) == "" {
+		return false
+	}
+	_, suppressed := s.Suppressed[ch]
+	return !suppressed
+}
+
+// Follows reports whether the subscriber wants messages about any of the
+// given components; nil components (a letter to everyone) match everyone.
+func (s *Subscriber) Follows(components []string) bool {
+	if components == nil || len(s.Components) == 0 {
+		return true
+	}
+	for _, c := range components {
+		if slices.Contains(s.Components, c) {
+			return true
+		}
+	}
+	return false
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// ValidPhone reports whether p is an E.164 number such as +4791234567.
+func ValidPhone(p string) bool { return e164.MatchString(p) }
+
+// ValidWebhookSecret reports whether s is a Standard Webhooks secret:
+// "whsec_" followed by base64 of 24 to 64 random bytes.
+func ValidWebhookSecret(s string) bool {
+	raw, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return false
+	}
+	key, err := base64.StdEncoding.DecodeString(raw)
+	return err == nil && len(key) >= 24 && len(key) <= 64
+}
+
+// Validate checks the subscriber and returns a *ValidationError listing every
+// problem, or nil. Webhook targets are only checked for form here; whether
+// they are safe to call is the webhook channel's check.
+func (s *Subscriber) Validate() error {
+	v := &ValidationError{}
+	if s.ID == "" {
+		v.add("id", "required")
+	} else if !ValidID(s.ID) {
+		v.add("id", "%q must be 1–128 letters, digits, '-' or '_'", s.ID)
+	}
+	if s.Email == "" && s.Phone == "" && s.WebhookURL == "" {
+		v.add("email", "at least one of email, phone or webhook_url is required")
+	}
+	if s.Email != "" {
+		if a, err := mail.ParseAddress(s.Email); err != nil || a.Address != s.Email {
+			v.add("email", "%q is not a plain email address such as kari@example.com", s.Email)
+		}
+	}
+	if s.Phone != "" && !ValidPhone(s.Phone) {
+		v.add("phone", "%q is not an E.164 number such as +4791234567", s.Phone)
+	}
+	if s.WebhookURL != "" {
+		u, err := url.Parse(s.WebhookURL)
+		switch {
+		case err != nil:
+			v.add("webhook_url", "not a URL: %v", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			v.add("webhook_url", "scheme must be http or https, not %q", u.Scheme)
+		case u.Host == "":
+			v.add("webhook_url", "has no host")
+		}
+		if !ValidWebhookSecret(s.WebhookSecret) {
+			v.add("webhook_secret", "must be whsec_ followed by base64 of 24–64 bytes")
+		}
+	}
+	if s.Locale != "" {
+		if _, err := language.Parse(s.Locale); err != nil {
+			v.add("locale", "%q is not a language tag such as nb or en-GB", s.Locale)
+		}
+	}
+	if s.Timezone != "" {
+		if _, err := time.LoadLocation(s.Timezone); err != nil {
+			v.add("timezone", "%q is not an IANA time zone such as Europe/Oslo", s.Timezone)
+		}
+	}
+	for i, c := range s.Components {
+		if !ValidID(c) {
+			v.add(fmt.Sprintf("components[%d]", i), "%q must be 1–128 letters, digits, '-' or '_'", c)
+		}
+	}
+	return v.err()
+}
+
+// MaskEmail hides most of an address for logs: kari@example.com → k***@example.com.
+func MaskEmail(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" {
+		return "***"
+	}
+	return local[:1] + "***@" + domain
+}
+
+// MaskPhone keeps the country code and the last two digits: +47******67.
+func MaskPhone(p string) string {
+	if len(p) < 6 {
+		return "***"
+	}
+	return p[:3] + strings.Repeat("*", len(p)-5) + p[len(p)-2:]
+}
+
+// MaskContact masks an address for logs according to its channel; a webhook
+// URL is reduced to scheme and host so no credentials or tokens leak.
+func MaskContact(ch ChannelName, addr string) string {
+	switch ch {
+	case Email:
+		return MaskEmail(addr)
+	case SMS:
+		return MaskPhone(addr)
+	case Webhook:
+		if u, err := url.Parse(addr); err == nil && u.Host != "" {
+			return u.Scheme + "://" + u.Hostname() + "/…"
+		}
+	}
+	return "***"
+}
