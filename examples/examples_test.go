@@ -1,0 +1,334 @@
+package examples
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"io/fs"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// styrewebUpdates are the "Oppdatert HH:MM DD.MM.YYYY" stamps of the StyreWeb
+// status page (seed 002), oldest first, with the next update each one
+// promised ("" when it promised none).
+var styrewebUpdates = []struct {
+	at, next string
+}{
+	{"2019-09-16T11:00:00+02:00", ""},
+	{"2019-09-16T11:27:00+02:00", ""},
+	{"2019-09-16T15:28:00+02:00", ""},
+	{"2019-09-17T00:00:00+02:00", ""},
+	{"2019-09-17T08:00:00+02:00", "2019-09-17T10:00:00+02:00"},
+	{"2019-09-17T10:00:00+02:00", "2019-09-17T12:00:00+02:00"},
+	{"2019-09-17T12:00:00+02:00", "2019-09-17T14:00:00+02:00"},
+	{"2019-09-17T14:00:00+02:00", "2019-09-17T16:00:00+02:00"},
+	{"2019-09-17T16:00:00+02:00", "2019-09-17T18:00:00+02:00"},
+	{"2019-09-17T18:00:00+02:00", "2019-09-17T20:00:00+02:00"},
+	{"2019-09-17T20:00:00+02:00", "2019-09-18T08:00:00+02:00"},
+	{"2019-09-18T07:40:00+02:00", ""},
+	{"2019-09-18T22:00:00+02:00", ""},
+	{"2019-09-19T04:00:00+02:00", ""},
+}
+
+func mustTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+func TestEveryFileDecodes(t *testing.T) {
+	names := Names()
+	if !slices.Equal(names, []string{"led", "styreweb"}) {
+		t.Fatalf("Names() = %v, want [led styreweb]", names)
+	}
+	seen := map[string]string{}
+	for _, name := range names {
+		files, err := Files(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			t.Run(f, func(t *testing.T) {
+				b, err := FS.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev, err := notifier.DecodeEvent(b)
+				if err != nil {
+					t.Fatalf("DecodeEvent: %v", err)
+				}
+				if prev, dup := seen[ev.ID]; dup {
+					t.Errorf("event id %q is used by %s and %s", ev.ID, prev, f)
+				}
+				seen[ev.ID] = f
+				// Example addresses only: the seed's real company domains must not leak in.
+				if bytes.Contains(b, []byte("styreweb.com")) {
+					t.Errorf("%s mentions styreweb.com; use styreweb.example", f)
+				}
+				checkBilingual(t, ev)
+			})
+		}
+	}
+}
+
+// checkBilingual fails unless every localized text of ev is in English and
+// Norwegian Bokmål.
+func checkBilingual(t *testing.T, ev *notifier.Event) {
+	t.Helper()
+	texts := map[string]notifier.Localized{}
+	if in := ev.Incident; in != nil {
+		texts["title"], texts["message"] = in.Title, in.Message
+		if in.Contact != nil {
+			texts["contact"] = in.Contact
+		}
+	}
+	if l := ev.Letter; l != nil {
+		texts["subject"], texts["signature.title"] = l.Subject, l.Signature.Title
+		if s := l.Sections; s != nil {
+			texts["what_happened"], texts["data_safety"] = s.WhatHappened, s.DataSafety
+			texts["going_forward"], texts["apology"] = s.GoingForward, s.Apology
+		}
+	}
+	for field, l := range texts {
+		if l["en"] == "" || l["nb"] == "" || len(l) != 2 {
+			t.Errorf("%s: %s has languages %v, want exactly en and nb", ev.ID, field, slices.Sorted(maps.Keys(l)))
+		}
+	}
+}
+
+// checkTimeline checks what every scenario must hold: one incident, events
+// in strictly increasing time, opened first and resolved last, and a status
+// that never moves backwards.
+func checkTimeline(t *testing.T, events []*notifier.Event, incidentID string) {
+	t.Helper()
+	if len(events) < 2 {
+		t.Fatalf("got %d incident events, want at least 2", len(events))
+	}
+	if got := events[0].Type; got != notifier.IncidentOpened {
+		t.Errorf("first event is %s, want %s", got, notifier.IncidentOpened)
+	}
+	if got := events[len(events)-1].Type; got != notifier.IncidentResolved {
+		t.Errorf("last event is %s, want %s", got, notifier.IncidentResolved)
+	}
+	rank := -1
+	for i, ev := range events {
+		if ev.Incident == nil || ev.Incident.ID != incidentID {
+			t.Fatalf("%s: not an event of incident %s", ev.ID, incidentID)
+		}
+		if i > 0 && !ev.Time.After(events[i-1].Time) {
+			t.Errorf("%s at %s is not after %s at %s", ev.ID, ev.Time, events[i-1].ID, events[i-1].Time)
+		}
+		if i > 0 && i < len(events)-1 && ev.Type != notifier.IncidentUpdated {
+			t.Errorf("%s is %s, want %s between opened and resolved", ev.ID, ev.Type, notifier.IncidentUpdated)
+		}
+		r := slices.Index(notifier.IncidentStatuses, ev.Incident.Status)
+		if r < rank {
+			t.Errorf("%s: status %s goes back from %s", ev.ID, ev.Incident.Status, notifier.IncidentStatuses[rank])
+		}
+		rank = r
+		if ev.Incident.NextUpdateAt != nil && i+1 < len(events) && events[i+1].Time.After(*ev.Incident.NextUpdateAt) {
+			t.Errorf("%s promised an update by %s, but the next one is at %s", ev.ID, ev.Incident.NextUpdateAt, events[i+1].Time)
+		}
+	}
+}
+
+func TestStyreWebHasEveryUpdateOfThePage(t *testing.T) {
+	events, err := Scenario("styreweb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != len(styrewebUpdates) {
+		t.Fatalf("got %d events, want one per update on the page: %d", len(events), len(styrewebUpdates))
+	}
+	checkTimeline(t, events, "styreweb-login-2019-09")
+	for i, want := range styrewebUpdates {
+		ev := events[i]
+		at := mustTime(t, want.at)
+		if !ev.Time.Equal(at) {
+			t.Errorf("event %d (%s) at %s, want %s", i+1, ev.ID, ev.Time.Format(time.RFC3339), want.at)
+		}
+		if _, off := ev.Time.Zone(); off != 2*3600 {
+			t.Errorf("%s: time zone offset %ds, want +02:00", ev.ID, off)
+		}
+		if wantID := "styreweb-" + at.Format("2006-01-02-1504"); ev.ID != wantID {
+			t.Errorf("event %d has id %q, want %q", i+1, ev.ID, wantID)
+		}
+		switch next := ev.Incident.NextUpdateAt; {
+		case want.next == "" && next != nil:
+			t.Errorf("%s promises %s, but the page promised nothing", ev.ID, next)
+		case want.next != "" && (next == nil || !next.Equal(mustTime(t, want.next))):
+			t.Errorf("%s promises %v, want %s", ev.ID, next, want.next)
+		}
+		if got := ev.Incident.Components; !slices.Equal(got, []string{"styreweb", "gnist"}) {
+			t.Errorf("%s: components %v, want [styreweb gnist]", ev.ID, got)
+		}
+		if ev.Incident.Title["nb"] != "Problemer med innlogging i StyreWeb" {
+			t.Errorf("%s: title %q", ev.ID, ev.Incident.Title["nb"])
+		}
+	}
+}
+
+func TestStyreWebPromisesAndBackup(t *testing.T) {
+	events, err := Scenario("styreweb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*notifier.Event{}
+	for _, ev := range events {
+		byID[ev.ID] = ev
+	}
+	ten := byID["styreweb-2019-09-17-1000"]
+	if ten == nil {
+		t.Fatal("no event styreweb-2019-09-17-1000")
+	}
+	noon := mustTime(t, "2019-09-17T12:00:00+02:00")
+	if next := ten.Incident.NextUpdateAt; next == nil || !next.Equal(noon) {
+		t.Errorf("the 10:00 update promises %v, want 12:00", next)
+	}
+
+	backup := mustTime(t, "2019-09-15T03:00:00+02:00")
+	var withBackup []string
+	for _, ev := range events {
+		d := ev.Incident.Data
+		if d == nil {
+			continue
+		}
+		if d.RestoredFromBackupAt == nil || !d.RestoredFromBackupAt.Equal(backup) {
+			t.Errorf("%s: restored_from_backup_at %v, want %s", ev.ID, d.RestoredFromBackupAt, backup.Format(time.RFC3339))
+		}
+		if d.AtRisk == nil || *d.AtRisk {
+			t.Errorf("%s: at_risk %v, want false", ev.ID, d.AtRisk)
+		}
+		withBackup = append(withBackup, ev.ID)
+	}
+	// The page first says the backup is used at 07:40 on the 18th and
+	// repeats it until the end.
+	wantBackup := []string{"styreweb-2019-09-18-0740", "styreweb-2019-09-18-2200", "styreweb-2019-09-19-0400"}
+	if !slices.Equal(withBackup, wantBackup) {
+		t.Errorf("events stating the backup point: %v, want %v", withBackup, wantBackup)
+	}
+	if c := byID["styreweb-2019-09-18-0740"].Incident.Contact; !strings.Contains(c["nb"], "drift@styreweb.example") || !strings.Contains(c["en"], "drift@styreweb.example") {
+		t.Errorf("07:40 update contact %q does not give drift@styreweb.example", c)
+	}
+	if got := byID["styreweb-2019-09-18-0740"].Incident.Impact; got != notifier.ImpactCritical {
+		t.Errorf("07:40 update, where the page calls the situation critical, has impact %s", got)
+	}
+}
+
+func TestLEDScenarioEndsWithTheLetter(t *testing.T) {
+	events, err := Scenario("led")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) < 4 {
+		t.Fatalf("got %d events, want opened, updated, resolved and the letter", len(events))
+	}
+	letterEv := events[len(events)-1]
+	checkTimeline(t, events[:len(events)-1], "led-outage-2019-03")
+	if letterEv.Type != notifier.LetterBroadcast || letterEv.Letter == nil {
+		t.Fatalf("last event is %s, want %s", letterEv.Type, notifier.LetterBroadcast)
+	}
+	l := letterEv.Letter
+	if l.IncidentID != "led-outage-2019-03" {
+		t.Errorf("letter.incident_id = %q", l.IncidentID)
+	}
+	if l.Sections == nil || l.Body != nil {
+		t.Errorf("letter has sections %v and body %v, want sections only", l.Sections != nil, l.Body != nil)
+	}
+	if l.Signature.Name != "Kyle Cottington" || l.Signature.Title["en"] != "Managing Director" || l.Signature.Title["nb"] != "Daglig leder" {
+		t.Errorf("signature = %+v", l.Signature)
+	}
+	if !letterEv.Time.After(events[len(events)-2].Time) {
+		t.Errorf("the letter (%s) is not sent after the resolution", letterEv.Time)
+	}
+	var restoring bool
+	for _, ev := range events[:len(events)-1] {
+		if d := ev.Incident.Data; d != nil && d.RestoredFromBackupAt != nil {
+			restoring = true
+			if d.RestoredFromBackupAt.After(ev.Incident.StartedAt) {
+				t.Errorf("%s: backup point %s is after the outage began", ev.ID, d.RestoredFromBackupAt)
+			}
+		}
+	}
+	if !restoring {
+		t.Error("no LED event says which backup was restored")
+	}
+}
+
+func TestUnknownScenario(t *testing.T) {
+	if _, err := Scenario("nope"); !errors.Is(err, ErrUnknownScenario) {
+		t.Errorf("Scenario(nope) error = %v, want ErrUnknownScenario", err)
+	}
+	if _, err := Files("../examples"); !errors.Is(err, ErrUnknownScenario) {
+		t.Errorf("Files(../examples) error = %v, want ErrUnknownScenario", err)
+	}
+}
+
+func TestSubscribersCSV(t *testing.T) {
+	b, err := fs.ReadFile(FS, SubscribersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := rows[0]
+	wantHeader := []string{"id", "name", "email", "phone", "webhook_url", "webhook_secret", "locale", "timezone", "components"}
+	if !slices.Equal(header, wantHeader) {
+		t.Fatalf("header %v, want %v", header, wantHeader)
+	}
+	locales, zones := map[string]bool{}, map[string]bool{}
+	var all, webhooks, phones int
+	for i, row := range rows[1:] {
+		col := func(name string) string { return row[slices.Index(header, name)] }
+		s := notifier.Subscriber{
+			ID: col("id"), Name: col("name"), Email: col("email"), Phone: col("phone"),
+			WebhookURL: col("webhook_url"), WebhookSecret: col("webhook_secret"),
+			Locale: col("locale"), Timezone: col("timezone"),
+		}
+		if c := col("components"); c != "" {
+			s.Components = strings.Split(c, ";")
+		} else {
+			all++
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("line %d (%s): %v", i+2, s.ID, err)
+		}
+		if s.Email != "" && !strings.HasSuffix(s.Email, "@example.com") && !strings.HasSuffix(s.Email, "@example.org") {
+			t.Errorf("line %d: %s is not an example address", i+2, s.Email)
+		}
+		if s.Phone != "" {
+			phones++
+			if !strings.HasPrefix(s.Phone, "+4799999") && !strings.HasPrefix(s.Phone, "+4479460000") {
+				t.Errorf("line %d: %s is not in a fake number range", i+2, s.Phone)
+			}
+		}
+		if s.WebhookURL != "" {
+			webhooks++
+		}
+		locales[s.Locale], zones[s.Timezone] = true, true
+	}
+	for _, l := range []string{"en", "en-GB", "nb", "nb-NO", "no", "nn"} {
+		if !locales[l] {
+			t.Errorf("no subscriber with locale %s", l)
+		}
+	}
+	for _, z := range []string{"Europe/Oslo", "Europe/London", "America/New_York"} {
+		if !zones[z] {
+			t.Errorf("no subscriber in time zone %s", z)
+		}
+	}
+	if all == 0 || webhooks < 2 || phones == 0 {
+		t.Errorf("got %d subscribers to all components, %d webhooks, %d phones; want at least 1, 2, 1", all, webhooks, phones)
+	}
+}
