@@ -1,0 +1,347 @@
+// Package email delivers notifications over SMTP with go-mail
+// (github.com/wneessen/go-mail): a small pool of persistent connections,
+// multipart/alternative messages threaded per incident, RFC 8058 one-click
+// unsubscribe headers and optional DKIM signing.
+package email
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// Errors of the email channel.
+var (
+	// ErrClosed is returned by Notify after Close.
+	ErrClosed = errors.New("email channel closed")
+	// ErrEmptyMessage means the rendered message has no subject or no body.
+	ErrEmptyMessage = errors.New("rendered email has no subject or body")
+	// ErrNoUnsubscribe means the rendered message has no unsubscribe URL,
+	// which RFC 8058 and the big mailbox providers require on every message.
+	ErrNoUnsubscribe = errors.New("rendered email has no unsubscribe URL")
+	// ErrBadAddress means the subscriber has no usable email address.
+	ErrBadAddress = errors.New("subscriber has no valid email address")
+	// ErrIncomplete means the delivery lacks its event or subscriber.
+	ErrIncomplete = errors.New("delivery has no event or subscriber")
+)
+
+var _ notifier.Channel = (*Channel)(nil)
+
+// Channel sends email through a pool of at most Config.PoolSize persistent
+// SMTP connections. It is safe for concurrent use.
+type Channel struct {
+	cfg        Config
+	from       *mail.Address
+	fromDomain string
+	dkimKey    crypto.Signer
+	tlsConfig  *tls.Config
+	logger     *slog.Logger
+
+	// slots holds PoolSize connection slots; taking one is the right to
+	// have one connection open, so the pool never exceeds PoolSize.
+	slots     chan *slot
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// slot is one pooled connection: a go-mail client and, while connected, the
+// TCP connection under it.
+type slot struct {
+	client *gomail.Client
+	conn   atomic.Pointer[trackedConn]
+}
+
+// New checks cfg and returns a channel. It does not connect: connections
+// are opened on first use and re-opened after a failure.
+func New(cfg Config, logger *slog.Logger) (*Channel, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("email config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	from, err := mail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("parse from address: %w", err)
+	}
+	c := &Channel{
+		cfg:        cfg,
+		from:       from,
+		fromDomain: from.Address[strings.LastIndex(from.Address, "@")+1:],
+		tlsConfig:  &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12},
+		logger:     logger.With("channel", string(notifier.Email)),
+		slots:      make(chan *slot, cfg.PoolSize),
+		done:       make(chan struct{}),
+	}
+	if cfg.DKIM != nil {
+		if c.dkimKey, err = cfg.DKIM.signer(); err != nil {
+			return nil, err
+		}
+	}
+	for range cfg.PoolSize {
+		c.slots <- &slot{}
+	}
+	c.logger.Info("email channel ready", "smtp", cfg)
+	return c, nil
+}
+
+// Name returns notifier.Email.
+func (c *Channel) Name() notifier.ChannelName { return notifier.Email }
+
+// Notify sends d.Message to d.Subscriber. On failure retry says whether a
+// later attempt can help and err is a *notifier.SendError: SMTP 4xx,
+// network, TLS and timeout errors retry; 5xx on RCPT is a hard bounce
+// (ReasonBounced), other 5xx are ReasonRejected; an empty rendering is
+// ReasonTemplate. The error text never holds the full recipient address.
+func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Receipt, bool, error) {
+	msg, id, err := c.buildMessage(d)
+	if err != nil {
+		c.logFailure(d, err, false)
+		return notifier.Receipt{}, false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.SendTimeout)
+	defer cancel()
+
+	var s *slot
+	select {
+	case s = <-c.slots:
+	case <-c.done:
+		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonUnknown, Err: ErrClosed}
+	case <-ctx.Done():
+		err := &notifier.SendError{Reason: notifier.ReasonTimeout, Err: fmt.Errorf("wait for smtp connection: %w", ctx.Err())}
+		c.logFailure(d, err, true)
+		return notifier.Receipt{}, true, err
+	}
+	defer func() { c.slots <- s }()
+	select {
+	case <-c.done:
+		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonUnknown, Err: ErrClosed}
+	default:
+	}
+
+	start := time.Now()
+	if err, retry := c.send(ctx, s, msg, d.Subscriber.Email); err != nil {
+		c.logFailure(d, err, retry)
+		return notifier.Receipt{}, retry, err
+	}
+	c.logger.Debug("email sent", "delivery", d.ID, "to", notifier.MaskEmail(d.Subscriber.Email),
+		"message_id", id, "took", time.Since(start))
+	return notifier.Receipt{ProviderID: "<" + id + ">"}, false, nil
+}
+
+func (c *Channel) logFailure(d *notifier.Delivery, err error, retry bool) {
+	to := ""
+	if d.Subscriber != nil {
+		to = notifier.MaskEmail(d.Subscriber.Email)
+	}
+	c.logger.Warn("email not sent", "delivery", d.ID, "to", to, "attempt", d.Attempt,
+		"reason", notifier.ReasonOf(err), "retry", retry, "err", err)
+}
+
+// send delivers msg on s, dialling when s has no connection. A pooled
+// connection that died while idle fails go-mail's NOOP check before
+// anything is sent; then send dials once more.
+func (c *Channel) send(ctx context.Context, s *slot, msg *gomail.Msg, rcpt string) (*notifier.SendError, bool) {
+	// Cancelling ctx closes the socket, which ends any SMTP command at once.
+	stop := context.AfterFunc(ctx, func() {
+		if tc := s.conn.Load(); tc != nil {
+			tc.abort()
+		}
+	})
+	defer stop()
+	for attempt := 1; ; attempt++ {
+		reused := s.conn.Load() != nil
+		if !reused {
+			if err := c.dial(ctx, s); err != nil {
+				ioErr := s.conn.Load().failure()
+				c.drop(s)
+				return c.classify("dial smtp server", nil, err, ioErr, ctx.Err(), rcpt)
+			}
+		}
+		tc := s.conn.Load()
+		err := s.client.Send(msg)
+		if err == nil {
+			return nil, false
+		}
+		var se *gomail.SendError
+		errors.As(err, &se)
+		if se != nil && se.Reason == gomail.ErrSMTPReset && msg.IsDelivered() {
+			// The server took the message; only the RSET after it failed.
+			c.drop(s)
+			return nil, false
+		}
+		ioErr := tc.failure()
+		if ioErr != nil || ctx.Err() != nil || !replyError(se) {
+			c.drop(s)
+		}
+		if reused && attempt == 1 && se != nil && se.Reason == gomail.ErrConnCheck && ctx.Err() == nil {
+			continue
+		}
+		return c.classify(stage(se), se, err, ioErr, ctx.Err(), rcpt)
+	}
+}
+
+// dial opens a connection for s.
+func (c *Channel) dial(ctx context.Context, s *slot) error {
+	if s.client == nil {
+		cl, err := gomail.NewClient(c.cfg.Host, c.clientOptions(s)...)
+		if err != nil {
+			return fmt.Errorf("configure smtp client: %w", err)
+		}
+		s.client = cl
+	}
+	if err := s.client.DialWithContext(ctx); err != nil {
+		return err
+	}
+	c.logger.Debug("smtp connection opened", "addr", net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.Port)))
+	return nil
+}
+
+func (c *Channel) clientOptions(s *slot) []gomail.Option {
+	opts := []gomail.Option{
+		gomail.WithPort(c.cfg.Port),
+		gomail.WithTimeout(c.cfg.SendTimeout),
+		gomail.WithTLSConfig(c.tlsConfig),
+		gomail.WithDialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.dialConn(ctx, s, network, addr)
+		}),
+	}
+	switch c.cfg.TLS {
+	case TLSStartTLS:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	default:
+		// Implicit TLS is set up in dialConn, under go-mail's feet.
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	}
+	if c.cfg.Username != "" {
+		opts = append(opts, gomail.WithSMTPAuth(authTypes[c.cfg.Auth]),
+			gomail.WithUsername(c.cfg.Username), gomail.WithPassword(c.cfg.Password))
+	}
+	return opts
+}
+
+// dialConn opens the TCP (and for tls=tls the TLS) connection and records
+// it in s, wrapped so that I/O errors go-mail hides in its own error type can
+// still be classified.
+func (c *Channel) dialConn(ctx context.Context, s *slot, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: raw}
+	s.conn.Store(tc)
+	if c.cfg.TLS != TLSImplicit {
+		return tc, nil
+	}
+	tlsConn := tls.Client(tc, c.tlsConfig)
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	return tlsConn, nil
+}
+
+// drop closes s's connection without a polite QUIT: it failed, or its state
+// is unknown.
+func (c *Channel) drop(s *slot) {
+	if tc := s.conn.Swap(nil); tc != nil {
+		_ = tc.Conn.Close()
+	}
+}
+
+// Close ends every pooled connection with QUIT after in-flight sends finish
+// (each is bounded by SendTimeout). Later Notify calls return ErrClosed.
+func (c *Channel) Close() error {
+	var errs []error
+	c.closeOnce.Do(func() {
+		close(c.done)
+		for range c.cfg.PoolSize {
+			s := <-c.slots
+			if s.conn.Load() != nil && s.client != nil {
+				if err := s.client.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close smtp connection: %w", err))
+				}
+				c.drop(s)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// trackedConn remembers the first I/O error on a connection and whether it
+// happened while reading, i.e. while waiting for the server's verdict.
+type trackedConn struct {
+	net.Conn
+	mu      sync.Mutex
+	err     error
+	onRead  bool
+	aborted bool
+}
+
+func (t *trackedConn) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	if err != nil {
+		t.record(err, true)
+	}
+	return n, err
+}
+
+func (t *trackedConn) Write(p []byte) (int, error) {
+	n, err := t.Conn.Write(p)
+	if err != nil {
+		t.record(err, false)
+	}
+	return n, err
+}
+
+func (t *trackedConn) record(err error, onRead bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err == nil {
+		t.err, t.onRead = err, onRead
+	}
+}
+
+func (t *trackedConn) abort() {
+	t.mu.Lock()
+	t.aborted = true
+	t.mu.Unlock()
+	_ = t.Conn.Close()
+}
+
+// failure returns the first I/O error, or nil; tc may be nil.
+func (t *trackedConn) failure() *ioFailure {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err == nil {
+		return nil
+	}
+	return &ioFailure{err: t.err, onRead: t.onRead, aborted: t.aborted}
+}
+
+// ioFailure is what a trackedConn saw go wrong.
+type ioFailure struct {
+	err     error
+	onRead  bool
+	aborted bool
+}

@@ -1,0 +1,121 @@
+package email
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// dkimHeaders are the headers every DKIM signature covers: go-mail's
+// default list, the threading and language headers, and the two
+// List-Unsubscribe headers that RFC 8058 section 4 requires to be signed
+// (a one-click URL that a forwarder could swap would be a gift to phishers).
+var dkimHeaders = []string{
+	"From", "To", "Subject", "Date", "Message-ID", "Content-Type", "MIME-Version",
+	"In-Reply-To", "References", "Content-Language", "Auto-Submitted",
+	"List-Unsubscribe", "List-Unsubscribe-Post",
+}
+
+// dkimOversigned are signed once more than they occur, so nobody can add a
+// second copy in transit without breaking the signature.
+var dkimOversigned = []string{"From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post"}
+
+// signer parses the configured key.
+func (d *DKIMConfig) signer() (crypto.Signer, error) {
+	b, err := d.keyPEM()
+	if err != nil {
+		return nil, err
+	}
+	k, err := gomail.PrivKeyFromPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("parse dkim key: %w", err)
+	}
+	return k, nil
+}
+
+// newDKIMSigner returns a fresh signer per message: go-mail's Signer caches
+// state on first use and is not safe to share between concurrent sends.
+func newDKIMSigner(d *DKIMConfig, key crypto.Signer) *gomail.DKIMSigner {
+	s := gomail.NewDKIMSigner(d.Domain, d.Selector, key)
+	s.SignHeaders(dkimHeaders...)
+	s.OversignHeaders(dkimOversigned...)
+	return s
+}
+
+// MessageID returns the Message-ID (without angle brackets) of the email
+// about eventID to subscriberID. It is deterministic, so a resend carries the
+// same id and later messages of an incident can point back to the first.
+func MessageID(eventID, subscriberID, domain string) string {
+	sum := sha256.Sum256([]byte(eventID + "|" + subscriberID))
+	return hex.EncodeToString(sum[:16]) + ".varsel@" + domain
+}
+
+// threadRoot returns the Message-ID of the first email of d's incident for
+// d's subscriber, or "" when d starts the thread or has no incident.
+func threadRoot(d *notifier.Delivery, domain string) string {
+	if d.Incident == nil || d.Incident.FirstEventID == "" || d.Incident.FirstEventID == d.Event.ID {
+		return ""
+	}
+	return MessageID(d.Incident.FirstEventID, d.Subscriber.ID, domain)
+}
+
+// buildMessage turns a delivery into a go-mail message and its Message-ID.
+// Its errors are *notifier.SendError and never worth a retry.
+func (c *Channel) buildMessage(d *notifier.Delivery) (*gomail.Msg, string, error) {
+	if d.Event == nil || d.Subscriber == nil {
+		return nil, "", &notifier.SendError{Reason: notifier.ReasonUnknown, Err: ErrIncomplete}
+	}
+	to := d.Subscriber.Email
+	if a, err := mail.ParseAddress(to); to == "" || err != nil || a.Address != to {
+		return nil, "", &notifier.SendError{Reason: notifier.ReasonInvalidAddress, Err: ErrBadAddress}
+	}
+	m := d.Message
+	if m == nil || strings.TrimSpace(m.Subject) == "" || (strings.TrimSpace(m.Text) == "" && strings.TrimSpace(m.HTML) == "") {
+		return nil, "", &notifier.SendError{Reason: notifier.ReasonTemplate, Err: ErrEmptyMessage}
+	}
+	if m.UnsubscribeURL == "" {
+		return nil, "", &notifier.SendError{Reason: notifier.ReasonTemplate, Err: ErrNoUnsubscribe}
+	}
+
+	msg := gomail.NewMsg(gomail.WithCharset(gomail.CharsetUTF8), gomail.WithEncoding(gomail.EncodingQP))
+	msg.SetAddrHeaderFromMailAddress(gomail.HeaderFrom, c.from)
+	msg.SetAddrHeaderFromMailAddress(gomail.HeaderTo, &mail.Address{Name: d.Subscriber.Name, Address: to})
+	msg.Subject(m.Subject)
+	msg.SetDate()
+	id := MessageID(d.Event.ID, d.Subscriber.ID, c.fromDomain)
+	msg.SetMessageIDWithValue(id)
+	if root := threadRoot(d, c.fromDomain); root != "" {
+		msg.SetGenHeader(gomail.HeaderInReplyTo, "<"+root+">")
+		msg.SetGenHeader(gomail.HeaderReferences, "<"+root+">")
+	}
+	if m.Locale != "" {
+		msg.SetGenHeader(gomail.HeaderContentLang, m.Locale)
+	}
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	// Tell auto-responders (Exchange) not to answer a status notice.
+	msg.SetGenHeader(gomail.HeaderXAutoResponseSuppress, "All")
+	msg.SetGenHeader(gomail.HeaderListUnsubscribe, "<"+m.UnsubscribeURL+">")
+	msg.SetGenHeader(gomail.HeaderListUnsubscribePost, "List-Unsubscribe=One-Click")
+	msg.SetUserAgent("Varsel")
+
+	switch {
+	case m.Text != "" && m.HTML != "":
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	case m.HTML != "":
+		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
+	default:
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	}
+	if c.dkimKey != nil {
+		msg.SetDKIM(newDKIMSigner(c.cfg.DKIM, c.dkimKey))
+	}
+	return msg, id, nil
+}
