@@ -1,0 +1,74 @@
+package webhook
+
+import (
+	"time"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// Payload is the JSON body of every webhook (docs/webhooks.md), in the
+// Standard Webhooks envelope.
+type Payload struct {
+	// Type is the event type, e.g. "incident.updated".
+	Type notifier.EventType `json:"type"`
+	// Timestamp is when this attempt was made, RFC 3339 in UTC.
+	Timestamp string `json:"timestamp"`
+	Data      Data   `json:"data"`
+}
+
+// Data is the "data" object of a Payload.
+type Data struct {
+	EventID string `json:"event_id"`
+	// Incident is the incident as it stands after the event, in every
+	// language the producer wrote; nil for letter.broadcast.
+	Incident *notifier.Incident `json:"incident,omitempty"`
+	// Letter is set for letter.broadcast only.
+	Letter *notifier.Letter `json:"letter,omitempty"`
+	// Update is this event's entry in the incident's timeline.
+	Update *notifier.Update `json:"update,omitempty"`
+	// Sequence orders the updates of one incident: a receiver that has
+	// seen a higher sequence for the incident can ignore a lower one. Zero
+	// (omitted) for letters.
+	Sequence int64 `json:"sequence,omitempty"`
+	// Locale is the language of Text.
+	Locale string `json:"locale,omitempty"`
+	// Text is the message rendered for the subscriber's language.
+	Text  string `json:"text"`
+	Links Links  `json:"links"`
+}
+
+// Links point to the public status page.
+type Links struct {
+	Status   string `json:"status,omitempty"`
+	Incident string `json:"incident,omitempty"`
+}
+
+// buildPayload assembles the body for d at time now.
+func buildPayload(d *notifier.Delivery, now time.Time) *Payload {
+	p := &Payload{
+		Type:      d.Event.Type,
+		Timestamp: now.UTC().Format(time.RFC3339),
+		Data: Data{
+			EventID: d.Event.ID,
+			Locale:  d.Message.Locale,
+			Text:    d.Message.WebhookText,
+			Links:   Links{Status: d.Message.StatusURL, Incident: d.Message.IncidentURL},
+		},
+	}
+	switch {
+	case d.Event.Type == notifier.LetterBroadcast:
+		p.Data.Letter = d.Event.Letter
+	case d.Incident != nil:
+		inc := d.Incident.Incident
+		p.Data.Incident = &inc
+		if u := d.Incident.UpdateFor(d.Event.ID); u != nil {
+			p.Data.Update = u
+			p.Data.Sequence = u.Sequence
+		}
+	default:
+		// No state (should not happen for incident events): the event's
+		// own view of the incident is better than nothing.
+		p.Data.Incident = d.Event.Incident
+	}
+	return p
+}

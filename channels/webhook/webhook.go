@@ -1,0 +1,332 @@
+// Package webhook delivers Varsel events to HTTP endpoints, signed per the
+// Standard Webhooks specification (https://www.standardwebhooks.com): headers
+// webhook-id, webhook-timestamp and webhook-signature, an id stable across
+// retries, and both signatures while a secret is being rotated. Targets on
+// non-public addresses are refused at dial time unless AllowPrivate is set.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// Errors wrapped by what Notify and CheckTarget return.
+var (
+	// ErrTargetRefused means the target is not http(s) or resolves to an
+	// address that is not public; see *TargetError.
+	ErrTargetRefused = errors.New("webhook target refused")
+	// ErrInvalidURL means the subscriber's webhook URL is missing or unusable.
+	ErrInvalidURL = errors.New("invalid webhook URL")
+	// ErrResolve means the target's host name did not resolve.
+	ErrResolve = errors.New("cannot resolve webhook host")
+	// ErrInvalidSecret means the subscriber's secret is not a whsec_ secret.
+	ErrInvalidSecret = errors.New("invalid webhook secret")
+	// ErrIncomplete means the delivery lacks its event, subscriber or message.
+	ErrIncomplete = errors.New("incomplete delivery")
+	// ErrRedirect means the receiver answered 3xx; redirects are not followed.
+	ErrRedirect = errors.New("redirect not followed")
+	// ErrGone means the receiver answered 410 Gone: it wants no more deliveries.
+	ErrGone = errors.New("endpoint is gone")
+	// ErrStatus means the receiver answered with another non-2xx status.
+	ErrStatus = errors.New("unexpected HTTP status")
+)
+
+// MaxRetryAfter caps a receiver's Retry-After so one answer cannot park a
+// delivery for ever.
+const MaxRetryAfter = 24 * time.Hour
+
+// Channel sends webhooks. It is safe for concurrent use; create one per
+// process and reuse it so connections to a receiver are kept alive.
+type Channel struct {
+	cfg       Config
+	client    *http.Client
+	transport *http.Transport
+	logger    *slog.Logger
+	now       func() time.Time
+}
+
+var (
+	_ notifier.Channel   = (*Channel)(nil)
+	_ notifier.Backoffer = (*Channel)(nil)
+)
+
+// New returns a webhook channel with its own HTTP client. Zero fields of cfg
+// take their defaults; an invalid cfg is an error listing every problem.
+func New(cfg Config, logger *slog.Logger) (*Channel, error) {
+	return newChannel(cfg, logger, nil)
+}
+
+// newChannel lets tests add a guard that runs on every address dialled
+// after the target check passed.
+func newChannel(cfg Config, logger *slog.Logger, guard func(address string) error) (*Channel, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	dialer := &net.Dialer{
+		Timeout:        cfg.ConnectTimeout,
+		KeepAlive:      30 * time.Second,
+		ControlContext: dialControl(cfg.AllowPrivate, guard),
+	}
+	tr := &http.Transport{
+		// No proxy: a proxy would dial the target for us and the dial-time
+		// address check would only see the proxy.
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    cfg.ConnectTimeout,
+		MaxIdleConns:           100 + cfg.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+		// The body is discarded; asking for gzip would only invite a
+		// decompression bomb.
+		DisableCompression: true,
+	}
+	client := &http.Client{
+		Transport: tr,
+		Timeout:   cfg.Timeout,
+		// A redirect could lead anywhere, and receivers must answer 2xx
+		// themselves: the 3xx is returned to Notify as a failure.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Channel{cfg: cfg, client: client, transport: tr, logger: logger, now: time.Now}, nil
+}
+
+// Name implements notifier.Channel.
+func (c *Channel) Name() notifier.ChannelName { return notifier.Webhook }
+
+// Backoff implements notifier.Backoffer: the wait after attempt (counting
+// from 1) failed, from Config.Schedule; past its end, the last entry.
+func (c *Channel) Backoff(attempt int) time.Duration {
+	s := c.cfg.Schedule
+	i := min(max(attempt-1, 0), len(s)-1)
+	return s[i]
+}
+
+// MaxAttempts is how many times a delivery is tried: the first attempt and
+// one retry per Schedule entry.
+func (c *Channel) MaxAttempts() int { return len(c.cfg.Schedule) + 1 }
+
+// CloseIdleConnections closes kept-alive connections, for shutdown.
+func (c *Channel) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+
+// MessageID returns the webhook-id of a delivery: the same for every attempt
+// of the delivery so receivers can drop duplicates.
+func MessageID(deliveryID string) string {
+	sum := sha256.Sum256([]byte(deliveryID))
+	return "msg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16]))
+}
+
+// Notify posts the signed payload of d to the subscriber's webhook URL.
+// 2xx succeeds with Receipt.ProviderID set to the webhook-id. Otherwise
+// err is a *notifier.SendError and retry says whether a later attempt can
+// help: 410 suppresses the endpoint (ReasonGone); 429, 502, 503 and 504
+// retry after the receiver's Retry-After when it gives one; other 5xx,
+// timeouts and network errors retry; 3xx, other 4xx, refused targets and
+// unusable deliveries do not. Errors and logs name the target only as
+// scheme and host.
+func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Receipt, bool, error) {
+	if d == nil || d.Subscriber == nil || d.Event == nil || d.Message == nil {
+		return notifier.Receipt{}, false, &notifier.SendError{Reason: notifier.ReasonRejected, Err: fmt.Errorf("%w: needs event, subscriber and message", ErrIncomplete)}
+	}
+	rawURL := d.Subscriber.WebhookURL
+	target := maskedTarget(rawURL)
+	fail := func(reason notifier.Reason, retry bool, err error) (notifier.Receipt, bool, error) {
+		level := slog.LevelDebug
+		if errors.Is(err, ErrTargetRefused) {
+			level = slog.LevelWarn
+		}
+		c.logger.Log(ctx, level, "webhook not delivered", "delivery", d.ID, "target", target,
+			"attempt", d.Attempt, "reason", reason, "retry", retry, "error", err)
+		return notifier.Receipt{}, retry, &notifier.SendError{Reason: reason, Err: err}
+	}
+	if rawURL == "" {
+		return fail(notifier.ReasonInvalidAddress, false, fmt.Errorf("%w: subscriber has none", ErrInvalidURL))
+	}
+	u, err := parseTarget(rawURL)
+	if err != nil {
+		if errors.Is(err, ErrTargetRefused) {
+			return fail(notifier.ReasonRejected, false, err)
+		}
+		return fail(notifier.ReasonInvalidAddress, false, err)
+	}
+	// An address literal is checked here for a clear, deterministic error;
+	// names are checked at dial time on the address they resolve to.
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !c.cfg.AllowPrivate {
+		if why := blockedWhy(ip); why != "" {
+			return fail(notifier.ReasonRejected, false, &TargetError{Host: u.Hostname(), Addr: ip.WithZone(""), Why: why})
+		}
+	}
+	now := c.now()
+	id := MessageID(d.ID)
+	body, err := json.Marshal(buildPayload(d, now))
+	if err != nil {
+		return fail(notifier.ReasonTemplate, false, fmt.Errorf("encode payload: %w", err))
+	}
+	sig, err := c.signature(d.Subscriber, id, now, body)
+	if err != nil {
+		return fail(notifier.ReasonRejected, false, err)
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return fail(notifier.ReasonInvalidAddress, false, fmt.Errorf("%w: cannot build a request", ErrInvalidURL))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set("webhook-signature", sig)
+
+	resp, err := c.client.Do(req)
+	if err != nil {
+		reason, retry, err := classifyTransportError(u.Hostname(), err)
+		return fail(reason, retry, fmt.Errorf("post to %s: %w", target, err))
+	}
+	// Read a little so the connection can be reused; the content is ignored.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxResponseBody))
+	_ = resp.Body.Close()
+
+	code := resp.StatusCode
+	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	switch {
+	case code >= 200 && code < 300:
+		c.logger.Debug("webhook delivered", "delivery", d.ID, "target", target,
+			"attempt", d.Attempt, "status", code, "webhook_id", id)
+		return notifier.Receipt{ProviderID: id, Note: "HTTP " + strconv.Itoa(code)}, false, nil
+	case code >= 300 && code < 400:
+		loc := "nowhere"
+		if l, err := u.Parse(resp.Header.Get("Location")); err == nil && resp.Header.Get("Location") != "" {
+			loc = maskedTarget(l.String())
+		}
+		return fail(notifier.ReasonRejected, false, fmt.Errorf("post to %s: answered %s to %s: %w", target, status, loc, ErrRedirect))
+	case code == http.StatusGone:
+		rec, retry, err := fail(notifier.ReasonGone, false, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrGone))
+		err.(*notifier.SendError).Suppress = true
+		return rec, retry, err
+	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
+		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+		reason := notifier.ReasonServer
+		if code == http.StatusTooManyRequests {
+			reason = notifier.ReasonRateLimited
+		}
+		after := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		rec, retry, err := fail(reason, true, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrStatus))
+		err.(*notifier.SendError).RetryAfter = after
+		return rec, retry, err
+	case code >= 500:
+		return fail(notifier.ReasonServer, true, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrStatus))
+	default:
+		return fail(notifier.ReasonRejected, false, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrStatus))
+	}
+}
+
+// classifyTransportError turns an error from http.Client.Do into a reason,
+// a retry verdict and an error that does not quote the URL (url.Error
+// would print its query and path).
+func classifyTransportError(host string, err error) (notifier.Reason, bool, error) {
+	var te *TargetError
+	if errors.As(err, &te) {
+		if te.Host == "" {
+			te.Host = host
+		}
+		return notifier.ReasonRejected, false, te
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return notifier.ReasonTimeout, true, err
+	}
+	// Network errors, and a cancellation by the caller (shutdown), which
+	// says nothing about the target: try again later.
+	return notifier.ReasonNetwork, true, err
+}
+
+// signature returns the webhook-signature header value: v1 signatures with
+// the current secret and, during a rotation, the previous one.
+func (c *Channel) signature(s *notifier.Subscriber, id string, now time.Time, body []byte) (string, error) {
+	key, err := decodeSecret(s.WebhookSecret)
+	if err != nil {
+		return "", err
+	}
+	sig := "v1," + sign(key, id, now, body)
+	if s.PreviousWebhookSecret != "" && s.PreviousSecretUntil != nil && now.Before(*s.PreviousSecretUntil) {
+		prev, err := decodeSecret(s.PreviousWebhookSecret)
+		if err != nil {
+			// Never quote it: say only that it was skipped.
+			c.logger.Warn("previous webhook secret is not a whsec_ secret; signing with the current one only", "subscriber", s.ID)
+		} else {
+			sig += " v1," + sign(prev, id, now, body)
+		}
+	}
+	return sig, nil
+}
+
+func decodeSecret(secret string) ([]byte, error) {
+	if !notifier.ValidWebhookSecret(secret) {
+		return nil, fmt.Errorf("%w: want whsec_ and base64 of 24–64 bytes", ErrInvalidSecret)
+	}
+	return base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+}
+
+// sign is Standard Webhooks' v1 scheme: base64 of HMAC-SHA256 over
+// "<id>.<unix seconds>.<body>".
+func sign(key []byte, id string, ts time.Time, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write(strconv.AppendInt(nil, ts.Unix(), 10))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date, capped at
+// MaxRetryAfter; zero when absent or unreadable (use the schedule).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), MaxRetryAfter)
+}
