@@ -1,0 +1,342 @@
+package notifier
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validIncident and validLetter are minimal valid events; the table below
+// breaks them one field at a time.
+const (
+	validIncident = `{
+  "id": "styreweb-2019-09-17-1000",
+  "type": "incident.updated",
+  "time": "2019-09-17T10:00:00+02:00",
+  "incident": {
+    "id": "styreweb-login-2019-09",
+    "title": {"en": "Login problems in StyreWeb", "nb": "Problemer med innlogging i StyreWeb"},
+    "status": "identified",
+    "impact": "major",
+    "components": ["styreweb", "gnist"],
+    "started_at": "2019-09-16T07:50:00+02:00",
+    "next_update_at": "2019-09-17T12:00:00+02:00",
+    "message": {"en": "Next update at 12:00.", "nb": "Neste status kl. 12."},
+    "data": {"at_risk": false, "restored_from_backup_at": "2019-09-15T03:00:00+02:00"}
+  }
+}`
+	validLetter = `{
+  "id": "led-letter-2019-03-06",
+  "type": "letter.broadcast",
+  "time": "2019-03-06T22:30:00Z",
+  "letter": {
+    "incident_id": "led-outage-2019-03",
+    "audience": {"components": ["led"]},
+    "subject": {"en": "Life Events Diary availability"},
+    "sections": {
+      "what_happened": {"en": "A dirty shutdown corrupted the drives."},
+      "data_safety": {"en": "At no time was any of your data at risk."},
+      "going_forward": {"en": "We are adding a mirror of our servers."},
+      "apology": {"en": "For that we are truly sorry."}
+    },
+    "signature": {"name": "Kyle Cottington", "title": {"en": "Managing Director"}}
+  }
+}`
+)
+
+// remove marks a field for deletion in edit.
+var remove = &struct{}{}
+
+// edit returns doc with the value at a dotted path replaced (or deleted when
+// value is remove). It panics on a bad path: the table is test data.
+func edit(doc, path string, value any) string {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(doc), &m); err != nil {
+		panic(err)
+	}
+	keys := strings.Split(path, ".")
+	obj := m
+	for _, k := range keys[:len(keys)-1] {
+		obj = obj[k].(map[string]any)
+	}
+	if value == remove {
+		delete(obj, keys[len(keys)-1])
+	} else {
+		obj[keys[len(keys)-1]] = value
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// badEvents each break one rule of the event contract. field is the
+// FieldError.Field the rejection must name ("" for a problem with the whole
+// document), problem a phrase the message must contain.
+var badEvents = []struct {
+	name, json, field, problem string
+}{
+	{"invalid JSON", `{"id" "x"}`, "", "not valid JSON"},
+	{"truncated JSON", `{"id": "x", "type":`, "", "unexpected end"},
+	{"empty", ``, "", "empty"},
+	{"only whitespace", " \n\t", "", "empty"},
+	{"trailing data", validIncident + `{}`, "", "after the JSON object"},
+	{"trailing garbage", validIncident + `x`, "", "after the JSON object"},
+	{"array instead of object", `[` + validIncident + `]`, "", "must be a JSON object"},
+	{"string instead of object", `"incident.opened"`, "", "must be a JSON object"},
+	{"unknown top-level field", edit(validIncident, "severity", "high"), "severity", "unknown field"},
+	// decode.go names only the leaf of an unknown nested field ("severity",
+	// not "incident.severity"): encoding/json does not report the path.
+	{"unknown nested field", edit(validIncident, "incident.severity", "high"), "severity", "unknown field"},
+	{"unknown field in data", edit(validIncident, "incident.data.encrypted", true), "encrypted", "unknown field"},
+	{"missing id", edit(validIncident, "id", remove), "id", "required"},
+	{"bad id characters", edit(validIncident, "id", "styreweb.2019/09"), "id", "letters, digits"},
+	{"id too long", edit(validIncident, "id", strings.Repeat("a", 129)), "id", "1–128"},
+	{"id is a number", edit(validIncident, "id", 42), "id", "must be a string"},
+	{"missing type", edit(validIncident, "type", remove), "type", "required"},
+	{"unknown type", edit(validIncident, "type", "incident.closed"), "type", "unknown type"},
+	{"missing time", edit(validIncident, "time", remove), "time", "required"},
+	{"bad time", edit(validIncident, "time", "17.09.2019 kl.10"), "time", "RFC 3339"},
+	{"time without zone", edit(validIncident, "time", "2019-09-17T10:00:00"), "time", "RFC 3339"},
+	{"time as number", edit(validIncident, "time", 1568707200), "time", "RFC 3339"},
+	{"bad nested time", edit(validIncident, "incident.next_update_at", "kl.12"), "incident.next_update_at", "RFC 3339"},
+	{"bad backup time", edit(validIncident, "incident.data.restored_from_backup_at", "2019-09-15"), "incident.data.restored_from_backup_at", "RFC 3339"},
+	{"missing incident", edit(validIncident, "incident", remove), "incident", "required"},
+	{"incident is null", edit(validIncident, "incident", nil), "incident", "required"},
+	{"missing incident id", edit(validIncident, "incident.id", remove), "incident.id", "required"},
+	{"letter on incident event", edit(validIncident, "letter", map[string]any{"subject": map[string]any{"en": "Sorry"}}), "letter", "only allowed on letter.broadcast"},
+	{"incident on letter", edit(validLetter, "incident", map[string]any{"id": "x"}), "incident", "not allowed on letter.broadcast"},
+	{"missing status", edit(validIncident, "incident.status", remove), "incident.status", "required"},
+	{"unknown status", edit(validIncident, "incident.status", "down"), "incident.status", "unknown status"},
+	{"maintenance status on incident", edit(validIncident, "incident.status", "in_progress"), "incident.status", "unknown status"},
+	{"incident status on maintenance", edit(edit(edit(validIncident, "type", "maintenance.started"), "incident.status", "identified"), "incident.scheduled_start", "2019-09-17T09:00:00+02:00"), "incident.status", "unknown status"},
+	{"wrong status for resolved", edit(edit(validIncident, "type", "incident.resolved"), "incident.next_update_at", remove), "incident.status", `must be "resolved"`},
+	{"resolved status on updated", edit(validIncident, "incident.status", "resolved"), "incident.status", "send incident.resolved"},
+	{"missing impact", edit(validIncident, "incident.impact", remove), "incident.impact", "required"},
+	{"unknown impact", edit(validIncident, "incident.impact", "severe"), "incident.impact", "unknown impact"},
+	{"no components", edit(validIncident, "incident.components", []string{}), "incident.components", "at least one"},
+	{"components as string", edit(validIncident, "incident.components", "styreweb"), "incident.components", "must be an array"},
+	{"bad component id", edit(validIncident, "incident.components", []string{"styreweb", "gnist web"}), "incident.components[1]", "letters, digits"},
+	{"missing started_at", edit(validIncident, "incident.started_at", remove), "incident.started_at", "required"},
+	{"missing title", edit(validIncident, "incident.title", remove), "incident.title", "required"},
+	{"empty localized map", edit(validIncident, "incident.title", map[string]any{}), "incident.title", "at least one language"},
+	{"unknown language tag", edit(validIncident, "incident.message", map[string]any{"norsk": "Neste status kl. 12."}), "incident.message.norsk", "unknown language tag"},
+	{"language tag with too many parts", edit(validIncident, "incident.message", map[string]any{"en-US-x-a-b": "Hi"}), "incident.message.en-US-x-a-b", "unknown language tag"},
+	{"blank text", edit(validIncident, "incident.message", map[string]any{"en": " \n\t"}), "incident.message.en", "empty"},
+	{"blank contact", edit(validIncident, "incident.contact", map[string]any{"nb": ""}), "incident.contact.nb", "empty"},
+	{"text is a number", edit(validIncident, "incident.message", map[string]any{"en": 12}), "incident.message", "must be a string"},
+	{"at_risk not a bool", edit(validIncident, "incident.data.at_risk", "no"), "incident.data.at_risk", "true or false"},
+	{"next_update_at before time", edit(validIncident, "incident.next_update_at", "2019-09-17T09:59:00+02:00"), "incident.next_update_at", "before the event time"},
+	{"scheduled window on incident", edit(validIncident, "incident.scheduled_start", "2019-09-20T22:00:00+02:00"), "incident.scheduled_start", "only allowed on maintenance"},
+	{"maintenance without window", edit(edit(validIncident, "type", "maintenance.scheduled"), "incident.status", "scheduled"), "incident.scheduled_start", "required for maintenance"},
+	{"maintenance ends before it starts", edit(edit(edit(edit(validIncident, "type", "maintenance.scheduled"), "incident.status", "scheduled"),
+		"incident.scheduled_start", "2019-09-20T22:00:00+02:00"), "incident.scheduled_end", "2019-09-20T21:00:00+02:00"), "incident.scheduled_end", "after scheduled_start"},
+	{"oversize", edit(validIncident, "incident.message.en", strings.Repeat("x", MaxEventSize)), "", "more than the limit"},
+	{"invalid UTF-8", strings.Replace(validIncident, "Problemer", "Problemer \xff\xfe", 1), "", "UTF-8"},
+	{"letter without letter", edit(validLetter, "letter", remove), "letter", "required for letter.broadcast"},
+	{"letter without signature", edit(validLetter, "letter.signature", remove), "letter.signature.name", "signed by a person"},
+	{"letter with blank signature", edit(validLetter, "letter.signature.name", "  "), "letter.signature.name", "signed by a person"},
+	{"letter with both sections and body", edit(validLetter, "letter.body", map[string]any{"en": "Sorry."}), "letter.body", "not both"},
+	{"letter with neither sections nor body", edit(validLetter, "letter.sections", remove), "letter.sections", "required"},
+	{"letter section missing", edit(validLetter, "letter.sections.apology", remove), "letter.sections.apology", "required"},
+	{"letter without audience", edit(validLetter, "letter.audience", map[string]any{}), "letter.audience", "required"},
+	{"letter to all and to components", edit(validLetter, "letter.audience.all", true), "letter.audience", "not both"},
+	{"letter without subject", edit(validLetter, "letter.subject", remove), "letter.subject", "required"},
+	{"letter with bad incident id", edit(validLetter, "letter.incident_id", "led outage"), "letter.incident_id", "letters, digits"},
+}
+
+func TestDecodeEventRejects(t *testing.T) {
+	for _, tc := range badEvents {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := DecodeEvent([]byte(tc.json))
+			if err == nil {
+				t.Fatalf("DecodeEvent accepted %s: %+v", tc.json, ev)
+			}
+			if ev != nil {
+				t.Errorf("DecodeEvent returned an event with error %v", err)
+			}
+			if !errors.Is(err, ErrInvalidEvent) {
+				t.Errorf("error %v does not wrap ErrInvalidEvent", err)
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("error %T is not a *ValidationError", err)
+			}
+			i := slices.IndexFunc(verr.Problems, func(p FieldError) bool { return p.Field == tc.field })
+			if i < 0 {
+				t.Fatalf("problems %q do not name field %q", verr.Problems, tc.field)
+			}
+			if p := verr.Problems[i].Problem; !strings.Contains(p, tc.problem) {
+				t.Errorf("problem with %q is %q, want it to mention %q", tc.field, p, tc.problem)
+			}
+		})
+	}
+}
+
+// TestValidationErrorListsEveryProblem checks that one decode reports all
+// the faults of a document, not only the first.
+func TestValidationErrorListsEveryProblem(t *testing.T) {
+	doc := edit(edit(edit(validIncident, "id", remove), "incident.impact", "severe"), "incident.title", map[string]any{})
+	_, err := DecodeEvent([]byte(doc))
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("error %v is not a *ValidationError", err)
+	}
+	var fields []string
+	for _, p := range verr.Problems {
+		fields = append(fields, p.Field)
+	}
+	for _, want := range []string{"id", "incident.impact", "incident.title"} {
+		if !slices.Contains(fields, want) {
+			t.Errorf("problems name %v, want %s among them", fields, want)
+		}
+	}
+}
+
+// exampleFiles are the event files of examples/ (read from disk: the
+// examples package imports this one).
+func exampleFiles(tb testing.TB) []string {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "examples", "*", "*.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(files) == 0 {
+		tb.Fatal("no example events in ../examples")
+	}
+	return files
+}
+
+func TestDecodeEventAccepts(t *testing.T) {
+	valid := map[string]string{
+		"minimal incident": validIncident,
+		"minimal letter":   validLetter,
+		"letter with body": edit(edit(validLetter, "letter.sections", remove), "letter.body", map[string]any{"nb": "Vi beklager."}),
+		"letter to all":    edit(validLetter, "letter.audience", map[string]any{"all": true}),
+		"maintenance": edit(edit(edit(edit(validIncident, "type", "maintenance.scheduled"), "incident.status", "scheduled"),
+			"incident.scheduled_start", "2019-09-20T22:00:00+02:00"), "incident.scheduled_end", "2019-09-20T23:00:00+02:00"),
+		"exactly the size limit": padTo(validIncident, MaxEventSize),
+	}
+	for _, f := range exampleFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid[filepath.ToSlash(f)] = string(b)
+	}
+	for name, doc := range valid {
+		t.Run(name, func(t *testing.T) {
+			ev, err := DecodeEvent([]byte(doc))
+			if err != nil {
+				t.Fatalf("DecodeEvent: %v", err)
+			}
+			if ev.ID == "" || !ev.Type.Valid() || ev.Time.IsZero() {
+				t.Errorf("decoded event lacks id, type or time: %+v", ev)
+			}
+		})
+	}
+}
+
+// padTo pads doc with trailing whitespace to exactly n bytes.
+func padTo(doc string, n int) string {
+	return doc + strings.Repeat(" ", n-len(doc))
+}
+
+// FuzzDecodeEvent checks that DecodeEvent never panics, that every rejection
+// is a *ValidationError wrapping ErrInvalidEvent, and that an accepted event
+// survives encoding: it re-encodes, decodes again to an equal event, and
+// its encoding is then stable.
+func FuzzDecodeEvent(f *testing.F) {
+	for _, file := range exampleFiles(f) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(validIncident))
+	f.Add([]byte(validLetter))
+	for _, tc := range badEvents {
+		f.Add([]byte(tc.json))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := DecodeEvent(b)
+		if err != nil {
+			var verr *ValidationError
+			if !errors.Is(err, ErrInvalidEvent) || !errors.As(err, &verr) || len(verr.Problems) == 0 {
+				t.Fatalf("rejection %#v is not a *ValidationError with problems", err)
+			}
+			return
+		}
+		if verr := ev.Validate(); verr != nil {
+			t.Fatalf("DecodeEvent accepted an event that Validate rejects: %v", verr)
+		}
+		enc, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatalf("re-encode accepted event: %v", err)
+		}
+		again, err := DecodeEvent(enc)
+		if err != nil {
+			t.Fatalf("re-encoded event is rejected: %v\n%s", err, enc)
+		}
+		enc2, err := json.Marshal(again)
+		if err != nil {
+			t.Fatalf("re-encode decoded event: %v", err)
+		}
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding is not stable:\n%s\n%s", enc, enc2)
+		}
+		if diff := eventDiff(ev, again); diff != "" {
+			t.Fatalf("re-decoded event differs: %s\n%s", diff, enc)
+		}
+	})
+}
+
+// eventDiff compares two events: times by instant and UTC offset (one
+// decode may give time.Local and the next time.UTC for the same "+00:00"),
+// everything else deeply. It returns "" when they are equal. It clears the
+// times it compares, so the events must not be used afterwards.
+func eventDiff(a, b *Event) string {
+	at, bt := eventTimes(a), eventTimes(b)
+	for i := range at {
+		switch {
+		case (at[i] == nil) != (bt[i] == nil):
+			return fmt.Sprintf("time %d: %v vs %v", i, at[i], bt[i])
+		case at[i] == nil:
+			continue
+		}
+		_, ao := at[i].Zone()
+		_, bo := bt[i].Zone()
+		if !at[i].Equal(*bt[i]) || ao != bo {
+			return fmt.Sprintf("time %d: %s vs %s", i, at[i].Format(time.RFC3339Nano), bt[i].Format(time.RFC3339Nano))
+		}
+		*at[i], *bt[i] = time.Time{}, time.Time{}
+	}
+	if !reflect.DeepEqual(a, b) {
+		return fmt.Sprintf("%+v vs %+v", a, b)
+	}
+	return ""
+}
+
+// eventTimes returns pointers to every timestamp of an event, nil where the
+// optional ones are absent, in a fixed order.
+func eventTimes(e *Event) []*time.Time {
+	ts := make([]*time.Time, 6)
+	ts[0] = &e.Time
+	if in := e.Incident; in != nil {
+		ts[1], ts[2], ts[3], ts[4] = &in.StartedAt, in.NextUpdateAt, in.ScheduledStart, in.ScheduledEnd
+		if in.Data != nil {
+			ts[5] = in.Data.RestoredFromBackupAt
+		}
+	}
+	return ts
+}
