@@ -1,0 +1,403 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// DispatchConfig tunes retries and suppression. Zero values take the
+// defaults noted on each field.
+type DispatchConfig struct {
+	// MaxAttempts per channel; 0 means 8. A job that fails this many
+	// times is recorded as failed (the dead letter) and not retried.
+	MaxAttempts map[ChannelName]int
+	// BaseBackoff is the first retry delay, doubled per attempt up to
+	// MaxBackoff, with ±20 % jitter; 0 means 5 s and 15 min. Channels that
+	// implement Backoffer use their own schedule instead.
+	BaseBackoff, MaxBackoff time.Duration
+	// SendTimeout bounds one Notify call; 0 means 30 s.
+	SendTimeout time.Duration
+	// SuppressAfter is how many consecutive failed deliveries that are the
+	// recipient's fault (bounces, rejections, and for webhooks any failure)
+	// pause a channel for a subscriber; 0 means never. Defaults: email 3,
+	// webhook 5.
+	SuppressAfter map[ChannelName]int
+}
+
+func (c DispatchConfig) maxAttempts(ch ChannelName) int {
+	if n := c.MaxAttempts[ch]; n > 0 {
+		return n
+	}
+	return 8
+}
+
+// DefaultSuppressAfter is the SuppressAfter used when none is configured.
+var DefaultSuppressAfter = map[ChannelName]int{Email: 3, Webhook: 5}
+
+// Verdict tells the queue what to do with a job after Handle.
+type Verdict struct {
+	// Retry asks for redelivery after RetryIn; otherwise the job is done
+	// (sent, skipped or failed for good) and is acknowledged.
+	Retry   bool
+	RetryIn time.Duration
+}
+
+// Dispatcher sends one job: it reads the delivery log, skips what is done
+// or unwanted, renders, sends through the channel, and records the outcome
+// before the job is acknowledged.
+type Dispatcher struct {
+	Channels    map[ChannelName]Channel
+	Renderer    Renderer
+	Subscribers SubscriberStore
+	Log         DeliveryLog
+	Events      EventStore
+	Incidents   IncidentStore
+	Config      DispatchConfig
+	Metrics     *Metrics
+	Logger      *slog.Logger
+	// Published is told of every recorded outcome (varsel.deliveries.<status>).
+	Published func(*DeliveryRecord)
+	// OnSuppress is told when a channel is paused for a subscriber, so the
+	// owner can be told; it may be nil.
+	OnSuppress func(ctx context.Context, s *Subscriber, ch ChannelName, why Suppression)
+	Now        func() time.Time
+
+	cache eventCache
+}
+
+// Handle processes one job. An error means the job could not be processed
+// for a reason outside the delivery (a store was unreachable): the caller
+// should redeliver it soon without counting an attempt.
+func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
+	rec, err := d.Log.Get(ctx, job.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		rec = &DeliveryRecord{ID: job.ID}
+	case err != nil:
+		return Verdict{}, fmt.Errorf("read delivery log: %w", err)
+	}
+	if rec.Status.Done() {
+		// Redelivered after success was recorded: the crash-safe path.
+		d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "skipped", "already_done").Inc()
+		return Verdict{}, nil
+	}
+	evr, inc, err := d.event(ctx, job.EventID)
+	if err != nil {
+		return Verdict{}, err
+	}
+	sub, err := d.Subscribers.Get(ctx, job.SubscriberID)
+	if errors.Is(err, ErrNotFound) {
+		return d.skip(ctx, job, evr, "subscriber removed")
+	}
+	if err != nil {
+		return Verdict{}, fmt.Errorf("read subscriber: %w", err)
+	}
+	if s, ok := sub.Suppressed[job.Channel]; ok {
+		return d.skip(ctx, job, evr, "channel paused: "+string(s.Reason))
+	}
+	if sub.Contact(job.Channel) == "" {
+		return d.skip(ctx, job, evr, "no address on this channel")
+	}
+	ch, ok := d.Channels[job.Channel]
+	if !ok {
+		return d.skip(ctx, job, evr, "channel not configured")
+	}
+
+	now := d.now()
+	del := &Delivery{
+		ID: job.ID, Channel: job.Channel, Event: evr.Event, Incident: inc, Subscriber: sub,
+		Attempt: rec.Attempts + 1, PreviousReason: rec.Reason,
+	}
+	if rec.FirstAttemptAt != nil {
+		del.FirstAttemptAt = *rec.FirstAttemptAt
+	}
+	if rec.LastAttemptAt != nil {
+		del.PreviousAttemptAt = *rec.LastAttemptAt
+	}
+	var receipt Receipt
+	var retry bool
+	del.Message, err = d.Renderer.Render(evr.Event, inc, sub, job.Channel)
+	if err != nil {
+		err = &SendError{Reason: ReasonTemplate, Err: err}
+	} else {
+		sendCtx, cancel := context.WithTimeout(ctx, d.sendTimeout())
+		receipt, retry, err = ch.Notify(sendCtx, del)
+		cancel()
+		d.Metrics.SendDuration.WithLabelValues(string(job.Channel)).Observe(d.now().Sub(now).Seconds())
+	}
+	if ctx.Err() != nil && err != nil {
+		// Shutting down mid-send: leave the job for the next process.
+		return Verdict{Retry: true}, nil
+	}
+	return d.record(ctx, del, evr, receipt, retry, err, now)
+}
+
+// record writes the outcome of one attempt and decides the verdict.
+func (d *Dispatcher) record(ctx context.Context, del *Delivery, evr *EventRecord, receipt Receipt, retry bool, sendErr error, started time.Time) (Verdict, error) {
+	chName := string(del.Channel)
+	maxAttempts := d.Config.maxAttempts(del.Channel)
+	verdict := Verdict{}
+	final := false
+	rec, err := d.Log.Update(ctx, del.ID, func(r *DeliveryRecord) error {
+		fillRecord(r, del, evr)
+		r.Attempts = del.Attempt
+		if r.FirstAttemptAt == nil {
+			r.FirstAttemptAt = &started
+		}
+		r.LastAttemptAt = &started
+		r.UpdatedAt = d.now()
+		if sendErr == nil {
+			r.Status, r.LastError, r.Reason = StatusSent, "", ""
+			r.ProviderID, r.Segments, r.Note = receipt.ProviderID, receipt.Segments, receipt.Note
+			sent := r.UpdatedAt
+			r.SentAt = &sent
+			return nil
+		}
+		r.LastError, r.Reason = sendErr.Error(), ReasonOf(sendErr)
+		if retry && del.Attempt < maxAttempts {
+			r.Status = StatusQueued
+			verdict = Verdict{Retry: true, RetryIn: d.backoff(del, sendErr)}
+			return nil
+		}
+		r.Status = StatusFailed
+		final = true
+		return nil
+	})
+	if err != nil {
+		return Verdict{}, fmt.Errorf("record delivery: %w", err)
+	}
+	if d.Published != nil {
+		d.Published(rec)
+	}
+	log := d.Logger.With("delivery", del.ID, "to", MaskContact(del.Channel, del.Subscriber.Contact(del.Channel)), "attempt", del.Attempt)
+	switch {
+	case sendErr == nil:
+		d.Metrics.Deliveries.WithLabelValues(chName, "sent", "").Inc()
+		d.Metrics.Latency.WithLabelValues(chName).Observe(d.now().Sub(evr.ReceivedAt).Seconds())
+		log.Debug("sent", "provider_id", receipt.ProviderID)
+		if del.Subscriber.Failures[del.Channel] > 0 {
+			d.updateSubscriber(ctx, del.Subscriber.ID, func(s *Subscriber) { delete(s.Failures, del.Channel) })
+		}
+	case verdict.Retry:
+		d.Metrics.Deliveries.WithLabelValues(chName, "retry", string(rec.Reason)).Inc()
+		log.Warn("send failed, will retry", "reason", rec.Reason, "in", verdict.RetryIn.Round(time.Millisecond), "error", sendErr)
+	default:
+		d.Metrics.Deliveries.WithLabelValues(chName, "failed", string(rec.Reason)).Inc()
+		log.Error("send failed for good", "reason", rec.Reason, "attempts", del.Attempt, "error", sendErr)
+		d.afterFailure(ctx, del, sendErr, final)
+	}
+	return verdict, nil
+}
+
+// afterFailure pauses a channel for a subscriber when the failure says so
+// at once (STOP, 410, invalid number) or when too many in a row were the
+// recipient's fault.
+func (d *Dispatcher) afterFailure(ctx context.Context, del *Delivery, sendErr error, final bool) {
+	var se *SendError
+	errors.As(sendErr, &se)
+	reason := ReasonOf(sendErr)
+	now := d.now()
+	if se != nil && se.Suppress {
+		why := Suppression{Reason: reason, Detail: se.Error(), At: now}
+		d.suppress(ctx, del.Subscriber.ID, del.Channel, why)
+		return
+	}
+	if !final || !recipientFault(del.Channel, reason) {
+		return
+	}
+	limit, ok := d.Config.SuppressAfter[del.Channel]
+	if !ok {
+		limit = DefaultSuppressAfter[del.Channel]
+	}
+	var paused *Suppression
+	d.updateSubscriber(ctx, del.Subscriber.ID, func(s *Subscriber) {
+		if s.Failures == nil {
+			s.Failures = map[ChannelName]int{}
+		}
+		s.Failures[del.Channel]++
+		if limit > 0 && s.Failures[del.Channel] >= limit {
+			why := Suppression{Reason: ReasonDisabled, At: now,
+				Detail: fmt.Sprintf("%d failed deliveries in a row; last: %v", s.Failures[del.Channel], sendErr)}
+			if s.Suppressed == nil {
+				s.Suppressed = map[ChannelName]Suppression{}
+			}
+			if _, already := s.Suppressed[del.Channel]; !already {
+				s.Suppressed[del.Channel] = why
+				paused = &why
+			}
+		}
+	})
+	if paused != nil && d.OnSuppress != nil {
+		if s, err := d.Subscribers.Get(ctx, del.Subscriber.ID); err == nil {
+			d.OnSuppress(ctx, s, del.Channel, *paused)
+		}
+	}
+}
+
+// recipientFault reports whether a failure says something about the
+// recipient rather than about our provider: only those count towards pausing.
+func recipientFault(ch ChannelName, r Reason) bool {
+	switch r {
+	case ReasonBounced, ReasonInvalidAddress, ReasonRejected, ReasonGone, ReasonOptedOut:
+		return true
+	case ReasonTemplate:
+		return false
+	}
+	// A webhook endpoint is the recipient's own server.
+	return ch == Webhook
+}
+
+func (d *Dispatcher) suppress(ctx context.Context, id string, ch ChannelName, why Suppression) {
+	var s *Subscriber
+	d.updateSubscriber(ctx, id, func(sub *Subscriber) {
+		if sub.Suppressed == nil {
+			sub.Suppressed = map[ChannelName]Suppression{}
+		}
+		sub.Suppressed[ch] = why
+		s = sub
+	})
+	d.Logger.Warn("channel paused for subscriber", "subscriber", id, "channel", ch, "reason", why.Reason)
+	if s != nil && d.OnSuppress != nil {
+		d.OnSuppress(ctx, s, ch, why)
+	}
+}
+
+func (d *Dispatcher) updateSubscriber(ctx context.Context, id string, fn func(*Subscriber)) {
+	_, err := d.Subscribers.Update(ctx, id, func(s *Subscriber) error { fn(s); return nil })
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		d.Logger.Error("update subscriber after delivery", "subscriber", id, "error", err)
+	}
+}
+
+func (d *Dispatcher) skip(ctx context.Context, job Job, evr *EventRecord, why string) (Verdict, error) {
+	rec, err := d.Log.Update(ctx, job.ID, func(r *DeliveryRecord) error {
+		r.ID, r.EventID, r.EventType, r.SubscriberID, r.Channel = job.ID, job.EventID, evr.Event.Type, job.SubscriberID, job.Channel
+		r.EventTime = evr.Event.Time
+		if r.QueuedAt.IsZero() {
+			r.QueuedAt = evr.ReceivedAt
+		}
+		r.Status, r.Note, r.UpdatedAt = StatusSkipped, why, d.now()
+		return nil
+	})
+	if err != nil {
+		return Verdict{}, fmt.Errorf("record skipped delivery: %w", err)
+	}
+	if d.Published != nil {
+		d.Published(rec)
+	}
+	d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "skipped", "").Inc()
+	d.Logger.Info("delivery skipped", "delivery", job.ID, "why", why)
+	return Verdict{}, nil
+}
+
+func fillRecord(r *DeliveryRecord, del *Delivery, evr *EventRecord) {
+	r.ID, r.EventID, r.EventType = del.ID, del.Event.ID, del.Event.Type
+	r.SubscriberID, r.Channel, r.EventTime = del.Subscriber.ID, del.Channel, del.Event.Time
+	if r.QueuedAt.IsZero() {
+		r.QueuedAt = evr.ReceivedAt
+	}
+}
+
+// backoff returns the delay before the next attempt: the provider's
+// Retry-After, the channel's own schedule, or exponential with jitter.
+func (d *Dispatcher) backoff(del *Delivery, err error) time.Duration {
+	var se *SendError
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		return se.RetryAfter
+	}
+	if b, ok := d.Channels[del.Channel].(Backoffer); ok {
+		return b.Backoff(del.Attempt)
+	}
+	base, maxDelay := d.Config.BaseBackoff, d.Config.MaxBackoff
+	if base <= 0 {
+		base = 5 * time.Second
+	}
+	if maxDelay <= 0 {
+		maxDelay = 15 * time.Minute
+	}
+	delay := base << min(del.Attempt-1, 20)
+	if delay > maxDelay || delay <= 0 {
+		delay = maxDelay
+	}
+	jitter := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(delay) * jitter)
+}
+
+func (d *Dispatcher) sendTimeout() time.Duration {
+	if d.Config.SendTimeout > 0 {
+		return d.Config.SendTimeout
+	}
+	return 30 * time.Second
+}
+
+func (d *Dispatcher) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// event returns the event and its incident state, cached: a fan-out reads
+// them once, not once per subscriber.
+func (d *Dispatcher) event(ctx context.Context, id string) (*EventRecord, *IncidentState, error) {
+	if e, ok := d.cache.get(id); ok {
+		return e.rec, e.inc, nil
+	}
+	rec, err := d.Events.Get(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read event %s: %w", id, err)
+	}
+	var inc *IncidentState
+	if iid := rec.Event.IncidentID(); iid != "" {
+		inc, err = d.Incidents.Get(ctx, iid)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, nil, fmt.Errorf("read incident %s: %w", iid, err)
+		}
+	}
+	d.cache.put(id, cachedEvent{rec: rec, inc: inc, at: d.now()})
+	return rec, inc, nil
+}
+
+type cachedEvent struct {
+	rec *EventRecord
+	inc *IncidentState
+	at  time.Time
+}
+
+// eventCache holds the few events being fanned out at once. It is small
+// and cleared when full, which costs one read per event at worst.
+type eventCache struct {
+	mu sync.Mutex
+	m  map[string]cachedEvent
+}
+
+const eventCacheSize = 256
+
+// eventCacheTTL keeps a cached incident state fresh enough for the webhook
+// payload's "current state" without a read per delivery.
+const eventCacheTTL = 30 * time.Second
+
+func (c *eventCache) get(id string) (cachedEvent, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if ok && time.Since(e.at) > eventCacheTTL {
+		delete(c.m, id)
+		return cachedEvent{}, false
+	}
+	return e, ok
+}
+
+func (c *eventCache) put(id string, e cachedEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= eventCacheSize {
+		c.m = make(map[string]cachedEvent, eventCacheSize)
+	}
+	c.m[id] = e
+}

@@ -1,0 +1,172 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// EventRecord is an accepted event and how far its plan got.
+type EventRecord struct {
+	Event      *Event     `json:"event"`
+	ReceivedAt time.Time  `json:"received_at"`
+	PlannedAt  *time.Time `json:"planned_at,omitempty"`
+	Jobs       int        `json:"jobs"`
+	// Late is set when a newer event of the incident had already been
+	// applied: the event joins the timeline but is not sent.
+	Late bool `json:"late,omitempty"`
+}
+
+// EventStore keeps every accepted event.
+type EventStore interface {
+	// Get returns the record or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (*EventRecord, error)
+	// Put creates or replaces the record.
+	Put(ctx context.Context, r *EventRecord) error
+}
+
+// IncidentStore keeps the state of every incident.
+type IncidentStore interface {
+	// Get returns the state or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (*IncidentState, error)
+	// Update reads, changes and writes one state atomically; a missing
+	// state is passed to fn as an empty one.
+	Update(ctx context.Context, id string, fn func(*IncidentState) error) (*IncidentState, error)
+	// List returns every incident, newest first.
+	List(ctx context.Context) ([]*IncidentState, error)
+}
+
+// Rejection is an event that failed validation, kept with its reason.
+type Rejection struct {
+	Subject    string
+	Data       []byte
+	Reason     string
+	Field      string // the first field at fault, for metrics
+	ReceivedAt time.Time
+}
+
+// Intake takes raw events off the stream: it validates, deduplicates,
+// records incident state and plans the deliveries.
+type Intake struct {
+	Events    EventStore
+	Incidents IncidentStore
+	Planner   *Planner
+	// Reject stores an invalid event with its reason; it must not lose it.
+	Reject func(ctx context.Context, r Rejection) error
+	// Enqueue publishes one job; publishing the same job id twice must
+	// deliver it once.
+	Enqueue func(ctx context.Context, j Job) error
+	Metrics *Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// ErrRejected is returned by Handle for an event that was rejected and
+// stored; the caller must not redeliver it.
+var ErrRejected = errors.New("event rejected")
+
+// Handle processes one event published on subject. It returns nil when the
+// event is done (planned now or earlier), an error wrapping ErrRejected when
+// it was invalid and has been stored as rejected, and any other error when
+// it should be redelivered later. progress is called now and then during a
+// long plan so the broker knows the work is alive.
+func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progress func()) error {
+	now := in.now()
+	ev, err := DecodeEvent(raw)
+	if err == nil && strings.HasPrefix(subject, "varsel.events.") && subject != "varsel.events."+string(ev.Type) {
+		err = &ValidationError{Problems: []FieldError{{Field: "type", Problem: fmt.Sprintf("%q does not match the subject %s", ev.Type, subject)}}}
+	}
+	if err != nil {
+		return in.reject(ctx, subject, raw, err, now)
+	}
+
+	rec, err := in.Events.Get(ctx, ev.ID)
+	switch {
+	case err == nil && rec.PlannedAt != nil:
+		in.Metrics.EventsDuplicate.Inc()
+		in.Logger.Info("duplicate event ignored", "event", ev.ID)
+		return nil
+	case err == nil:
+		// A plan was cut short: finish it with the event as first stored.
+		ev = rec.Event
+	case errors.Is(err, ErrNotFound):
+		rec = &EventRecord{Event: ev, ReceivedAt: now}
+		if err := in.Events.Put(ctx, rec); err != nil {
+			return fmt.Errorf("store event %s: %w", ev.ID, err)
+		}
+		in.Metrics.EventsReceived.WithLabelValues(string(ev.Type)).Inc()
+	default:
+		return fmt.Errorf("read event %s: %w", ev.ID, err)
+	}
+
+	var state *IncidentState
+	if id := ev.IncidentID(); id != "" {
+		state, err = in.Incidents.Update(ctx, id, func(s *IncidentState) error {
+			if ev.Letter != nil {
+				if !slices.Contains(s.Letters, ev.ID) {
+					s.Letters = append(s.Letters, ev.ID)
+				}
+				return nil
+			}
+			s.Apply(ev)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("record incident %s: %w", id, err)
+		}
+	}
+	if ev.Incident != nil && state != nil && state.LastEventTime.After(ev.Time) {
+		rec.Late = true
+		in.Logger.Warn("late event recorded in the timeline but not sent: a newer update was already applied",
+			"event", ev.ID, "incident", ev.Incident.ID, "event_time", ev.Time, "newest", state.LastEventTime)
+	} else {
+		count := 0
+		n, err := in.Planner.Plan(ctx, ev, state, func(j Job) error {
+			if count++; count%1000 == 0 && progress != nil {
+				progress()
+			}
+			return in.Enqueue(ctx, j)
+		})
+		if err != nil {
+			return err
+		}
+		rec.Jobs = n
+	}
+	planned := in.now()
+	rec.PlannedAt = &planned
+	if err := in.Events.Put(ctx, rec); err != nil {
+		return fmt.Errorf("mark event %s planned: %w", ev.ID, err)
+	}
+	in.Logger.Info("event planned", "event", ev.ID, "type", ev.Type, "jobs", rec.Jobs, "late", rec.Late,
+		"took", planned.Sub(now).Round(time.Millisecond))
+	return nil
+}
+
+func (in *Intake) reject(ctx context.Context, subject string, raw []byte, cause error, now time.Time) error {
+	field := "event"
+	var ve *ValidationError
+	if errors.As(cause, &ve) && len(ve.Problems) > 0 && ve.Problems[0].Field != "" {
+		field = strings.SplitN(ve.Problems[0].Field, ".", 3)[0]
+		if parts := strings.SplitN(ve.Problems[0].Field, ".", 3); len(parts) > 1 {
+			field = parts[0] + "." + strings.SplitN(parts[1], "[", 2)[0]
+		}
+	}
+	r := Rejection{Subject: subject, Data: raw, Reason: cause.Error(), Field: field, ReceivedAt: now}
+	if err := in.Reject(ctx, r); err != nil {
+		return fmt.Errorf("store rejected event: %w", err)
+	}
+	in.Metrics.EventsRejected.WithLabelValues(field).Inc()
+	in.Logger.Warn("event rejected", "subject", subject, "reason", r.Reason, "bytes", len(raw))
+	return fmt.Errorf("%w: %s", ErrRejected, r.Reason)
+}
+
+func (in *Intake) now() time.Time {
+	if in.Now != nil {
+		return in.Now()
+	}
+	return time.Now()
+}

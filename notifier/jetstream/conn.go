@@ -1,0 +1,210 @@
+package jetstream
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams, subjects and buckets: the public contract.
+const (
+	EventsStream     = "VARSEL_EVENTS"
+	DeliveriesStream = "VARSEL_DELIVERIES"
+	RejectedStream   = "VARSEL_REJECTED"
+
+	EventsSubjects   = "varsel.events.>"
+	JobsPrefix       = "varsel.jobs."
+	RejectedSubject  = "varsel.rejected"
+	OutcomePrefix    = "varsel.deliveries."
+	SubscribersKV    = "varsel_subscribers"
+	IncidentsKV      = "varsel_incidents"
+	DeliveriesKV     = "varsel_deliveries"
+	EventsKV         = "varsel_events"
+	ConfigKV         = "varsel_config"
+	intakeConsumer   = "varsel-intake"
+	dispatchConsumer = "varsel-deliver-"
+)
+
+// Config says which NATS to use.
+type Config struct {
+	// URL of an external server or cluster, comma-separated; empty starts
+	// an embedded server.
+	URL string
+	// Listen is where the embedded server listens (default 127.0.0.1:4222).
+	Listen string
+	// DataDir holds the embedded server's JetStream store (in DataDir/jetstream).
+	DataDir string
+	// Replicas for streams and buckets on a cluster; 0 means 1.
+	Replicas int
+}
+
+// Conn is a connection to NATS with every stream and bucket in place.
+type Conn struct {
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Server *server.Server // nil when external
+
+	Subscribers *Subscribers
+	Incidents   *Incidents
+	Deliveries  *Deliveries
+	Events      *Events
+	config      jetstream.KeyValue
+
+	logger *slog.Logger
+}
+
+// Connect starts the embedded server when cfg.URL is empty, connects, and
+// creates or updates the streams and buckets. It is safe to call from many
+// processes at once.
+func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error) {
+	c := &Conn{logger: logger}
+	opts := []nats.Option{
+		nats.Name("varsel"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	var err error
+	if cfg.URL == "" {
+		listen := cfg.Listen
+		if listen == "" {
+			listen = "127.0.0.1:4222"
+		}
+		c.Server, err = StartServer(filepath.Join(cfg.DataDir, "jetstream"), listen, logger)
+		if err != nil {
+			return nil, err
+		}
+		c.NC, err = nats.Connect("", append(opts, nats.InProcessServer(c.Server))...)
+	} else {
+		c.NC, err = nats.Connect(cfg.URL, opts...)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	c.JS, err = jetstream.New(c.NC, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	if err := c.setup(ctx, max(cfg.Replicas, 1)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// setup creates or updates every stream and bucket idempotently.
+func (c *Conn) setup(ctx context.Context, replicas int) error {
+	streams := []jetstream.StreamConfig{{
+		Name: EventsStream, Description: "Incident events from producers",
+		Subjects: []string{EventsSubjects}, Storage: jetstream.FileStorage, Replicas: replicas,
+		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour, MaxMsgSize: 1 << 20,
+	}, {
+		Name: DeliveriesStream, Description: "One job per (event, subscriber, channel)",
+		Subjects: []string{JobsPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
+		Retention: jetstream.WorkQueuePolicy, MaxAge: 7 * 24 * time.Hour, Duplicates: 24 * time.Hour,
+	}, {
+		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
+		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
+		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour,
+	}}
+	for _, sc := range streams {
+		if _, err := c.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("create stream %s: %w", sc.Name, err)
+		}
+	}
+	buckets := map[string]*jetstream.KeyValue{
+		SubscribersKV: new(jetstream.KeyValue), IncidentsKV: new(jetstream.KeyValue),
+		DeliveriesKV: new(jetstream.KeyValue), EventsKV: new(jetstream.KeyValue), ConfigKV: &c.config,
+	}
+	for name, dst := range buckets {
+		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+		*dst = kv
+	}
+	c.Subscribers = &Subscribers{kv: *buckets[SubscribersKV]}
+	c.Incidents = &Incidents{kv: *buckets[IncidentsKV]}
+	c.Deliveries = &Deliveries{kv: *buckets[DeliveriesKV]}
+	c.Events = &Events{kv: *buckets[EventsKV]}
+	return nil
+}
+
+// Secret returns the shared secret for link tokens: the configured one, or
+// one generated by the first instance and kept in the config bucket so every
+// instance signs alike.
+func (c *Conn) Secret(ctx context.Context, configured string) ([]byte, error) {
+	if configured != "" {
+		return []byte(configured), nil
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("generate secret: %w", err)
+	}
+	if _, err := c.config.Create(ctx, "secret", fresh); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("store secret: %w", err)
+	}
+	e, err := c.config.Get(ctx, "secret")
+	if err != nil {
+		return nil, fmt.Errorf("read secret: %w", err)
+	}
+	return e.Value(), nil
+}
+
+// Ready reports whether NATS is connected and every stream exists.
+func (c *Conn) Ready(ctx context.Context) error {
+	if !c.NC.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	for _, name := range []string{EventsStream, DeliveriesStream, RejectedStream} {
+		if _, err := c.JS.Stream(ctx, name); err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ClientURL is the URL other processes (the CLI) can reach this NATS at.
+func (c *Conn) ClientURL() string {
+	if c.Server != nil {
+		return c.Server.ClientURL()
+	}
+	return c.NC.ConnectedUrlRedacted()
+}
+
+// Close closes the connection and, if embedded, shuts the server down.
+// It does not drain: callers that want in-flight work finished stop their
+// consumers first.
+func (c *Conn) Close() {
+	if c.NC != nil {
+		c.NC.Close()
+	}
+	if c.Server != nil {
+		c.Server.Shutdown()
+		c.Server.WaitForShutdown()
+	}
+}
+
+// jobSubject is where jobs of one channel are published.
+func jobSubject(ch string) string { return JobsPrefix + ch }
+
+// subjectToken makes s safe as one subject token.
+func subjectToken(s string) string { return strings.NewReplacer(".", "_", "*", "_", ">", "_", " ", "_").Replace(s) }

@@ -1,0 +1,103 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// maxCASRetries bounds the read-modify-write loop of an Update.
+const maxCASRetries = 20
+
+// getJSON reads key into v, mapping a missing key to notifier.ErrNotFound.
+func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, fmt.Errorf("%s %q: %w", kv.Bucket(), key, notifier.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get %s %q: %w", kv.Bucket(), key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("decode %s %q: %w", kv.Bucket(), key, err)
+	}
+	return e.Revision(), nil
+}
+
+func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s %q: %w", kv.Bucket(), key, err)
+	}
+	if _, err := kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("put %s %q: %w", kv.Bucket(), key, err)
+	}
+	return nil
+}
+
+// updateJSON reads, changes and writes key with compare-and-set, retrying
+// when another writer won. With create false a missing key is ErrNotFound;
+// with create true fn gets a zero value to fill.
+func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, create bool, fn func(*T) error) (*T, error) {
+	for range maxCASRetries {
+		v := new(T)
+		rev, err := getJSON(ctx, kv, key, v)
+		if err != nil && !(create && errors.Is(err, notifier.ErrNotFound)) {
+			return nil, err
+		}
+		if err := fn(v); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s %q: %w", kv.Bucket(), key, err)
+		}
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, b)
+		} else {
+			_, err = kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return nil, fmt.Errorf("write %s %q: %w", kv.Bucket(), key, err)
+		}
+	}
+	return nil, fmt.Errorf("update %s %q: %w", kv.Bucket(), key, notifier.ErrConflict)
+}
+
+// eachJSON streams the newest value of every key matching filter (">" for
+// all) without loading them all, decoding each into a fresh T.
+func eachJSON[T any](ctx context.Context, kv jetstream.KeyValue, filter string, fn func(*T) error) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("list %s: %w", kv.Bucket(), err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("list %s: watcher closed", kv.Bucket())
+			}
+			if e == nil { // every current value has been delivered
+				return nil
+			}
+			v := new(T)
+			if err := json.Unmarshal(e.Value(), v); err != nil {
+				return fmt.Errorf("decode %s %q: %w", kv.Bucket(), e.Key(), err)
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+	}
+}

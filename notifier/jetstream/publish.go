@@ -1,0 +1,171 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// PublishEvent publishes a raw event on varsel.events.<type> with
+// Nats-Msg-Id set to its id, and waits for the stream to store it. The event
+// is validated first; an invalid one is not published.
+func (c *Conn) PublishEvent(ctx context.Context, raw []byte) (*notifier.Event, error) {
+	ev, err := notifier.DecodeEvent(raw)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg("varsel.events." + string(ev.Type))
+	msg.Data = raw
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	if _, err := c.JS.PublishMsg(ctx, msg); err != nil {
+		return nil, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	}
+	return ev, nil
+}
+
+// RetryJob queues a delivery again: its record goes back to queued with the
+// attempts reset, and a job is published under a fresh message id so the
+// queue's deduplication lets it through.
+func (c *Conn) RetryJob(ctx context.Context, id string) (*notifier.DeliveryRecord, error) {
+	rec, err := c.Deliveries.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status == notifier.StatusSent || rec.Status == notifier.StatusDelivered {
+		return nil, fmt.Errorf("delivery %s was already %s at %s: not sending it twice", id, rec.Status, rec.UpdatedAt.Format(time.RFC3339))
+	}
+	rec, err = c.Deliveries.Update(ctx, id, func(r *notifier.DeliveryRecord) error {
+		r.Status, r.Attempts, r.Reason, r.UpdatedAt = notifier.StatusQueued, 0, "", time.Now().UTC()
+		r.Note = "retry requested after: " + r.LastError
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	job := notifier.Job{ID: rec.ID, EventID: rec.EventID, SubscriberID: rec.SubscriberID, Channel: rec.Channel}
+	b, _ := json.Marshal(job)
+	msg := nats.NewMsg(jobSubject(string(job.Channel)))
+	msg.Data = b
+	msg.Header.Set(jetstream.MsgIDHeader, job.ID+".retry."+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if _, err := c.JS.PublishMsg(ctx, msg); err != nil {
+		return nil, fmt.Errorf("queue retry of %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// reject stores an invalid event on VARSEL_REJECTED: the payload as it came,
+// the reason and original subject in headers.
+func (c *Conn) reject(ctx context.Context, r notifier.Rejection, msgID string) error {
+	msg := nats.NewMsg(RejectedSubject)
+	msg.Data = r.Data
+	msg.Header.Set("Varsel-Reason", r.Reason)
+	msg.Header.Set("Varsel-Subject", r.Subject)
+	msg.Header.Set("Varsel-Rejected-At", r.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	_, err := c.JS.PublishMsg(ctx, msg)
+	return err
+}
+
+// Rejected is one stored rejection.
+type Rejected struct {
+	Seq        uint64    `json:"seq"`
+	Subject    string    `json:"subject"`
+	Reason     string    `json:"reason"`
+	RejectedAt time.Time `json:"rejected_at"`
+	Data       []byte    `json:"data"`
+}
+
+// Rejections reads every stored rejection, oldest first.
+func (c *Conn) Rejections(ctx context.Context) ([]Rejected, error) {
+	st, err := c.JS.Stream(ctx, RejectedStream)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", RejectedStream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream info %s: %w", RejectedStream, err)
+	}
+	var out []Rejected
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("read rejection %d: %w", seq, err)
+		}
+		at, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Varsel-Rejected-At"))
+		out = append(out, Rejected{Seq: seq, Subject: m.Header.Get("Varsel-Subject"),
+			Reason: m.Header.Get("Varsel-Reason"), RejectedAt: at, Data: m.Data})
+	}
+	return out, nil
+}
+
+// enqueuer publishes a plan's jobs asynchronously, waiting for the stream's
+// acknowledgements in windows so memory stays bounded and no failure is
+// missed. It also writes each job's "queued" record, only if none exists,
+// so a worker's newer record is never overwritten.
+type enqueuer struct {
+	c       *Conn
+	futures []jetstream.PubAckFuture
+	now     time.Time
+}
+
+const enqueueWindow = 2048
+
+func (q *enqueuer) add(ctx context.Context, ev *notifier.Event, receivedAt time.Time, j notifier.Job) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(jobSubject(string(j.Channel)))
+	msg.Data = b
+	msg.Header.Set(jetstream.MsgIDHeader, j.ID)
+	f, err := q.c.JS.PublishMsgAsync(msg)
+	if err != nil {
+		return fmt.Errorf("publish job %s: %w", j.ID, err)
+	}
+	q.futures = append(q.futures, f)
+
+	rec := notifier.DeliveryRecord{ID: j.ID, EventID: j.EventID, EventType: ev.Type, SubscriberID: j.SubscriberID,
+		Channel: j.Channel, Status: notifier.StatusQueued, EventTime: ev.Time, QueuedAt: receivedAt, UpdatedAt: q.now}
+	rb, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	kvMsg := nats.NewMsg("$KV." + DeliveriesKV + "." + j.ID)
+	kvMsg.Data = rb
+	// Create-if-absent, as KeyValue.Create does: a failure means the
+	// worker got there first, which is fine and not waited for.
+	kvMsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	if _, err := q.c.JS.PublishMsgAsync(kvMsg); err != nil {
+		return fmt.Errorf("record queued job %s: %w", j.ID, err)
+	}
+	if len(q.futures) >= enqueueWindow {
+		return q.flush(ctx)
+	}
+	return nil
+}
+
+// flush waits for every outstanding job publish and reports the first failure.
+func (q *enqueuer) flush(ctx context.Context) error {
+	defer func() { q.futures = q.futures[:0] }()
+	for _, f := range q.futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish job: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// Runner drives the pipeline on JetStream: one intake consumer and one pull
+// consumer per channel. Several processes running a Runner against the same
+// NATS share the work through the same durable consumers.
+type Runner struct {
+	Conn       *Conn
+	Intake     *notifier.Intake
+	Dispatcher *notifier.Dispatcher
+	// Concurrency is the number of jobs in flight per channel, also the
+	// consumer's MaxAckPending; 0 means 32 (SMS: 4).
+	Concurrency map[notifier.ChannelName]int
+	// DrainTimeout bounds how long Run waits for in-flight sends after
+	// its context is cancelled; 0 means 30 s.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Run consumes until ctx is cancelled, then stops taking work and waits for
+// in-flight sends to finish (up to DrainTimeout) before returning.
+func (r *Runner) Run(ctx context.Context) error {
+	c := r.Conn
+	r.Dispatcher.Published = func(rec *notifier.DeliveryRecord) {
+		if b, err := json.Marshal(rec); err == nil {
+			_ = c.NC.Publish(OutcomePrefix+string(rec.Status), b)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 1+len(r.Dispatcher.Channels))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := r.runIntake(ctx); err != nil {
+			errs <- err
+		}
+	}()
+	for name := range r.Dispatcher.Channels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.runDispatch(ctx, name); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.samplePending(ctx) }()
+	wg.Wait()
+	close(errs)
+	return errors.Join(collect(errs)...)
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
+}
+
+func (r *Runner) runIntake(ctx context.Context) error {
+	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		Durable: intakeConsumer, Description: "Varsel intake: validate, record, plan",
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute,
+		// One event at a time across all instances keeps incident updates
+		// in order; planning only enqueues, so this is not the bottleneck.
+		MaxAckPending: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("create intake consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(8))
+	if err != nil {
+		return fmt.Errorf("consume events: %w", err)
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			r.Logger.Warn("read event", "error", err)
+			continue
+		}
+		r.handleEvent(context.WithoutCancel(ctx), msg)
+	}
+}
+
+func (r *Runner) handleEvent(ctx context.Context, msg jetstream.Msg) {
+	meta, _ := msg.Metadata()
+	var seq uint64
+	if meta != nil {
+		seq = meta.Sequence.Stream
+	}
+	q := &enqueuer{c: r.Conn, now: time.Now().UTC()}
+	in := *r.Intake
+	in.Reject = func(ctx context.Context, rej notifier.Rejection) error {
+		return r.Conn.reject(ctx, rej, "rejected-"+strconv.FormatUint(seq, 10))
+	}
+	var current *notifier.Event
+	var receivedAt time.Time
+	in.Enqueue = func(ctx context.Context, j notifier.Job) error {
+		if current == nil || current.ID != j.EventID {
+			rec, err := r.Conn.Events.Get(ctx, j.EventID)
+			if err != nil {
+				return err
+			}
+			current, receivedAt = rec.Event, rec.ReceivedAt
+		}
+		return q.add(ctx, current, receivedAt, j)
+	}
+	err := in.Handle(ctx, msg.Subject(), msg.Data(), func() { _ = msg.InProgress() })
+	if err == nil {
+		err = q.flush(ctx)
+	}
+	switch {
+	case err == nil:
+		_ = msg.Ack()
+	case errors.Is(err, notifier.ErrRejected):
+		_ = msg.Term()
+	default:
+		r.Logger.Error("event not processed, will retry", "subject", msg.Subject(), "error", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+	}
+}
+
+func (r *Runner) concurrency(ch notifier.ChannelName) int {
+	if n := r.Concurrency[ch]; n > 0 {
+		return n
+	}
+	if ch == notifier.SMS {
+		return 4
+	}
+	return 32
+}
+
+func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName) error {
+	n := r.concurrency(ch)
+	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
+		Durable: dispatchConsumer + string(ch), Description: "Varsel " + string(ch) + " deliveries",
+		FilterSubject: jobSubject(string(ch)), AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 2 * time.Minute, MaxAckPending: n, MaxDeliver: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("create %s consumer: %w", ch, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(n))
+	if err != nil {
+		return fmt.Errorf("consume %s jobs: %w", ch, err)
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for msg := range work {
+				r.handleJob(ctx, msg)
+			}
+		}()
+	}
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				break
+			}
+			r.Logger.Warn("read job", "channel", ch, "error", err)
+			continue
+		}
+		work <- msg
+	}
+	close(work)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	drain := r.DrainTimeout
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+	select {
+	case <-done:
+	case <-time.After(drain):
+		r.Logger.Warn("shutdown: sends still in flight after the drain timeout", "channel", ch)
+	}
+	return nil
+}
+
+// handleJob runs one job. Sends are not cancelled by shutdown: they finish
+// within the dispatcher's send timeout, so what went out is recorded.
+func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg) {
+	var job notifier.Job
+	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.ID == "" {
+		r.Logger.Error("malformed job dropped", "subject", msg.Subject(), "error", err)
+		_ = msg.Term()
+		return
+	}
+	v, err := r.Dispatcher.Handle(context.WithoutCancel(ctx), job)
+	switch {
+	case err != nil:
+		r.Logger.Warn("job not processed, will retry", "delivery", job.ID, "error", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+	case v.Retry:
+		_ = msg.NakWithDelay(v.RetryIn)
+	default:
+		_ = msg.Ack()
+	}
+}
+
+// samplePending keeps the pending-jobs gauge current.
+func (r *Runner) samplePending(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for ch := range r.Dispatcher.Channels {
+			cons, err := r.Conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+string(ch))
+			if err != nil {
+				continue
+			}
+			if info, err := cons.Info(ctx); err == nil {
+				r.Dispatcher.Metrics.Pending.WithLabelValues(string(ch)).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Pipeline is what a Runner needs beyond the connection.
+type Pipeline struct {
+	Channels    map[notifier.ChannelName]notifier.Channel
+	Renderer    notifier.Renderer
+	Policy      notifier.Policy // nil means notifier.DefaultPolicy
+	Dispatch    notifier.DispatchConfig
+	Concurrency map[notifier.ChannelName]int
+	OnSuppress  func(ctx context.Context, s *notifier.Subscriber, ch notifier.ChannelName, why notifier.Suppression)
+	Metrics     *notifier.Metrics
+	Logger      *slog.Logger
+}
+
+// NewRunner wires intake, planner and dispatcher to the stores of c.
+func (c *Conn) NewRunner(p Pipeline) *Runner {
+	policy := p.Policy
+	if policy == nil {
+		policy = notifier.DefaultPolicy{}
+	}
+	planner := &notifier.Planner{Subscribers: c.Subscribers, Policy: policy, Metrics: p.Metrics, Logger: p.Logger}
+	return &Runner{
+		Conn: c,
+		Intake: &notifier.Intake{Events: c.Events, Incidents: c.Incidents, Planner: planner,
+			Metrics: p.Metrics, Logger: p.Logger.With("stage", "intake")},
+		Dispatcher: &notifier.Dispatcher{Channels: p.Channels, Renderer: p.Renderer, Subscribers: c.Subscribers,
+			Log: c.Deliveries, Events: c.Events, Incidents: c.Incidents, Config: p.Dispatch, Metrics: p.Metrics,
+			OnSuppress: p.OnSuppress, Logger: p.Logger.With("stage", "dispatch")},
+		Concurrency: p.Concurrency,
+		Logger:      p.Logger,
+	}
+}

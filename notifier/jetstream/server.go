@@ -1,0 +1,63 @@
+// Package jetstream is Varsel's NATS layer: the embedded server, the
+// streams and KeyValue buckets, the stores built on them, and the consumers
+// that drive intake and dispatch.
+package jetstream
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// StartServer starts an embedded nats-server with JetStream storing in
+// storeDir and listening on listen ("127.0.0.1:4222"; port 0 picks a free
+// one). It returns once the server accepts connections.
+func StartServer(storeDir, listen string, logger *slog.Logger) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("parse listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("parse listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "varsel",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true,
+		// Events may be up to 64 KiB; allow more so an oversized one still
+		// arrives and is rejected with its reason instead of vanishing.
+		MaxPayload: 1 << 20,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("create embedded nats-server: %w", err)
+	}
+	s.SetLoggerV2(&serverLog{l: logger.With("component", "nats-server")}, false, false, false)
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded nats-server on %s did not start within 10s", listen)
+	}
+	return s, nil
+}
+
+// serverLog sends nats-server's log lines to slog.
+type serverLog struct{ l *slog.Logger }
+
+func (s *serverLog) Noticef(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s *serverLog) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s *serverLog) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s *serverLog) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s *serverLog) Debugf(format string, v ...any)  {}
+func (s *serverLog) Tracef(format string, v ...any)  {}

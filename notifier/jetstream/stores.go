@@ -1,0 +1,182 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// Subscribers is the subscriber store on the varsel_subscribers bucket.
+type Subscribers struct{ kv jetstream.KeyValue }
+
+var _ notifier.SubscriberStore = (*Subscribers)(nil)
+
+// Get implements notifier.SubscriberStore.
+func (s *Subscribers) Get(ctx context.Context, id string) (*notifier.Subscriber, error) {
+	sub := new(notifier.Subscriber)
+	if _, err := getJSON(ctx, s.kv, id, sub); err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// Put implements notifier.SubscriberStore. It keeps CreatedAt and the
+// suppression and failure state of an existing subscriber unless sub sets them.
+func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
+	if !notifier.ValidID(sub.ID) {
+		return fmt.Errorf("put subscriber: invalid id %q", sub.ID)
+	}
+	now := time.Now().UTC()
+	_, err := updateJSON(ctx, s.kv, sub.ID, true, func(cur *notifier.Subscriber) error {
+		created := cur.CreatedAt
+		suppressed, failures := cur.Suppressed, cur.Failures
+		*cur = *sub
+		if created.IsZero() {
+			created = now
+		}
+		cur.CreatedAt, cur.UpdatedAt = created, now
+		if cur.Suppressed == nil {
+			cur.Suppressed = suppressed
+		}
+		if cur.Failures == nil {
+			cur.Failures = failures
+		}
+		return nil
+	})
+	return err
+}
+
+// Update implements notifier.SubscriberStore.
+func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.Subscriber) error) (*notifier.Subscriber, error) {
+	return updateJSON(ctx, s.kv, id, false, func(sub *notifier.Subscriber) error {
+		if err := fn(sub); err != nil {
+			return err
+		}
+		sub.UpdatedAt = time.Now().UTC()
+		return nil
+	})
+}
+
+// Delete implements notifier.SubscriberStore.
+func (s *Subscribers) Delete(ctx context.Context, id string) error {
+	if err := s.kv.Delete(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete subscriber %q: %w", id, err)
+	}
+	return nil
+}
+
+// Each implements notifier.SubscriberStore.
+func (s *Subscribers) Each(ctx context.Context, fn func(*notifier.Subscriber) error) error {
+	return eachJSON(ctx, s.kv, ">", fn)
+}
+
+// FindByPhone implements notifier.SubscriberStore by a scan: it serves
+// inbound SMS keywords, which are rare.
+func (s *Subscribers) FindByPhone(ctx context.Context, phone string) ([]*notifier.Subscriber, error) {
+	var found []*notifier.Subscriber
+	err := s.Each(ctx, func(sub *notifier.Subscriber) error {
+		if sub.Phone == phone {
+			found = append(found, sub)
+		}
+		return nil
+	})
+	return found, err
+}
+
+// Incidents is the incident state store on the varsel_incidents bucket.
+type Incidents struct{ kv jetstream.KeyValue }
+
+var _ notifier.IncidentStore = (*Incidents)(nil)
+
+// Get implements notifier.IncidentStore.
+func (s *Incidents) Get(ctx context.Context, id string) (*notifier.IncidentState, error) {
+	st := new(notifier.IncidentState)
+	if _, err := getJSON(ctx, s.kv, id, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Update implements notifier.IncidentStore.
+func (s *Incidents) Update(ctx context.Context, id string, fn func(*notifier.IncidentState) error) (*notifier.IncidentState, error) {
+	return updateJSON(ctx, s.kv, id, true, fn)
+}
+
+// List implements notifier.IncidentStore.
+func (s *Incidents) List(ctx context.Context) ([]*notifier.IncidentState, error) {
+	var all []*notifier.IncidentState
+	err := eachJSON(ctx, s.kv, ">", func(st *notifier.IncidentState) error {
+		all = append(all, st)
+		return nil
+	})
+	slices.SortFunc(all, func(a, b *notifier.IncidentState) int { return b.LastEventTime.Compare(a.LastEventTime) })
+	return all, err
+}
+
+// Events is the accepted-event store on the varsel_events bucket.
+type Events struct{ kv jetstream.KeyValue }
+
+var _ notifier.EventStore = (*Events)(nil)
+
+// Get implements notifier.EventStore.
+func (s *Events) Get(ctx context.Context, id string) (*notifier.EventRecord, error) {
+	r := new(notifier.EventRecord)
+	if _, err := getJSON(ctx, s.kv, id, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Put implements notifier.EventStore.
+func (s *Events) Put(ctx context.Context, r *notifier.EventRecord) error {
+	return putJSON(ctx, s.kv, r.Event.ID, r)
+}
+
+// Deliveries is the delivery log on the varsel_deliveries bucket, keyed
+// "<event>.<subscriber>.<channel>".
+type Deliveries struct{ kv jetstream.KeyValue }
+
+var _ notifier.DeliveryLog = (*Deliveries)(nil)
+
+// Get implements notifier.DeliveryLog.
+func (s *Deliveries) Get(ctx context.Context, id string) (*notifier.DeliveryRecord, error) {
+	r := new(notifier.DeliveryRecord)
+	if _, err := getJSON(ctx, s.kv, id, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Update implements notifier.DeliveryLog.
+func (s *Deliveries) Update(ctx context.Context, id string, fn func(*notifier.DeliveryRecord) error) (*notifier.DeliveryRecord, error) {
+	return updateJSON(ctx, s.kv, id, true, func(r *notifier.DeliveryRecord) error {
+		r.ID = id
+		return fn(r)
+	})
+}
+
+// DeliveryFilter narrows a listing of the delivery log.
+type DeliveryFilter struct {
+	EventID string                  // only this event's deliveries
+	Status  notifier.DeliveryStatus // only this status
+}
+
+// List calls fn for every record matching f, streaming.
+func (s *Deliveries) List(ctx context.Context, f DeliveryFilter, fn func(*notifier.DeliveryRecord) error) error {
+	filter := ">"
+	if f.EventID != "" {
+		filter = f.EventID + ".>"
+	}
+	return eachJSON(ctx, s.kv, filter, func(r *notifier.DeliveryRecord) error {
+		if f.Status != "" && r.Status != f.Status {
+			return nil
+		}
+		return fn(r)
+	})
+}

@@ -1,0 +1,62 @@
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// Job is one planned delivery as it travels on the VARSEL_DELIVERIES stream:
+// only ids, so a job stays small and the worker reads fresh subscriber data.
+type Job struct {
+	ID           string      `json:"id"`
+	EventID      string      `json:"event_id"`
+	SubscriberID string      `json:"subscriber_id"`
+	Channel      ChannelName `json:"channel"`
+}
+
+// NewJob returns the job for one event, subscriber and channel.
+func NewJob(eventID, subscriberID string, ch ChannelName) Job {
+	return Job{ID: DeliveryID(eventID, subscriberID, ch), EventID: eventID, SubscriberID: subscriberID, Channel: ch}
+}
+
+// Planner turns one event into jobs: one per matching subscriber and channel
+// the policy chooses and the subscriber can be reached on.
+type Planner struct {
+	Subscribers SubscriberStore
+	Policy      Policy
+	Metrics     *Metrics
+	Logger      *slog.Logger
+}
+
+// Plan streams the subscribers and calls emit for every job, in store
+// order. Planning the same event again emits the same jobs with the same
+// ids, which the queue deduplicates, so a plan cut short by a crash is
+// finished by planning again. It returns the number of jobs emitted.
+func (p *Planner) Plan(ctx context.Context, ev *Event, inc *IncidentState, emit func(Job) error) (int, error) {
+	channels := p.Policy.Channels(ev, inc)
+	components := ev.Components()
+	n := 0
+	err := p.Subscribers.Each(ctx, func(s *Subscriber) error {
+		if !s.Follows(components) {
+			return nil
+		}
+		for _, ch := range channels {
+			if !s.Reachable(ch) {
+				continue
+			}
+			if err := emit(NewJob(ev.ID, s.ID, ch)); err != nil {
+				return fmt.Errorf("queue job for %s on %s: %w", s.ID, ch, err)
+			}
+			n++
+			if p.Metrics != nil {
+				p.Metrics.JobsPlanned.WithLabelValues(string(ch)).Inc()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("plan event %s: %w", ev.ID, err)
+	}
+	return n, nil
+}

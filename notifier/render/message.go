@@ -1,0 +1,244 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// part is an event rendered for one (locale, channel, zone): everything but
+// the subscriber's greeting and unsubscribe link.
+type part struct {
+	ls  *langSet
+	msg notifier.Message
+	// Email: the text body between greeting and footer, and the HTML around
+	// and between the personal parts.
+	text                        string
+	htmlHead, htmlBody, htmlEnd string
+}
+
+// personal is what the per-subscriber templates see.
+type personal struct {
+	Name           string
+	UnsubscribeURL string
+	StatusURL      string
+}
+
+// Render renders ev for sub on channel ch. inc is the incident after the
+// event was applied (nil for a letter without one, or when unknown; it only
+// adds the update count). The event part is rendered once per (event id,
+// locale, channel, time zone) and cached; each call then adds the
+// subscriber's greeting and unsubscribe link. Errors are template or
+// catalogue defects, or ErrUnknownChannel.
+func (r *Renderer) Render(ev *notifier.Event, inc *notifier.IncidentState, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
+	if ev == nil || sub == nil {
+		return nil, errors.New("render: event and subscriber are required")
+	}
+	locale := ResolveLocale(sub.Locale, r.defaultLocale)
+	tz := sub.Timezone
+	if tz == "" {
+		tz = r.cfg.DefaultTimezone
+	}
+	key := cacheKey{eventID: ev.ID, locale: locale, channel: ch, timezone: tz}
+	p, ok := r.cache.get(key)
+	if !ok {
+		var err error
+		if p, _, err = r.renderPart(ev, inc, locale, ch, r.location(tz)); err != nil {
+			return nil, err
+		}
+		r.cache.put(key, p)
+	}
+	return r.personalize(p, sub, ch)
+}
+
+// renderPart executes the event's templates for one locale, channel and
+// zone. It returns the view too, for Check.
+func (r *Renderer) renderPart(ev *notifier.Event, inc *notifier.IncidentState, locale string, ch notifier.ChannelName, loc *time.Location) (*part, *view, error) {
+	ls := r.sets[locale]
+	if ls == nil {
+		return nil, nil, fmt.Errorf("render %s: %w %q", ev.ID, ErrUnknownLocale, locale)
+	}
+	v, err := r.buildView(ev, inc, ls, loc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("render %s for %s: %w", ev.ID, locale, err)
+	}
+	p := &part{ls: ls, msg: notifier.Message{
+		Locale: locale, ContentLocale: v.ContentLocale,
+		StatusURL: v.StatusURL, IncidentURL: v.IncidentURL,
+	}}
+	wrap := func(err error) error { return fmt.Errorf("render %s %s for %s: %w", ev.Type, ch, locale, err) }
+	switch ch {
+	case notifier.Email:
+		subject, err := ls.execText("subject."+v.Type, v)
+		if err != nil {
+			return nil, v, wrap(err)
+		}
+		v.Subject = strings.Join(strings.Fields(subject), " ")
+		p.msg.Subject = v.Subject
+		name, err := ls.pick("email.txt", v, false)
+		if err != nil {
+			return nil, v, wrap(err)
+		}
+		if p.text, err = ls.execText(name, v); err != nil {
+			return nil, v, wrap(err)
+		}
+		p.text = tidy(p.text)
+		if name, err = ls.pick("email.html", v, true); err != nil {
+			return nil, v, wrap(err)
+		}
+		if p.htmlBody, err = ls.execHTML(name, v); err != nil {
+			return nil, v, wrap(err)
+		}
+		if p.htmlHead, err = ls.execHTML("email.html.head", v); err != nil {
+			return nil, v, wrap(err)
+		}
+		if p.htmlEnd, err = ls.execHTML("email.html.end", v); err != nil {
+			return nil, v, wrap(err)
+		}
+	case notifier.SMS:
+		if p.msg.SMS, p.msg.Segments, err = ls.renderSMS(v); err != nil {
+			return nil, v, wrap(err)
+		}
+	case notifier.Webhook:
+		name, err := ls.pick("webhook", v, false)
+		if err != nil {
+			return nil, v, wrap(err)
+		}
+		text, err := ls.execText(name, v)
+		if err != nil {
+			return nil, v, wrap(err)
+		}
+		p.msg.WebhookText = tidy(text)
+	default:
+		return nil, v, fmt.Errorf("render %s: %w %q", ev.ID, ErrUnknownChannel, ch)
+	}
+	return p, v, nil
+}
+
+// minSMSWords is the fewest words of free text worth keeping in a shortened
+// SMS; with fewer, the SMS goes without it and the link carries the rest.
+const minSMSWords = 3
+
+// renderSMS renders the SMS and, when it needs more than one segment,
+// shortens the free text at a word boundary (dropping it last) so that the
+// status-page link always stays.
+func (ls *langSet) renderSMS(v *view) (string, int, error) {
+	name, err := ls.pick("sms", v, false)
+	if err != nil {
+		return "", 0, err
+	}
+	if v.ContentLocale != v.Locale {
+		// A text in another language would need the "only available in"
+		// note, which an SMS has no room for: status and link say enough.
+		v.Message = ""
+	}
+	render := func() (string, int, error) {
+		s, err := ls.execText(name, v)
+		if err != nil {
+			return "", 0, err
+		}
+		s = NormalizeGSM(strings.TrimSpace(s))
+		n, _ := Segments(s)
+		return s, n, nil
+	}
+	body, segments, err := render()
+	if err != nil || segments <= 1 || v.Message == "" {
+		return body, segments, err
+	}
+	words := strings.Fields(v.Message)
+	best := 0
+	for lo, hi := minSMSWords, len(words)-1; lo <= hi; {
+		mid := (lo + hi) / 2
+		v.Message = shortenWords(words, mid)
+		if _, n, err := render(); err != nil {
+			return "", 0, err
+		} else if n <= 1 {
+			best, lo = mid, mid+1
+		} else {
+			hi = mid - 1
+		}
+	}
+	v.Message = ""
+	if best > 0 {
+		v.Message = shortenWords(words, best)
+	}
+	return render()
+}
+
+// pick returns the template for the view's event type, falling back to the
+// one for its kind.
+func (ls *langSet) pick(prefix string, v *view, html bool) (string, error) {
+	for _, name := range []string{prefix + "." + v.Type, prefix + "." + v.Kind} {
+		if html && ls.html.Lookup(name) != nil || !html && ls.text.Lookup(name) != nil {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%w: neither %s.%s nor %s.%s is defined", ErrNoTemplate, prefix, v.Type, prefix, v.Kind)
+}
+
+func (ls *langSet) execText(name string, data any) (string, error) {
+	var b strings.Builder
+	if err := ls.text.ExecuteTemplate(&b, name, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+func (ls *langSet) execHTML(name string, data any) (string, error) {
+	var b strings.Builder
+	if err := ls.html.ExecuteTemplate(&b, name, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// personalize adds the subscriber's unsubscribe link and, for email, the
+// greeting and footer. This is the only per-subscriber work.
+func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
+	m := p.msg
+	m.UnsubscribeURL = r.cfg.PublicURL + "/unsubscribe/" + r.tokens.Sign(notifier.TokenClaims{
+		Purpose: notifier.PurposeUnsubscribe, SubscriberID: sub.ID, Channel: ch,
+	})
+	if ch != notifier.Email {
+		return &m, nil
+	}
+	pd := personal{Name: strings.Join(strings.Fields(sub.Name), " "), UnsubscribeURL: m.UnsubscribeURL, StatusURL: m.StatusURL}
+	ls := p.ls
+	greeting, err := ls.execText("email.txt.greeting", pd)
+	if err != nil {
+		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
+	}
+	footer, err := ls.execText("email.txt.footer", pd)
+	if err != nil {
+		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
+	}
+	hGreeting, err := ls.execHTML("email.html.greeting", pd)
+	if err != nil {
+		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
+	}
+	hFooter, err := ls.execHTML("email.html.footer", pd)
+	if err != nil {
+		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
+	}
+	var b strings.Builder
+	b.Grow(len(greeting) + len(p.text) + len(footer) + 5)
+	b.WriteString(greeting)
+	b.WriteString("\n\n")
+	b.WriteString(p.text)
+	b.WriteString("\n\n")
+	b.WriteString(footer)
+	b.WriteString("\n")
+	m.Text = b.String()
+	b = strings.Builder{}
+	b.Grow(len(p.htmlHead) + len(hGreeting) + len(p.htmlBody) + len(hFooter) + len(p.htmlEnd))
+	b.WriteString(p.htmlHead)
+	b.WriteString(hGreeting)
+	b.WriteString(p.htmlBody)
+	b.WriteString(hFooter)
+	b.WriteString(p.htmlEnd)
+	m.HTML = b.String()
+	return &m, nil
+}
