@@ -114,4 +114,3 @@ func shortenWords(words []string, n int) string {
 	}
 	return strings.TrimRight(strings.Join(words[:n], " "), ",;:-") + "..."
 }
-

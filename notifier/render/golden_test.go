@@ -1,0 +1,80 @@
+package render
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// goldenEvents are the events whose messages a person has read in both
+// languages: the StyreWeb update of 17 Sept 10:00 and the opening, and the
+// English outage's opening, its update with a restore and its letter.
+// The English StyreWeb reader lives in Oslo; the English LED reader in London.
+var goldenEvents = map[string][]string{
+	"styreweb": {"styreweb-2019-09-16-1100", "styreweb-2019-09-17-1000"},
+	"led":      {"led-2019-03-05-0805", "led-2019-03-06-0930", "led-letter-2019-03-06"},
+}
+
+func TestGolden(t *testing.T) {
+	r := newTestRenderer(t, Config{})
+	for scenario, ids := range goldenEvents {
+		events, states := loadScenario(t, scenario)
+		for _, id := range ids {
+			ev := events[id]
+			if ev == nil {
+				t.Fatalf("scenario %s has no event %s", scenario, id)
+			}
+			enZone := ""
+			if scenario == "led" {
+				enZone = "Europe/London"
+			}
+			for _, sub := range testSubscribers(enZone) {
+				locale := ResolveLocale(sub.Locale, "en")
+				for _, ch := range notifier.ChannelNames {
+					if ch == notifier.SMS && ev.Type == notifier.LetterBroadcast {
+						continue // letters never go out by SMS
+					}
+					m, err := r.Render(ev, states[id], sub, ch)
+					if err != nil {
+						t.Fatalf("render %s %s %s: %v", id, locale, ch, err)
+					}
+					dir := filepath.Join("testdata", "golden", id)
+					switch ch {
+					case notifier.Email:
+						checkGolden(t, filepath.Join(dir, locale+".email.txt"), "Subject: "+m.Subject+"\n\n"+m.Text)
+						checkGolden(t, filepath.Join(dir, locale+".email.html"), m.HTML)
+					case notifier.SMS:
+						checkGolden(t, filepath.Join(dir, locale+".sms.txt"), m.SMS+"\n")
+					case notifier.Webhook:
+						checkGolden(t, filepath.Join(dir, locale+".webhook.txt"), m.WebhookText+"\n")
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test ./notifier/render -update to create it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the rendered message (run with -update after reading the diff):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
