@@ -1,0 +1,340 @@
+package render
+
+import (
+	"fmt"
+	"html"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/varsel/varsel/locales"
+	"github.com/varsel/varsel/notifier"
+)
+
+// Problem is one defect found by Check.
+type Problem struct {
+	File    string // template or catalogue file; the override path when overridden
+	Line    int    // 0 when unknown
+	Locale  string
+	Channel string
+	EventID string
+	Message string
+}
+
+// String formats the problem as "file:line: event locale channel: message".
+func (p Problem) String() string {
+	where := p.File
+	if p.Line > 0 {
+		where += ":" + strconv.Itoa(p.Line)
+	}
+	return fmt.Sprintf("%s: %s %s %s: %s", where, p.EventID, p.Locale, p.Channel, p.Message)
+}
+
+// SameInBothLanguages lists the message ids whose English and Norwegian
+// texts are rightly identical; the catalogue test allows exactly these.
+var SameInBothLanguages = []string{"LabelStatus"}
+
+// Stop words that give away a fixed phrase written into a template in the
+// wrong language. Short and unambiguous on purpose.
+var stopWords = map[string][]string{
+	"nb": {"the", "and", "your", "you", "we", "our", "please", "update", "updates", "click", "here", "with", "will"},
+	"en": {"og", "ikke", "vi", "på", "med", "har", "det", "som", "deg", "dine", "oppdatering", "kl"},
+}
+
+var (
+	templateErr = regexp.MustCompile(`template: ([^:\s]+):(\d+)(?::\d+)?: (.*)`)
+	urlPattern  = regexp.MustCompile(`https?://\S+`)
+	tagPattern  = regexp.MustCompile(`<[^>]*>`)
+	actionRe    = regexp.MustCompile(`\{\{[^}]*\}\}`)
+)
+
+// Check renders every template in every locale on every channel for each of
+// events (in order, applying them to incident states as the pipeline does)
+// and returns every problem found: a template that fails or is missing, a
+// missing message id, a fixed phrase of the other language in a message
+// (English in a Norwegian one, or the reverse), and an SMS over its budget of
+// one segment. Letters are checked on every channel, SMS included, although
+// the channel policy never sends them by SMS.
+func (r *Renderer) Check(events []*notifier.Event) []Problem {
+	var problems []Problem
+	foreign, err := r.foreignPhrases()
+	if err != nil {
+		return []Problem{{File: "locales", Message: err.Error()}}
+	}
+	states := map[string]*notifier.IncidentState{}
+	for _, ev := range events {
+		var inc *notifier.IncidentState
+		if ev.Incident != nil {
+			inc = states[ev.Incident.ID]
+			if inc == nil {
+				inc = &notifier.IncidentState{}
+				states[ev.Incident.ID] = inc
+			}
+			inc.Apply(ev)
+		}
+		for _, locale := range Locales {
+			for _, ch := range notifier.ChannelNames {
+				add := func(file string, line int, msg string) {
+					problems = append(problems, Problem{File: file, Line: line, Locale: locale, Channel: string(ch), EventID: ev.ID, Message: msg})
+				}
+				sub := &notifier.Subscriber{ID: "check", Name: "Kari Nordmann", Locale: locale}
+				m, err := r.renderUncached(ev, inc, sub, ch)
+				if err != nil {
+					file, line, msg := r.locate(err, ch)
+					add(file, line, msg)
+					continue
+				}
+				if ch == notifier.SMS && m.Segments > 1 {
+					_, enc := Segments(m.SMS)
+					add(r.source("sms.tmpl"), 0, fmt.Sprintf("SMS needs %d %s segments, the budget is 1 (%d characters): %q", m.Segments, enc, len([]rune(m.SMS)), m.SMS))
+				}
+				// Render again with every free text replaced by a neutral
+				// mark, so only fixed phrases remain to be checked.
+				pm, err := r.renderUncached(probeEvent(ev), inc, &notifier.Subscriber{ID: "check", Name: "§", Locale: locale}, ch)
+				if err != nil {
+					continue // reported above
+				}
+				out := fixedText(pm)
+				for _, ph := range foreign[locale] {
+					if ph.re.MatchString(out) {
+						file, line := r.whereIs(ph.text, ch)
+						add(file, line, fmt.Sprintf("%s phrase %q in a %s message", languageLabel(otherLocale(locale)), ph.text, languageLabel(locale)))
+					}
+				}
+			}
+		}
+	}
+	return problems
+}
+
+func (r *Renderer) renderUncached(ev *notifier.Event, inc *notifier.IncidentState, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
+	p, _, err := r.renderPart(ev, inc, ResolveLocale(sub.Locale, r.defaultLocale), ch, r.defaultZone)
+	if err != nil {
+		return nil, err
+	}
+	return r.personalize(p, sub, ch)
+}
+
+// locate finds the file and line in a template error.
+func (r *Renderer) locate(err error, ch notifier.ChannelName) (string, int, string) {
+	if m := templateErr.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[2])
+		return r.source(m[1]), line, m[3]
+	}
+	return r.source(channelFile(ch)), 0, err.Error()
+}
+
+func channelFile(ch notifier.ChannelName) string {
+	switch ch {
+	case notifier.Email:
+		return "email.txt.tmpl"
+	case notifier.SMS:
+		return "sms.tmpl"
+	}
+	return "webhook.tmpl"
+}
+
+func (r *Renderer) source(name string) string {
+	if s, ok := r.sources[name]; ok {
+		return s
+	}
+	return name
+}
+
+// whereIs finds the first line holding phrase in the channel's templates,
+// then in any template, then in the catalogues.
+func (r *Renderer) whereIs(phrase string, ch notifier.ChannelName) (string, int) {
+	names := make([]string, 0, len(r.srcText))
+	for name := range r.srcText {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	first := channelFile(ch)
+	slices.SortStableFunc(names, func(a, b string) int {
+		return boolRank(a == first) - boolRank(b == first)
+	})
+	for _, name := range names {
+		if line := lineOf(r.srcText[name], phrase); line > 0 {
+			return r.source(name), line
+		}
+	}
+	for _, locale := range Locales {
+		name := "active." + locale + ".toml"
+		b, err := locales.FS.ReadFile(name)
+		if err == nil {
+			if line := lineOf(string(b), phrase); line > 0 {
+				return "locales/" + name, line
+			}
+		}
+	}
+	return r.source(first), 0
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 0
+	}
+	return 1
+}
+
+func lineOf(text, phrase string) int {
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, phrase) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// fixedText is everything a reader sees in a message, without links and markup.
+func fixedText(m *notifier.Message) string {
+	htmlText := html.UnescapeString(tagPattern.ReplaceAllString(m.HTML, " "))
+	all := strings.Join([]string{m.Subject, m.Text, htmlText, m.SMS, m.WebhookText}, "\n")
+	return urlPattern.ReplaceAllString(all, " ")
+}
+
+// phrase is a fixed phrase of one language, to be searched for in messages
+// of the other.
+type phrase struct {
+	text string
+	re   *regexp.Regexp
+}
+
+// foreignPhrases returns, for each locale, the phrases that must not appear
+// in its messages: the other catalogue's fixed text (minus what both share)
+// and the other language's stop words.
+func (r *Renderer) foreignPhrases() (map[string][]phrase, error) {
+	frags := map[string]map[string]bool{}
+	for _, locale := range Locales {
+		cat, err := Catalogue(locale)
+		if err != nil {
+			return nil, err
+		}
+		frags[locale] = map[string]bool{}
+		for id, forms := range cat {
+			if slices.Contains(SameInBothLanguages, id) || strings.HasPrefix(id, "Format") {
+				continue
+			}
+			for form, text := range forms {
+				if form == "description" || form == "hash" {
+					continue
+				}
+				for _, f := range actionRe.Split(text, -1) {
+					f = strings.Trim(f, " .,:;()!?\n")
+					if letters(f) >= 4 {
+						frags[locale][f] = true
+					}
+				}
+			}
+		}
+	}
+	out := map[string][]phrase{}
+	for _, locale := range Locales {
+		other := otherLocale(locale)
+		var texts []string
+		for f := range frags[other] {
+			if !frags[locale][f] {
+				texts = append(texts, f)
+			}
+		}
+		texts = append(texts, stopWords[locale]...)
+		slices.Sort(texts)
+		for _, t := range texts {
+			out[locale] = append(out[locale], phrase{text: t, re: regexp.MustCompile(`(?:^|[^\p{L}])` + regexp.QuoteMeta(t) + `(?:$|[^\p{L}])`)})
+		}
+	}
+	return out, nil
+}
+
+func letters(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r > 127 {
+			n++
+		}
+	}
+	return n
+}
+
+func otherLocale(locale string) string {
+	if locale == "nb" {
+		return "en"
+	}
+	return "nb"
+}
+
+func languageLabel(locale string) string {
+	if locale == "nb" {
+		return "Norwegian"
+	}
+	return "English"
+}
+
+// Catalogue returns the raw entries of a locale's catalogue: message id →
+// field ("other", "one", "description", …) → text.
+func Catalogue(locale string) (map[string]map[string]string, error) {
+	name := "active." + locale + ".toml"
+	b, err := locales.FS.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read catalogue: %w", err)
+	}
+	var raw map[string]any
+	if err := toml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("parse catalogue %s: %w", name, err)
+	}
+	cat := make(map[string]map[string]string, len(raw))
+	for id, v := range raw {
+		switch v := v.(type) {
+		case string:
+			cat[id] = map[string]string{"other": v}
+		case map[string]any:
+			forms := map[string]string{}
+			for k, s := range v {
+				if s, ok := s.(string); ok {
+					forms[k] = s
+				}
+			}
+			cat[id] = forms
+		default:
+			return nil, fmt.Errorf("parse catalogue %s: entry %q is neither text nor a table", name, id)
+		}
+	}
+	return cat, nil
+}
+
+// probeEvent copies ev with every free text replaced by "§" in the same
+// languages, so the language-fallback notes stay as they are.
+func probeEvent(ev *notifier.Event) *notifier.Event {
+	p := *ev
+	mark := func(l notifier.Localized) notifier.Localized {
+		if l == nil {
+			return nil
+		}
+		out := make(notifier.Localized, len(l))
+		for k := range l {
+			out[k] = "§"
+		}
+		return out
+	}
+	if ev.Incident != nil {
+		in := *ev.Incident
+		in.Title, in.Message, in.Contact = mark(in.Title), mark(in.Message), mark(in.Contact)
+		p.Incident = &in
+	}
+	if ev.Letter != nil {
+		l := *ev.Letter
+		l.Subject, l.Body = mark(l.Subject), mark(l.Body)
+		if l.Sections != nil {
+			s := *l.Sections
+			s.WhatHappened, s.DataSafety, s.GoingForward, s.Apology = mark(s.WhatHappened), mark(s.DataSafety), mark(s.GoingForward), mark(s.Apology)
+			l.Sections = &s
+		}
+		l.Signature.Name = "§"
+		l.Signature.Title = mark(l.Signature.Title)
+		p.Letter = &l
+	}
+	return &p
+}
