@@ -156,46 +156,48 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 	}
 	rawURL := d.Subscriber.WebhookURL
 	target := maskedTarget(rawURL)
-	fail := func(reason notifier.Reason, retry bool, err error) (notifier.Receipt, bool, error) {
+	fail := func(retry bool, se *notifier.SendError) (notifier.Receipt, bool, error) {
 		level := slog.LevelDebug
-		if errors.Is(err, ErrTargetRefused) {
+		if errors.Is(se, ErrTargetRefused) {
 			level = slog.LevelWarn
 		}
 		c.logger.Log(ctx, level, "webhook not delivered", "delivery", d.ID, "target", target,
-			"attempt", d.Attempt, "reason", reason, "retry", retry, "error", err)
-		return notifier.Receipt{}, retry, &notifier.SendError{Reason: reason, Err: err}
+			"attempt", d.Attempt, "reason", se.Reason, "retry", retry, "error", se.Err)
+		return notifier.Receipt{}, retry, se
 	}
 	if rawURL == "" {
-		return fail(notifier.ReasonInvalidAddress, false, fmt.Errorf("%w: subscriber has none", ErrInvalidURL))
+		return fail(false, &notifier.SendError{Reason: notifier.ReasonInvalidAddress, Err: fmt.Errorf("%w: subscriber has none", ErrInvalidURL)})
 	}
 	u, err := parseTarget(rawURL)
 	if err != nil {
+		reason := notifier.ReasonInvalidAddress
 		if errors.Is(err, ErrTargetRefused) {
-			return fail(notifier.ReasonRejected, false, err)
+			reason = notifier.ReasonRejected
 		}
-		return fail(notifier.ReasonInvalidAddress, false, err)
+		return fail(false, &notifier.SendError{Reason: reason, Err: err})
 	}
 	// An address literal is checked here for a clear, deterministic error;
 	// names are checked at dial time on the address they resolve to.
 	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !c.cfg.AllowPrivate {
 		if why := blockedWhy(ip); why != "" {
-			return fail(notifier.ReasonRejected, false, &TargetError{Host: u.Hostname(), Addr: ip.WithZone(""), Why: why})
+			return fail(false, &notifier.SendError{Reason: notifier.ReasonRejected,
+				Err: &TargetError{Host: u.Hostname(), Addr: ip.WithZone(""), Why: why}})
 		}
 	}
 	now := c.now()
 	id := MessageID(d.ID)
 	body, err := json.Marshal(buildPayload(d, now))
 	if err != nil {
-		return fail(notifier.ReasonTemplate, false, fmt.Errorf("encode payload: %w", err))
+		return fail(false, &notifier.SendError{Reason: notifier.ReasonTemplate, Err: fmt.Errorf("encode payload: %w", err)})
 	}
 	sig, err := c.signature(d.Subscriber, id, now, body)
 	if err != nil {
-		return fail(notifier.ReasonRejected, false, err)
+		return fail(false, &notifier.SendError{Reason: notifier.ReasonRejected, Err: err})
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return fail(notifier.ReasonInvalidAddress, false, fmt.Errorf("%w: cannot build a request", ErrInvalidURL))
+		return fail(false, &notifier.SendError{Reason: notifier.ReasonInvalidAddress, Err: fmt.Errorf("%w: cannot build a request", ErrInvalidURL)})
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
@@ -206,44 +208,50 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 	resp, err := c.client.Do(req)
 	if err != nil {
 		reason, retry, err := classifyTransportError(u.Hostname(), err)
-		return fail(reason, retry, fmt.Errorf("post to %s: %w", target, err))
+		return fail(retry, &notifier.SendError{Reason: reason, Err: fmt.Errorf("post to %s: %w", target, err)})
 	}
 	// Read a little so the connection can be reused; the content is ignored.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxResponseBody))
 	_ = resp.Body.Close()
 
+	if se, retry := classifyResponse(resp, u, now); se != nil {
+		se.Err = fmt.Errorf("post to %s: %w", target, se.Err)
+		return fail(retry, se)
+	}
+	c.logger.Debug("webhook delivered", "delivery", d.ID, "target", target,
+		"attempt", d.Attempt, "status", resp.StatusCode, "webhook_id", id)
+	return notifier.Receipt{ProviderID: id, Note: "HTTP " + strconv.Itoa(resp.StatusCode)}, false, nil
+}
+
+// classifyResponse returns nil for a 2xx answer, else the failure and
+// whether to retry. Errors never quote the URL or the Location header in
+// full: only scheme and host.
+func classifyResponse(resp *http.Response, u *url.URL, now time.Time) (*notifier.SendError, bool) {
 	code := resp.StatusCode
 	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
 	switch {
 	case code >= 200 && code < 300:
-		c.logger.Debug("webhook delivered", "delivery", d.ID, "target", target,
-			"attempt", d.Attempt, "status", code, "webhook_id", id)
-		return notifier.Receipt{ProviderID: id, Note: "HTTP " + strconv.Itoa(code)}, false, nil
+		return nil, false
 	case code >= 300 && code < 400:
 		loc := "nowhere"
-		if l, err := u.Parse(resp.Header.Get("Location")); err == nil && resp.Header.Get("Location") != "" {
-			loc = maskedTarget(l.String())
+		if h := resp.Header.Get("Location"); h != "" {
+			if l, err := u.Parse(h); err == nil {
+				loc = maskedTarget(l.String())
+			}
 		}
-		return fail(notifier.ReasonRejected, false, fmt.Errorf("post to %s: answered %s to %s: %w", target, status, loc, ErrRedirect))
+		return &notifier.SendError{Reason: notifier.ReasonRejected, Err: fmt.Errorf("answered %s to %s: %w", status, loc, ErrRedirect)}, false
 	case code == http.StatusGone:
-		rec, retry, err := fail(notifier.ReasonGone, false, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrGone))
-		err.(*notifier.SendError).Suppress = true
-		return rec, retry, err
-	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
-		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
-		reason := notifier.ReasonServer
-		if code == http.StatusTooManyRequests {
-			reason = notifier.ReasonRateLimited
-		}
-		after := parseRetryAfter(resp.Header.Get("Retry-After"), now)
-		rec, retry, err := fail(reason, true, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrStatus))
-		err.(*notifier.SendError).RetryAfter = after
-		return rec, retry, err
+		return &notifier.SendError{Reason: notifier.ReasonGone, Suppress: true, Err: fmt.Errorf("answered %s: %w", status, ErrGone)}, false
+	case code == http.StatusTooManyRequests:
+		return &notifier.SendError{Reason: notifier.ReasonRateLimited, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
+			Err: fmt.Errorf("answered %s: %w", status, ErrStatus)}, true
+	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+		return &notifier.SendError{Reason: notifier.ReasonServer, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
+			Err: fmt.Errorf("answered %s: %w", status, ErrStatus)}, true
 	case code >= 500:
-		return fail(notifier.ReasonServer, true, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrStatus))
-	default:
-		return fail(notifier.ReasonRejected, false, fmt.Errorf("post to %s: answered %s: %w", target, status, ErrStatus))
+		return &notifier.SendError{Reason: notifier.ReasonServer, Err: fmt.Errorf("answered %s: %w", status, ErrStatus)}, true
 	}
+	return &notifier.SendError{Reason: notifier.ReasonRejected, Err: fmt.Errorf("answered %s: %w", status, ErrStatus)}, false
 }
 
 // classifyTransportError turns an error from http.Client.Do into a reason,
