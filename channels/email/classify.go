@@ -56,10 +56,15 @@ func (c *Channel) classify(action string, se *gomail.SendError, err error, io *i
 		reason = notifier.ReasonNetwork
 	}
 	msg := action + ": " + c.redact(err.Error(), rcpt)
-	if io != nil && se != nil {
-		msg += " (" + c.redact(io.err.Error(), rcpt) + ")"
-	}
 	errs := []error{err}
+	if io != nil && se != nil {
+		// go-mail's SendError does not unwrap to the I/O error; keep it
+		// reachable for errors.Is(err, os.ErrDeadlineExceeded) and friends.
+		errs = append(errs, io.err)
+		if !strings.Contains(msg, io.err.Error()) {
+			msg += " (" + c.redact(io.err.Error(), rcpt) + ")"
+		}
+	}
 	if ctxErr != nil {
 		errs = append(errs, ctxErr)
 	}

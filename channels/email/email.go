@@ -51,9 +51,13 @@ type Channel struct {
 	tlsConfig  *tls.Config
 	logger     *slog.Logger
 
-	// slots holds PoolSize connection slots; taking one is the right to
-	// have one connection open, so the pool never exceeds PoolSize.
-	slots     chan *slot
+	// sem holds one token per send in flight; a slot is only used with a
+	// token, so no more than PoolSize connections are ever open.
+	sem chan struct{}
+	// idle is a stack of slots not in use; connected slots are pushed on
+	// top so that warm connections are reused before new ones are dialled.
+	mu        sync.Mutex
+	idle      []*slot
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -85,16 +89,13 @@ func New(cfg Config, logger *slog.Logger) (*Channel, error) {
 		fromDomain: from.Address[strings.LastIndex(from.Address, "@")+1:],
 		tlsConfig:  &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12},
 		logger:     logger.With("channel", string(notifier.Email)),
-		slots:      make(chan *slot, cfg.PoolSize),
+		sem:        make(chan struct{}, cfg.PoolSize),
 		done:       make(chan struct{}),
 	}
 	if cfg.DKIM != nil {
 		if c.dkimKey, err = cfg.DKIM.signer(); err != nil {
 			return nil, err
 		}
-	}
-	for range cfg.PoolSize {
-		c.slots <- &slot{}
 	}
 	c.logger.Info("email channel ready", "smtp", cfg)
 	return c, nil
@@ -117,9 +118,8 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.SendTimeout)
 	defer cancel()
 
-	var s *slot
 	select {
-	case s = <-c.slots:
+	case c.sem <- struct{}{}:
 	case <-c.done:
 		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonUnknown, Err: ErrClosed}
 	case <-ctx.Done():
@@ -127,7 +127,8 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		c.logFailure(d, err, true)
 		return notifier.Receipt{}, true, err
 	}
-	defer func() { c.slots <- s }()
+	s := c.take()
+	defer c.put(s)
 	select {
 	case <-c.done:
 		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonUnknown, Err: ErrClosed}
@@ -142,6 +143,31 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 	c.logger.Debug("email sent", "delivery", d.ID, "to", notifier.MaskEmail(d.Subscriber.Email),
 		"message_id", id, "took", time.Since(start))
 	return notifier.Receipt{ProviderID: "<" + id + ">"}, false, nil
+}
+
+// take returns an idle slot, preferring a connected one; the caller holds
+// a token of c.sem.
+func (c *Channel) take() *slot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.idle); n > 0 {
+		s := c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		return s
+	}
+	return &slot{}
+}
+
+// put returns s to the idle stack and releases the caller's token.
+func (c *Channel) put(s *slot) {
+	c.mu.Lock()
+	if s.conn.Load() != nil {
+		c.idle = append(c.idle, s)
+	} else {
+		c.idle = append([]*slot{s}, c.idle...)
+	}
+	c.mu.Unlock()
+	<-c.sem
 }
 
 func (c *Channel) logFailure(d *notifier.Delivery, err error, retry bool) {
@@ -272,8 +298,13 @@ func (c *Channel) Close() error {
 	var errs []error
 	c.closeOnce.Do(func() {
 		close(c.done)
+		// Holding every token means no send is in flight.
 		for range c.cfg.PoolSize {
-			s := <-c.slots
+			c.sem <- struct{}{}
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, s := range c.idle {
 			if s.conn.Load() != nil && s.client != nil {
 				if err := s.client.Close(); err != nil {
 					errs = append(errs, fmt.Errorf("close smtp connection: %w", err))

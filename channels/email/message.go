@@ -42,10 +42,20 @@ func (d *DKIMConfig) signer() (crypto.Signer, error) {
 
 // newDKIMSigner returns a fresh signer per message: go-mail's Signer caches
 // state on first use and is not safe to share between concurrent sends.
+//
+// Headers use "simple" canonicalization (c=simple/relaxed, as OpenDKIM's
+// default): go-mail v0.8.1 folds a DKIM tag longer than one line at an
+// arbitrary column, and under "relaxed" header canonicalization that fold
+// becomes a space inside a header name of h=, so every signature with our
+// longer header list failed to verify. Under "simple" go-mail writes the
+// DKIM-Signature unfolded (about 650 bytes with RSA-2048, within the
+// 998-byte line limit; RSA-4096 keys would exceed it).
 func newDKIMSigner(d *DKIMConfig, key crypto.Signer) *gomail.DKIMSigner {
 	s := gomail.NewDKIMSigner(d.Domain, d.Selector, key)
 	s.SignHeaders(dkimHeaders...)
 	s.OversignHeaders(dkimOversigned...)
+	s.HeaderCanonicalization(gomail.CanonicalizationSimple)
+	s.BodyCanonicalization(gomail.CanonicalizationRelaxed)
 	return s
 }
 

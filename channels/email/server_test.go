@@ -1,0 +1,176 @@
+package email
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// received is one message the test server accepted.
+type received struct {
+	From string
+	To   []string
+	Data []byte
+}
+
+// testServer is an in-process SMTP server (github.com/emersion/go-smtp) on
+// 127.0.0.1 that records messages and counts connections.
+type testServer struct {
+	Host string
+	Port int
+
+	// User and Pass, when set, are required through AUTH PLAIN.
+	User, Pass string
+	// Discard drops message bodies (benchmarks).
+	Discard bool
+	// OnRcpt and OnData, when set, may refuse a command; OnData must
+	// consume r when it returns nil.
+	OnRcpt func(to string) error
+	OnData func(c *smtp.Conn, r io.Reader) error
+
+	mu       sync.Mutex
+	msgs     []received
+	sessions int // connections ever opened
+	open     int
+	maxOpen  int
+	conns    map[*smtp.Conn]bool
+}
+
+func startServer(t testing.TB, configure func(*testServer)) *testServer {
+	t.Helper()
+	ts := &testServer{conns: map[*smtp.Conn]bool{}}
+	if configure != nil {
+		configure(ts)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := smtp.NewServer(ts)
+	s.Domain = "localhost"
+	s.AllowInsecureAuth = true
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(func() { _ = s.Close() })
+	addr := l.Addr().(*net.TCPAddr)
+	ts.Host, ts.Port = "127.0.0.1", addr.Port
+	return ts
+}
+
+// config returns a channel config for ts.
+func (ts *testServer) config() Config {
+	return Config{Host: ts.Host, Port: ts.Port, TLS: TLSNone, From: "Driftsstatus Æøå <status@example.com>",
+		Username: ts.User, Password: ts.Pass}
+}
+
+func (ts *testServer) messages() []received {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return append([]received(nil), ts.msgs...)
+}
+
+func (ts *testServer) counts() (sessions, maxOpen int) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.sessions, ts.maxOpen
+}
+
+// dropAll closes every open connection from the server side, as an idle
+// timeout on a real server would.
+func (ts *testServer) dropAll() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for c := range ts.conns {
+		_ = c.Conn().Close()
+	}
+}
+
+func (ts *testServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.sessions++
+	ts.open++
+	ts.maxOpen = max(ts.maxOpen, ts.open)
+	ts.conns[c] = true
+	return &session{ts: ts, conn: c}, nil
+}
+
+type session struct {
+	ts     *testServer
+	conn   *smtp.Conn
+	authed bool
+	from   string
+	to     []string
+}
+
+var errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != s.ts.User || pass != s.ts.Pass {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.ts.User != "" && !s.authed {
+		return errAuthRequired
+	}
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.ts.OnRcpt != nil {
+		if err := s.ts.OnRcpt(to); err != nil {
+			return err
+		}
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	if s.ts.OnData != nil {
+		if err := s.ts.OnData(s.conn, r); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	w := io.Writer(&buf)
+	if s.ts.Discard {
+		w = io.Discard
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		return err
+	}
+	s.ts.mu.Lock()
+	defer s.ts.mu.Unlock()
+	s.ts.msgs = append(s.ts.msgs, received{From: s.from, To: s.to, Data: buf.Bytes()})
+	return nil
+}
+
+func (s *session) Reset() { s.from, s.to = "", nil }
+
+func (s *session) Logout() error {
+	s.ts.mu.Lock()
+	defer s.ts.mu.Unlock()
+	s.ts.open--
+	delete(s.ts.conns, s.conn)
+	return nil
+}
+
+// errDropped is returned by an OnData hook that closed the connection.
+var errDropped = errors.New("connection dropped by test")
