@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -330,5 +332,33 @@ func TestSubscribersCSV(t *testing.T) {
 	}
 	if all == 0 || webhooks < 2 || phones == 0 {
 		t.Errorf("got %d subscribers to all components, %d webhooks, %d phones; want at least 1, 2, 1", all, webhooks, phones)
+	}
+}
+
+// TestEventsDocExamples keeps docs/events.md honest: every JSON block in it
+// is a valid event, and every event type has a full example.
+func TestEventsDocExamples(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "events.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[notifier.EventType]bool{}
+	blocks := strings.Split(string(doc), "```json\n")[1:]
+	for i, b := range blocks {
+		body, _, ok := strings.Cut(b, "\n```")
+		if !ok {
+			t.Fatalf("JSON block %d is not closed", i+1)
+		}
+		ev, err := notifier.DecodeEvent([]byte(body))
+		if err != nil {
+			t.Errorf("JSON block %d: %v", i+1, err)
+			continue
+		}
+		types[ev.Type] = true
+	}
+	for _, typ := range notifier.EventTypes {
+		if !types[typ] {
+			t.Errorf("docs/events.md has no example of %s", typ)
+		}
 	}
 }
