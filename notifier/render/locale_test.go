@@ -127,4 +127,3 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
-
