@@ -180,8 +180,8 @@ func (c *Channel) logFailure(d *notifier.Delivery, err error, retry bool) {
 }
 
 // send delivers msg on s, dialling when s has no connection. A pooled
-// connection that died while idle fails go-mail's NOOP check before
-// anything is sent; then send dials once more.
+// connection that the server closed while idle fails at MAIL FROM, before
+// anything was handed over; then send dials once more.
 func (c *Channel) send(ctx context.Context, s *slot, msg *gomail.Msg, rcpt string) (*notifier.SendError, bool) {
 	// Cancelling ctx closes the socket, which ends any SMTP command at once.
 	stop := context.AfterFunc(ctx, func() {
@@ -215,11 +215,27 @@ func (c *Channel) send(ctx context.Context, s *slot, msg *gomail.Msg, rcpt strin
 		if ioErr != nil || ctx.Err() != nil || !replyError(se) {
 			c.drop(s)
 		}
-		if reused && attempt == 1 && se != nil && se.Reason == gomail.ErrConnCheck && ctx.Err() == nil {
+		if reused && attempt == 1 && ctx.Err() == nil && staleConn(se, ioErr) {
 			continue
 		}
 		return c.classify(stage(se), se, err, ioErr, ctx.Err(), rcpt)
 	}
+}
+
+// staleConn reports whether a send on a reused connection failed because
+// the connection had gone stale: an I/O error or "421 closing" at MAIL FROM
+// (or go-mail's connection check), when the server has accepted nothing.
+func staleConn(se *gomail.SendError, io *ioFailure) bool {
+	if se == nil {
+		return false
+	}
+	switch se.Reason {
+	case gomail.ErrConnCheck:
+		return true
+	case gomail.ErrSMTPMailFrom:
+		return io != nil || se.ErrorCode() == 421
+	}
+	return false
 }
 
 // dial opens a connection for s.
@@ -242,6 +258,10 @@ func (c *Channel) clientOptions(s *slot) []gomail.Option {
 	opts := []gomail.Option{
 		gomail.WithPort(c.cfg.Port),
 		gomail.WithTimeout(c.cfg.SendTimeout),
+		// Skip a round trip before and after every message: a dead pooled
+		// connection shows at MAIL FROM, which is safe to repeat (see
+		// staleConn), and a completed DATA already ends the transaction.
+		gomail.WithoutNoop(), gomail.WithoutRset(),
 		gomail.WithTLSConfig(c.tlsConfig),
 		gomail.WithDialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return c.dialConn(ctx, s, network, addr)

@@ -372,8 +372,8 @@ func TestIdleConnectionClosedByServerIsRedialled(t *testing.T) {
 	ch := newChannel(t, ts.config(), nil)
 	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
 	ts.dropAll()
-	// The pooled connection is dead; the send notices before MAIL FROM and
-	// dials again without bothering the caller.
+	// The pooled connection is dead; the send notices at MAIL FROM, before
+	// anything was handed over, and dials again without bothering the caller.
 	mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
 	if n := len(ts.messages()); n != 2 {
 		t.Errorf("server stored %d messages, want 2", n)
@@ -607,4 +607,51 @@ func TestSecretsStayOutOfLogsAndErrors(t *testing.T) {
 	if !strings.Contains(logs.String(), "k***@example.com") {
 		t.Errorf("logs do not name the masked recipient:\n%s", logs.String())
 	}
+}
+
+// BenchmarkSendPooled sends one message after another through the channel,
+// which keeps its connection open between messages.
+func BenchmarkSendPooled(b *testing.B) {
+	ts := startServer(b, func(ts *testServer) { ts.Discard = true })
+	ch := newChannel(b, ts.config(), nil)
+	d := delivery("ev-1", subscriber("kari"), nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		if _, _, err := ch.Notify(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	if sessions, _ := ts.counts(); sessions != 1 {
+		b.Errorf("%d connections, want 1", sessions)
+	}
+}
+
+// BenchmarkSendDialPerMessage sends the same messages the naive way: a new
+// connection (dial, greeting, EHLO, QUIT) per message with go-mail's
+// DialAndSendWithContext.
+func BenchmarkSendDialPerMessage(b *testing.B) {
+	ts := startServer(b, func(ts *testServer) { ts.Discard = true })
+	ch := newChannel(b, ts.config(), nil)
+	d := delivery("ev-1", subscriber("kari"), nil)
+	client, err := gomail.NewClient(ts.Host, gomail.WithPort(ts.Port), gomail.WithTLSPolicy(gomail.NoTLS),
+		gomail.WithoutNoop(), gomail.WithoutRset())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		msg, _, err := ch.buildMessage(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
