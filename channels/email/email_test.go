@@ -6,13 +6,16 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -654,4 +657,79 @@ func BenchmarkSendDialPerMessage(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}}, pool
+}
+
+func TestTLSPolicies(t *testing.T) {
+	serverTLS, roots := selfSigned(t)
+	tests := []struct {
+		name     string
+		policy   string
+		implicit bool
+		trusted  bool
+		wantErr  notifier.Reason
+	}{
+		{"starttls", TLSStartTLS, false, true, ""},
+		{"implicit tls", TLSImplicit, true, true, ""},
+		{"untrusted certificate is a network failure", TLSStartTLS, false, false, notifier.ReasonNetwork},
+		{"implicit tls with untrusted certificate", TLSImplicit, true, false, notifier.ReasonNetwork},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, func(ts *testServer) {
+				ts.TLS, ts.Implicit = serverTLS, tt.implicit
+				ts.User, ts.Pass = "varsel", "secret"
+			})
+			cfg := ts.config()
+			cfg.TLS = tt.policy
+			ch := newChannel(t, cfg, nil)
+			if tt.trusted {
+				ch.tlsConfig.RootCAs = roots
+			}
+			_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("kari"), nil))
+			if tt.wantErr != "" {
+				if err == nil || !retry || notifier.ReasonOf(err) != tt.wantErr {
+					t.Fatalf("retry=%v reason=%s err=%v, want retry with %s", retry, notifier.ReasonOf(err), err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts.mu.Lock()
+			defer ts.mu.Unlock()
+			if len(ts.msgs) != 1 || ts.overTLS != 1 {
+				t.Errorf("%d messages, %d over TLS, want 1 over TLS", len(ts.msgs), ts.overTLS)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package email
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -28,6 +29,10 @@ type testServer struct {
 
 	// User and Pass, when set, are required through AUTH PLAIN.
 	User, Pass string
+	// TLS, when set, enables STARTTLS; with Implicit the listener speaks
+	// TLS from the first byte.
+	TLS      *tls.Config
+	Implicit bool
 	// Discard drops message bodies (benchmarks).
 	Discard bool
 	// OnRcpt and OnData, when set, may refuse a command; OnData must
@@ -37,6 +42,7 @@ type testServer struct {
 
 	mu       sync.Mutex
 	msgs     []received
+	overTLS  int // messages received over TLS
 	sessions int // connections ever opened
 	open     int
 	maxOpen  int
@@ -53,7 +59,11 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ts.Implicit {
+		l = tls.NewListener(l, ts.TLS)
+	}
 	s := smtp.NewServer(ts)
+	s.TLSConfig = ts.TLS
 	s.Domain = "localhost"
 	s.AllowInsecureAuth = true
 	s.ErrorLog = log.New(io.Discard, "", 0)
@@ -159,6 +169,9 @@ func (s *session) Data(r io.Reader) error {
 	s.ts.mu.Lock()
 	defer s.ts.mu.Unlock()
 	s.ts.msgs = append(s.ts.msgs, received{From: s.from, To: s.to, Data: buf.Bytes()})
+	if _, ok := s.conn.TLSConnectionState(); ok {
+		s.ts.overTLS++
+	}
 	return nil
 }
 
