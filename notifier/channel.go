@@ -106,4 +106,6 @@ func ReasonOf(err error) Reason {
 // attempt that just failed, counting from 1.
 type Backoffer interface {
 	Backoff(attempt int) time.Duration
+	// MaxAttempts is how many attempts the schedule allows in all.
+	MaxAttempts() int
 }

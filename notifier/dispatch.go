@@ -13,7 +13,8 @@ import (
 // DispatchConfig tunes retries and suppression. Zero values take the
 // defaults noted on each field.
 type DispatchConfig struct {
-	// MaxAttempts per channel; 0 means 8. A job that fails this many
+	// MaxAttempts per channel; 0 means the channel's own schedule
+	// (Backoffer), else 8. A job that fails this many
 	// times is recorded as failed (the dead letter) and not retried.
 	MaxAttempts map[ChannelName]int
 	// BaseBackoff is the first retry delay, doubled per attempt up to
@@ -134,16 +135,19 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		// Shutting down mid-send: leave the job for the next process.
 		return Verdict{Retry: true}, nil
 	}
-	return d.record(ctx, del, evr, receipt, retry, err, now)
+	return d.record(ctx, del, rec, evr, receipt, retry, err, now)
 }
 
 // record writes the outcome of one attempt and decides the verdict.
-func (d *Dispatcher) record(ctx context.Context, del *Delivery, evr *EventRecord, receipt Receipt, retry bool, sendErr error, started time.Time) (Verdict, error) {
+func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRecord, evr *EventRecord, receipt Receipt, retry bool, sendErr error, started time.Time) (Verdict, error) {
 	chName := string(del.Channel)
 	maxAttempts := d.Config.maxAttempts(del.Channel)
+	if b, ok := d.Channels[del.Channel].(Backoffer); ok && d.Config.MaxAttempts[del.Channel] == 0 {
+		maxAttempts = b.MaxAttempts()
+	}
 	verdict := Verdict{}
 	final := false
-	rec, err := d.Log.Update(ctx, del.ID, func(r *DeliveryRecord) error {
+	apply := func(r *DeliveryRecord) error {
 		fillRecord(r, del, evr)
 		r.Attempts = del.Attempt
 		if r.FirstAttemptAt == nil {
@@ -167,7 +171,15 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, evr *EventRecord
 		r.Status = StatusFailed
 		final = true
 		return nil
-	})
+	}
+	// Write on top of the record read before sending; only when something
+	// else (a provider receipt) changed it meanwhile, read it again.
+	rec := read
+	_ = apply(rec)
+	err := d.Log.Save(ctx, rec)
+	if errors.Is(err, ErrConflict) {
+		rec, err = d.Log.Update(ctx, del.ID, apply)
+	}
 	if err != nil {
 		return Verdict{}, fmt.Errorf("record delivery: %w", err)
 	}

@@ -47,4 +47,7 @@ type DeliveryRecord struct {
 	LastAttemptAt  *time.Time `json:"last_attempt_at,omitempty"`
 	SentAt         *time.Time `json:"sent_at,omitempty"`
 	UpdatedAt      time.Time  `json:"updated_at"`
+	// Revision is the store's revision of this record when it was read;
+	// zero for a record not yet stored. It is not part of the record.
+	Revision uint64 `json:"-"`
 }

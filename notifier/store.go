@@ -41,4 +41,8 @@ type DeliveryLog interface {
 	// Update reads, changes and writes one record atomically; a missing
 	// record is passed to fn as a new one with only ID set.
 	Update(ctx context.Context, id string, fn func(*DeliveryRecord) error) (*DeliveryRecord, error)
+	// Save writes r if the stored record is still at r.Revision (zero:
+	// not stored yet), saving the read an Update needs; otherwise it
+	// returns an error wrapping ErrConflict and writes nothing.
+	Save(ctx context.Context, r *DeliveryRecord) error
 }

@@ -29,6 +29,7 @@ type Channel struct {
 
 	mu   sync.Mutex // serializes appends to the JSON lines file
 	file *os.File
+	dirs sync.Map // event directories already created
 }
 
 var _ notifier.Channel = (*Channel)(nil)
@@ -171,8 +172,11 @@ func (c *Channel) writeEmail(d *notifier.Delivery) (notifier.Receipt, error) {
 		m.AddAlternativeString(gomail.TypeTextHTML, d.Message.HTML)
 	}
 	dir := filepath.Join(c.cfg.Dir, "email", d.Event.ID)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return notifier.Receipt{}, fmt.Errorf("create %s: %w", dir, err)
+	if _, ok := c.dirs.Load(dir); !ok {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return notifier.Receipt{}, fmt.Errorf("create %s: %w", dir, err)
+		}
+		c.dirs.Store(dir, true)
 	}
 	for n := 1; ; n++ {
 		name := d.Subscriber.ID + ".eml"

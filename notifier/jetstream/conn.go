@@ -141,7 +141,7 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 		}
 		*dst = kv
 	}
-	c.Subscribers = &Subscribers{kv: *buckets[SubscribersKV]}
+	c.Subscribers = &Subscribers{kv: *buckets[SubscribersKV], js: c.JS}
 	c.Incidents = &Incidents{kv: *buckets[IncidentsKV]}
 	c.Deliveries = &Deliveries{kv: *buckets[DeliveriesKV]}
 	c.Events = &Events{kv: *buckets[EventsKV]}
@@ -207,4 +207,6 @@ func (c *Conn) Close() {
 func jobSubject(ch string) string { return JobsPrefix + ch }
 
 // subjectToken makes s safe as one subject token.
-func subjectToken(s string) string { return strings.NewReplacer(".", "_", "*", "_", ">", "_", " ", "_").Replace(s) }
+func subjectToken(s string) string {
+	return strings.NewReplacer(".", "_", "*", "_", ">", "_", " ", "_").Replace(s)
+}

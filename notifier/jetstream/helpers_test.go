@@ -86,19 +86,31 @@ type stack struct {
 	cancel  context.CancelFunc
 	done    chan error
 	metrics *notifier.Metrics
+	ackWait time.Duration
 }
 
 func startStack(t testing.TB, dir string, cfg notifier.DispatchConfig) *stack {
 	t.Helper()
-	s := &stack{conn: startConn(t, dir), chans: map[notifier.ChannelName]*recorder{}}
+	s := &stack{chans: map[notifier.ChannelName]*recorder{}}
 	channels := map[notifier.ChannelName]notifier.Channel{}
 	for _, name := range notifier.ChannelNames {
 		s.chans[name] = newRecorder(name)
 		channels[name] = s.chans[name]
 	}
+	return startStackWith(t, dir, cfg, s, channels)
+}
+
+// startStackWith runs the pipeline with the given channels.
+func startStackWith(t testing.TB, dir string, cfg notifier.DispatchConfig, s *stack, channels map[notifier.ChannelName]notifier.Channel) *stack {
+	t.Helper()
+	if s == nil {
+		s = &stack{}
+	}
+	s.conn = startConn(t, dir)
 	s.metrics = notifier.NewMetrics(prometheus.NewRegistry())
 	s.runner = s.conn.NewRunner(Pipeline{Channels: channels, Renderer: plainRenderer{}, Dispatch: cfg,
 		Metrics: s.metrics, Logger: quietLogger()})
+	s.runner.AckWait = s.ackWait
 	s.run()
 	t.Cleanup(s.stop)
 	return s
@@ -108,6 +120,17 @@ func (s *stack) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.done = cancel, make(chan error, 1)
 	go func() { s.done <- s.runner.Run(ctx) }()
+}
+
+// kill stops the process the hard way: the connection and server go away
+// under the workers, nothing is drained.
+func (s *stack) kill() {
+	s.conn.NC.Close()
+	s.conn.Server.Shutdown()
+	s.cancel()
+	<-s.done
+	s.cancel = nil
+	s.conn.Server.WaitForShutdown()
 }
 
 func (s *stack) stop() {

@@ -25,6 +25,10 @@ type Runner struct {
 	// Concurrency is the number of jobs in flight per channel, also the
 	// consumer's MaxAckPending; 0 means 32 (SMS: 4).
 	Concurrency map[notifier.ChannelName]int
+	// AckWait is how long a job taken by a process that then died waits
+	// before another process gets it; it must exceed the send timeout.
+	// 0 means 1 minute.
+	AckWait time.Duration
 	// DrainTimeout bounds how long Run waits for in-flight sends after
 	// its context is cancelled; 0 means 30 s.
 	DrainTimeout time.Duration
@@ -150,12 +154,19 @@ func (r *Runner) concurrency(ch notifier.ChannelName) int {
 	return 32
 }
 
+func (r *Runner) ackWait() time.Duration {
+	if r.AckWait > 0 {
+		return r.AckWait
+	}
+	return time.Minute
+}
+
 func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName) error {
 	n := r.concurrency(ch)
 	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
 		Durable: dispatchConsumer + string(ch), Description: "Varsel " + string(ch) + " deliveries",
 		FilterSubject: jobSubject(string(ch)), AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: 2 * time.Minute, MaxAckPending: n, MaxDeliver: -1,
+		AckWait: r.ackWait(), MaxAckPending: n, MaxDeliver: -1,
 	})
 	if err != nil {
 		return fmt.Errorf("create %s consumer: %w", ch, err)

@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,7 +14,10 @@ import (
 )
 
 // Subscribers is the subscriber store on the varsel_subscribers bucket.
-type Subscribers struct{ kv jetstream.KeyValue }
+type Subscribers struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream
+}
 
 var _ notifier.SubscriberStore = (*Subscribers)(nil)
 
@@ -147,10 +151,34 @@ var _ notifier.DeliveryLog = (*Deliveries)(nil)
 // Get implements notifier.DeliveryLog.
 func (s *Deliveries) Get(ctx context.Context, id string) (*notifier.DeliveryRecord, error) {
 	r := new(notifier.DeliveryRecord)
-	if _, err := getJSON(ctx, s.kv, id, r); err != nil {
+	rev, err := getJSON(ctx, s.kv, id, r)
+	if err != nil {
 		return nil, err
 	}
+	r.Revision = rev
 	return r, nil
+}
+
+// Save implements notifier.DeliveryLog.
+func (s *Deliveries) Save(ctx context.Context, r *notifier.DeliveryRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode delivery %q: %w", r.ID, err)
+	}
+	var rev uint64
+	if r.Revision == 0 {
+		rev, err = s.kv.Create(ctx, r.ID, b)
+	} else {
+		rev, err = s.kv.Update(ctx, r.ID, b, r.Revision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("save delivery %q: %w", r.ID, notifier.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("save delivery %q: %w", r.ID, err)
+	}
+	r.Revision = rev
+	return nil
 }
 
 // Update implements notifier.DeliveryLog.
@@ -179,4 +207,47 @@ func (s *Deliveries) List(ctx context.Context, f DeliveryFilter, fn func(*notifi
 		}
 		return fn(r)
 	})
+}
+
+// PutMany writes n new subscribers made by mk with pipelined publishes; it
+// is for bulk import, where waiting for each write in turn would dominate.
+// Existing subscribers with the same ids are replaced whole.
+func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifier.Subscriber) error {
+	js := s.js
+	now := time.Now().UTC()
+	futures := make([]jetstream.PubAckFuture, 0, 1024)
+	wait := func() error {
+		defer func() { futures = futures[:0] }()
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("put subscriber: %w", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	for i := range n {
+		sub := mk(i)
+		if sub.CreatedAt.IsZero() {
+			sub.CreatedAt = now
+		}
+		sub.UpdatedAt = now
+		b, err := json.Marshal(sub)
+		if err != nil {
+			return err
+		}
+		f, err := js.PublishAsync("$KV."+SubscribersKV+"."+sub.ID, b)
+		if err != nil {
+			return fmt.Errorf("put subscriber %s: %w", sub.ID, err)
+		}
+		if futures = append(futures, f); len(futures) == cap(futures) {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+	}
+	return wait()
 }

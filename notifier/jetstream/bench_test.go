@@ -1,0 +1,86 @@
+package jetstream
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// BenchmarkFanOut measures one event fanned out to n subscribers × 2
+// channels (email and webhook) through the outbox: deliveries per second,
+// seconds from publish to the last delivery, and the process's peak RSS
+// (embedded NATS server included).
+//
+//	go test ./notifier/jetstream -run '^$' -bench FanOut -benchtime 1x
+func BenchmarkFanOut(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			for range b.N {
+				benchFanOut(b, n)
+			}
+		})
+	}
+}
+
+func benchFanOut(b *testing.B, n int) {
+	b.StopTimer()
+	dir := b.TempDir()
+	s := startStackWith(b, dir, notifier.DispatchConfig{}, nil, outboxChannels(b, dir))
+	addSubscribersFast(b, s.conn, n, func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("s%06d", i), Name: "Kari Nordmann", Email: fmt.Sprintf("kari%d@example.com", i),
+			WebhookURL: "https://hooks.example.com/varsel", WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Locale: "nb"}
+	})
+	runtime.GC()
+	resetPeakRSS()
+	sent := func() float64 {
+		return testutil.ToFloat64(s.metrics.Deliveries.WithLabelValues("email", "sent", "")) +
+			testutil.ToFloat64(s.metrics.Deliveries.WithLabelValues("webhook", "sent", ""))
+	}
+	start := time.Now()
+	b.StartTimer()
+	raw := eventJSON("bench", "incident.updated", "2019-09-17T10:00:00+02:00", "identified", "major")
+	if _, err := s.conn.PublishEvent(b.Context(), raw); err != nil {
+		b.Fatal(err)
+	}
+	want := float64(2 * n)
+	deadline := time.Now().Add(10 * time.Minute)
+	for sent() < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %.0f of %.0f deliveries after 10 minutes", sent(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.StopTimer()
+	took := time.Since(start)
+	b.ReportMetric(want/took.Seconds(), "deliveries/s")
+	b.ReportMetric(took.Seconds(), "s-to-last")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
+	s.stop()
+}
+
+// resetPeakRSS resets the kernel's high-water mark of resident memory
+// (Linux: writing 5 to clear_refs), so the peak is of this run only.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS reads VmHWM from /proc/self/status, in bytes; 0 if unknown.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
