@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -78,6 +79,9 @@ func DecodeEvent(b []byte) (*Event, error) {
 	}
 	if !utf8.Valid(b) {
 		return nil, &ValidationError{Problems: []FieldError{{Problem: "event is not valid UTF-8"}}}
+	}
+	if fe := checkKeys(b, reflect.TypeOf(Event{})); fe != nil {
+		return nil, &ValidationError{Problems: []FieldError{*fe}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -267,8 +271,13 @@ func (in *Incident) validate(v *ValidationError, e *Event) {
 		if in.ScheduledStart != nil && in.ScheduledEnd != nil && !in.ScheduledEnd.After(*in.ScheduledStart) {
 			v.add("incident.scheduled_end", "must be after scheduled_start")
 		}
-	} else if in.ScheduledStart != nil || in.ScheduledEnd != nil {
-		v.add("incident.scheduled_start", "only allowed on maintenance events")
+	} else {
+		if in.ScheduledStart != nil {
+			v.add("incident.scheduled_start", "only allowed on maintenance events")
+		}
+		if in.ScheduledEnd != nil {
+			v.add("incident.scheduled_end", "only allowed on maintenance events")
+		}
 	}
 }
 
@@ -329,14 +338,37 @@ func validateLocalized(v *ValidationError, field string, l Localized, required b
 		return
 	}
 	for _, tag := range sortedKeys(l) {
-		if _, err := language.Parse(tag); err != nil || strings.Count(tag, "-") > 2 {
-			v.add(field+"."+tag, "unknown language tag %q", tag)
+		if tag == "" {
+			v.add(field+`[""]`, "empty language tag")
+			continue
+		}
+		if problem := checkTag(tag); problem != "" {
+			v.add(field+"."+tag, "%s", problem)
 			continue
 		}
 		if strings.TrimSpace(l[tag]) == "" {
 			v.add(field+"."+tag, "text is empty")
 		}
 	}
+}
+
+// checkTag accepts a BCP 47 tag of a real language in canonical form
+// ("en", "nb", "en-GB"), so that texts are found by the same tag subscribers use.
+func checkTag(tag string) string {
+	t, err := language.Parse(tag)
+	if err != nil {
+		return fmt.Sprintf("unknown language tag %q", tag)
+	}
+	if strings.Count(tag, "-") > 2 {
+		return fmt.Sprintf("unknown language tag %q: too many parts (use e.g. nb or en-GB)", tag)
+	}
+	if base, _ := t.Base(); base.String() == "und" || strings.HasPrefix(tag, "und") || strings.Contains(tag, "x-") {
+		return fmt.Sprintf("%q names no language", tag)
+	}
+	if t.String() != tag {
+		return fmt.Sprintf("write the language tag %q as %q", tag, t.String())
+	}
+	return ""
 }
 
 func sortedKeys(l Localized) []string {

@@ -94,10 +94,8 @@ var badEvents = []struct {
 	{"array instead of object", `[` + validIncident + `]`, "", "must be a JSON object"},
 	{"string instead of object", `"incident.opened"`, "", "must be a JSON object"},
 	{"unknown top-level field", edit(validIncident, "severity", "high"), "severity", "unknown field"},
-	// decode.go names only the leaf of an unknown nested field ("severity",
-	// not "incident.severity"): encoding/json does not report the path.
-	{"unknown nested field", edit(validIncident, "incident.severity", "high"), "severity", "unknown field"},
-	{"unknown field in data", edit(validIncident, "incident.data.encrypted", true), "encrypted", "unknown field"},
+	{"unknown nested field", edit(validIncident, "incident.severity", "high"), "incident.severity", "unknown field"},
+	{"unknown field in data", edit(validIncident, "incident.data.encrypted", true), "incident.data.encrypted", "unknown field"},
 	{"missing id", edit(validIncident, "id", remove), "id", "required"},
 	{"bad id characters", edit(validIncident, "id", "styreweb.2019/09"), "id", "letters, digits"},
 	{"id too long", edit(validIncident, "id", strings.Repeat("a", 129)), "id", "1–128"},
@@ -350,4 +348,38 @@ func eventTimes(e *Event) []*time.Time {
 		}
 	}
 	return ts
+}
+
+func TestDecodeIsStrictAboutKeysAndTags(t *testing.T) {
+	base := `{"id":"e","type":"incident.opened","time":"2019-09-16T08:00:00+02:00","incident":{"id":"i","title":{"en":"t"},"status":"investigating","impact":"major","components":["c"],"started_at":"2019-09-16T08:00:00+02:00","message":{"en":"m"}}}`
+	tests := []struct{ name, from, to, field string }{
+		{"key in another case", `"id":"e"`, `"ID":"e"`, "ID"},
+		{"nested key in another case", `"started_at"`, `"Started_At"`, "incident.Started_At"},
+		{"repeated key", `"id":"e"`, `"id":"e","id":"f"`, "id"},
+		{"repeated language", `{"en":"m"}`, `{"en":"m","en":"n"}`, "incident.message.en"},
+		{"upper-case tag", `{"en":"m"}`, `{"EN":"m"}`, "incident.message.EN"},
+		{"no language", `{"en":"m"}`, `{"und":"m"}`, "incident.message.und"},
+		{"private use", `{"en":"m"}`, `{"x-klingon":"m"}`, "incident.message.x-klingon"},
+		{"empty tag", `{"en":"m"}`, `{"":"m"}`, `incident.message[""]`},
+		{"scheduled_end off maintenance", `"message":{"en":"m"}`, `"message":{"en":"m"},"scheduled_end":"2019-09-16T09:00:00+02:00"`, "incident.scheduled_end"},
+	}
+	if _, err := DecodeEvent([]byte(base)); err != nil {
+		t.Fatalf("base event invalid: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := strings.Replace(base, tt.from, tt.to, 1)
+			_, err := DecodeEvent([]byte(raw))
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("accepted %s", raw)
+			}
+			for _, p := range ve.Problems {
+				if p.Field == tt.field {
+					return
+				}
+			}
+			t.Errorf("error %q does not name %s", err, tt.field)
+		})
+	}
 }
