@@ -201,7 +201,13 @@ func (c *Channel) reserve(now time.Time, segments int) (time.Duration, func()) {
 			rs[i].CancelAt(t)
 		}
 	}
-	return rs[0].DelayFrom(now), cancel
+	// x/time/rate computes in float seconds and can come out a few
+	// nanoseconds early; rounding up keeps every slot at or after its time.
+	wait := rs[0].DelayFrom(now)
+	if r := wait % time.Microsecond; r != 0 {
+		wait += time.Microsecond - r
+	}
+	return wait, cancel
 }
 
 // findEarlier looks in Twilio's message list for a message with body sent
