@@ -258,7 +258,7 @@ func TestInboundKeywords(t *testing.T) {
 		name      string
 		body      string
 		before    map[notifier.ChannelName]notifier.Suppression
-		suppress  bool   // whether kari's SMS is suppressed afterwards
+		suppress  bool // whether kari's SMS is suppressed afterwards
 		reason    notifier.Reason
 		wantReply string // TwiML message
 	}{
