@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/mail"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,12 +43,11 @@ var _ notifier.Channel = (*Channel)(nil)
 // Channel sends email through a pool of at most Config.PoolSize persistent
 // SMTP connections. It is safe for concurrent use.
 type Channel struct {
-	cfg        Config
-	from       *mail.Address
-	fromDomain string
-	dkimKey    crypto.Signer
-	tlsConfig  *tls.Config
-	logger     *slog.Logger
+	cfg       Config
+	from      *mail.Address
+	dkimKey   crypto.Signer
+	tlsConfig *tls.Config
+	logger    *slog.Logger
 
 	// sem holds one token per send in flight; a slot is only used with a
 	// token, so no more than PoolSize connections are ever open.
@@ -84,13 +82,12 @@ func New(cfg Config, logger *slog.Logger) (*Channel, error) {
 		return nil, fmt.Errorf("parse from address: %w", err)
 	}
 	c := &Channel{
-		cfg:        cfg,
-		from:       from,
-		fromDomain: from.Address[strings.LastIndex(from.Address, "@")+1:],
-		tlsConfig:  &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12},
-		logger:     logger.With("channel", string(notifier.Email)),
-		sem:        make(chan struct{}, cfg.PoolSize),
-		done:       make(chan struct{}),
+		cfg:       cfg,
+		from:      from,
+		tlsConfig: &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12},
+		logger:    logger.With("channel", string(notifier.Email)),
+		sem:       make(chan struct{}, cfg.PoolSize),
+		done:      make(chan struct{}),
 	}
 	if cfg.DKIM != nil {
 		if c.dkimKey, err = cfg.DKIM.signer(); err != nil {

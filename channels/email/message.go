@@ -76,9 +76,26 @@ func threadRoot(d *notifier.Delivery, domain string) string {
 	return MessageID(d.Incident.FirstEventID, d.Subscriber.ID, domain)
 }
 
-// buildMessage turns a delivery into a go-mail message and its Message-ID.
-// Its errors are *notifier.SendError and never worth a retry.
+// buildMessage turns a delivery into a go-mail message and its Message-ID,
+// DKIM-signed when configured. Its errors are *notifier.SendError and never
+// worth a retry.
 func (c *Channel) buildMessage(d *notifier.Delivery) (*gomail.Msg, string, error) {
+	msg, id, err := Compose(d, c.from)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.dkimKey != nil {
+		msg.SetDKIM(newDKIMSigner(c.cfg.DKIM, c.dkimKey))
+	}
+	return msg, id, nil
+}
+
+// Compose builds the email for a delivery, as sent and as the outbox keeps
+// it: both MIME parts, threading and unsubscribe headers, and its
+// deterministic Message-ID (returned without angle brackets). Its errors
+// are *notifier.SendError and never worth a retry.
+func Compose(d *notifier.Delivery, from *mail.Address) (*gomail.Msg, string, error) {
+	fromDomain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	if d.Event == nil || d.Subscriber == nil {
 		return nil, "", &notifier.SendError{Reason: notifier.ReasonUnknown, Err: ErrIncomplete}
 	}
@@ -95,13 +112,13 @@ func (c *Channel) buildMessage(d *notifier.Delivery) (*gomail.Msg, string, error
 	}
 
 	msg := gomail.NewMsg(gomail.WithCharset(gomail.CharsetUTF8), gomail.WithEncoding(gomail.EncodingQP))
-	msg.SetAddrHeaderFromMailAddress(gomail.HeaderFrom, c.from)
+	msg.SetAddrHeaderFromMailAddress(gomail.HeaderFrom, from)
 	msg.SetAddrHeaderFromMailAddress(gomail.HeaderTo, &mail.Address{Name: d.Subscriber.Name, Address: to})
 	msg.Subject(m.Subject)
 	msg.SetDate()
-	id := MessageID(d.Event.ID, d.Subscriber.ID, c.fromDomain)
+	id := MessageID(d.Event.ID, d.Subscriber.ID, fromDomain)
 	msg.SetMessageIDWithValue(id)
-	if root := threadRoot(d, c.fromDomain); root != "" {
+	if root := threadRoot(d, fromDomain); root != "" {
 		msg.SetGenHeader(gomail.HeaderInReplyTo, "<"+root+">")
 		msg.SetGenHeader(gomail.HeaderReferences, "<"+root+">")
 	}
@@ -123,9 +140,6 @@ func (c *Channel) buildMessage(d *notifier.Delivery) (*gomail.Msg, string, error
 		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
 	default:
 		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
-	}
-	if c.dkimKey != nil {
-		msg.SetDKIM(newDKIMSigner(c.cfg.DKIM, c.dkimKey))
 	}
 	return msg, id, nil
 }

@@ -10,14 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
-	gomail "github.com/wneessen/go-mail"
-
+	"github.com/varsel/varsel/channels/email"
 	"github.com/varsel/varsel/notifier"
 )
 
@@ -30,6 +30,7 @@ type Channel struct {
 	mu   sync.Mutex // serializes appends to the JSON lines file
 	file *os.File
 	dirs sync.Map // event directories already created
+	from *mail.Address
 }
 
 var _ notifier.Channel = (*Channel)(nil)
@@ -39,7 +40,11 @@ func New(cfg Config, name notifier.ChannelName, logger *slog.Logger) (*Channel, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Channel{name: name, cfg: cfg, logger: logger.With("channel", name, "sink", "outbox")}
+	from, err := mail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("outbox From %q: %w", cfg.From, err)
+	}
+	c := &Channel{name: name, cfg: cfg, from: from, logger: logger.With("channel", name, "sink", "outbox")}
 	switch name {
 	case notifier.Email:
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, "email"), 0o750); err != nil {
@@ -94,6 +99,10 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		r, err = c.appendLine(WebhookLine{ID: d.ID, URL: d.Subscriber.WebhookURL, Type: d.Event.Type, EventID: d.Event.ID,
 			Sequence: sequence(d), Locale: d.Message.Locale, Text: d.Message.WebhookText, At: time.Now().UTC()})
 	}
+	var se *notifier.SendError
+	if errors.As(err, &se) {
+		return notifier.Receipt{}, false, err
+	}
 	if err != nil {
 		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonNetwork, Err: err}
 	}
@@ -146,30 +155,14 @@ func (c *Channel) appendLine(v any) (notifier.Receipt, error) {
 	return notifier.Receipt{ProviderID: "outbox"}, nil
 }
 
-// writeEmail writes the message as an .eml file. The first send of a
+// writeEmail writes the message, composed exactly as the email channel
+// sends it, as an .eml file. The first send of a
 // delivery is <subscriber>.eml; a second send (which the pipeline should
 // never make) is <subscriber>~2.eml, so it shows rather than overwrites.
 func (c *Channel) writeEmail(d *notifier.Delivery) (notifier.Receipt, error) {
-	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
-	if err := m.From(c.cfg.From); err != nil {
-		return notifier.Receipt{}, fmt.Errorf("set From: %w", err)
-	}
-	if err := m.AddToFormat(d.Subscriber.Name, d.Subscriber.Email); err != nil {
-		return notifier.Receipt{}, fmt.Errorf("set To: %w", err)
-	}
-	m.Subject(d.Message.Subject)
-	m.SetDate()
-	msgID := d.ID + "@outbox.varsel"
-	m.SetMessageIDWithValue(msgID)
-	m.SetGenHeader(gomail.HeaderContentLang, d.Message.Locale)
-	m.SetGenHeader("Auto-Submitted", "auto-generated")
-	if d.Message.UnsubscribeURL != "" {
-		m.SetGenHeader("List-Unsubscribe", "<"+d.Message.UnsubscribeURL+">")
-		m.SetGenHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-	}
-	m.SetBodyString(gomail.TypeTextPlain, d.Message.Text)
-	if d.Message.HTML != "" {
-		m.AddAlternativeString(gomail.TypeTextHTML, d.Message.HTML)
+	m, msgID, err := email.Compose(d, c.from)
+	if err != nil {
+		return notifier.Receipt{}, err
 	}
 	dir := filepath.Join(c.cfg.Dir, "email", d.Event.ID)
 	if _, ok := c.dirs.Load(dir); !ok {
