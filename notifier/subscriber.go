@@ -1,7 +1,9 @@
 package notifier
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
@@ -197,4 +199,45 @@ func MaskContact(ch ChannelName, addr string) string {
 		}
 	}
 	return "***"
+}
+
+// BaseLanguage maps a language tag to the language Varsel writes it in:
+// "en" for every English, "nb" for every Norwegian (nb, no, nn — Bokmål is
+// the written standard Varsel offers), "" for anything else.
+func BaseLanguage(tag string) string {
+	t, err := language.Parse(tag)
+	if err != nil {
+		return ""
+	}
+	switch base, _ := t.Base(); base.String() {
+	case "en":
+		return "en"
+	case "nb", "no", "nn":
+		return "nb"
+	}
+	return ""
+}
+
+// ErrUnknownChannel means a channel name is not email, sms or webhook.
+var ErrUnknownChannel = errors.New("unknown channel (want email, sms or webhook)")
+
+// Normalize tidies a subscriber before validation: it trims spaces (and
+// removes them from phone numbers) and generates a webhook secret when a
+// webhook URL has none.
+func (s *Subscriber) Normalize() error {
+	s.ID = strings.TrimSpace(s.ID)
+	s.Name = strings.TrimSpace(s.Name)
+	s.Email = strings.TrimSpace(s.Email)
+	s.Phone = strings.ReplaceAll(strings.TrimSpace(s.Phone), " ", "")
+	s.WebhookURL = strings.TrimSpace(s.WebhookURL)
+	s.Locale = strings.TrimSpace(s.Locale)
+	s.Timezone = strings.TrimSpace(s.Timezone)
+	if s.WebhookURL != "" && s.WebhookSecret == "" {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return fmt.Errorf("generate webhook secret: %w", err)
+		}
+		s.WebhookSecret = "whsec_" + base64.StdEncoding.EncodeToString(key)
+	}
+	return nil
 }

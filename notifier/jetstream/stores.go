@@ -251,3 +251,16 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 	}
 	return wait()
 }
+
+// Enable lifts the pause of one channel for a subscriber and forgets its
+// failure count, e.g. to re-enable a webhook that was disabled.
+func (s *Subscribers) Enable(ctx context.Context, id string, ch notifier.ChannelName) (*notifier.Subscriber, error) {
+	if !slices.Contains(notifier.ChannelNames, ch) {
+		return nil, fmt.Errorf("enable %q: %w", ch, notifier.ErrUnknownChannel)
+	}
+	return s.Update(ctx, id, func(sub *notifier.Subscriber) error {
+		delete(sub.Suppressed, ch)
+		delete(sub.Failures, ch)
+		return nil
+	})
+}

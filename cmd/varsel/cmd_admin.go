@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/varsel/varsel/channels/webhook"
+	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
+)
+
+// connect reaches the NATS a running `varsel serve` uses.
+func connect(ctx context.Context, url string) (*jetstream.Conn, error) {
+	c, err := jetstream.Connect(ctx, jetstream.Config{URL: url}, newLogger(io.Discard))
+	if err != nil {
+		return nil, fmt.Errorf("%w (is `varsel serve` running, or VARSEL_NATS_URL set?)", err)
+	}
+	return c, nil
+}
+
+func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("varsel publish", flag.ContinueOnError)
+	natsURL := natsFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: varsel publish FILE|-", errUsage)
+	}
+	raw, err := readInput(pos[0], stdin)
+	if err != nil {
+		return err
+	}
+	// Validate before connecting, so a bad file fails fast and offline.
+	if _, err := notifier.DecodeEvent(raw); err != nil {
+		return fmt.Errorf("%s is not a valid event: %w", pos[0], err)
+	}
+	c, err := connect(ctx, *natsURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ev, err := c.PublishEvent(ctx, raw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published %s (%s)\n", ev.ID, ev.Type)
+	return nil
+}
+
+func readInput(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(io.LimitReader(stdin, 1<<20))
+	}
+	return os.ReadFile(name)
+}
+
+func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: varsel subscribers add|import|list|show|remove|enable", errUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("varsel subscribers "+sub, flag.ContinueOnError)
+	natsURL := natsFlag(fs)
+	allowPrivate := fs.Bool("allow-private-webhooks", os.Getenv("VARSEL_WEBHOOK_ALLOW_PRIVATE") == "true", "accept webhook targets on private addresses (VARSEL_WEBHOOK_ALLOW_PRIVATE)")
+	var s notifier.Subscriber
+	var components, channel string
+	if sub == "add" {
+		fs.StringVar(&s.ID, "id", "", "subscriber id (required)")
+		fs.StringVar(&s.Name, "name", "", "name")
+		fs.StringVar(&s.Email, "email", "", "email address")
+		fs.StringVar(&s.Phone, "phone", "", "mobile number, E.164 (+4791234567)")
+		fs.StringVar(&s.WebhookURL, "webhook-url", "", "webhook URL")
+		fs.StringVar(&s.WebhookSecret, "webhook-secret", "", "whsec_… secret (generated when empty)")
+		fs.StringVar(&s.Locale, "locale", "", "language: en, nb, …")
+		fs.StringVar(&s.Timezone, "timezone", "", "IANA time zone")
+		fs.StringVar(&components, "components", "", "components separated by ; (empty: all)")
+	}
+	if sub == "enable" {
+		fs.StringVar(&channel, "channel", "", "channel to enable again: email, sms or webhook")
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx, *natsURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	check := func(ctx context.Context, s *notifier.Subscriber) error {
+		if s.WebhookURL == "" {
+			return nil
+		}
+		return webhook.CheckTarget(ctx, s.WebhookURL, *allowPrivate)
+	}
+	switch sub {
+	case "add":
+		if components != "" && components != "*" {
+			s.Components = strings.Split(components, ";")
+		}
+		if err := s.Normalize(); err != nil {
+			return err
+		}
+		if err := errors.Join(s.Validate(), check(ctx, &s)); err != nil {
+			return fmt.Errorf("subscriber %s: %w", s.ID, err)
+		}
+		if err := c.Subscribers.Put(ctx, &s); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added %s\n", s.ID)
+	case "import":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: varsel subscribers import FILE.csv", errUsage)
+		}
+		return importCSV(ctx, c, pos[0], check, stdout)
+	case "list":
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tNAME\tEMAIL\tPHONE\tWEBHOOK\tLOCALE\tCOMPONENTS\tPAUSED")
+		err := c.Subscribers.Each(ctx, func(s *notifier.Subscriber) error {
+			var paused []string
+			for ch, why := range s.Suppressed {
+				paused = append(paused, string(ch)+":"+string(why.Reason))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Name, s.Email, s.Phone,
+				notifier.MaskContact(notifier.Webhook, s.WebhookURL), s.Locale, strings.Join(s.Components, ";"), strings.Join(paused, ","))
+			return nil
+		})
+		w.Flush()
+		return err
+	case "show":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: varsel subscribers show ID", errUsage)
+		}
+		s, err := c.Subscribers.Get(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, s)
+	case "remove":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: varsel subscribers remove ID", errUsage)
+		}
+		if err := c.Subscribers.Delete(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %s\n", pos[0])
+	case "enable":
+		if len(pos) != 1 || channel == "" {
+			return fmt.Errorf("%w: varsel subscribers enable ID --channel email|sms|webhook", errUsage)
+		}
+		if _, err := c.Subscribers.Enable(ctx, pos[0], notifier.ChannelName(channel)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "enabled %s for %s\n", channel, pos[0])
+	default:
+		return fmt.Errorf("%w: unknown subscribers command %q", errUsage, sub)
+	}
+	return nil
+}
+
+// importCSV imports good rows and reports bad ones by line and column;
+// the command fails if any row was bad, after importing the rest.
+func importCSV(ctx context.Context, c *jetstream.Conn, file string, check func(context.Context, *notifier.Subscriber) error, stdout io.Writer) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	subs, bad, err := notifier.ReadSubscribersCSV(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	var rowErrs []error
+	for _, b := range bad {
+		rowErrs = append(rowErrs, fmt.Errorf("%s: %w", file, b))
+	}
+	imported := 0
+	for _, s := range subs {
+		if err := check(ctx, s); err != nil {
+			rowErrs = append(rowErrs, fmt.Errorf("%s: subscriber %s, column webhook_url: %w", file, s.ID, err))
+			continue
+		}
+		if err := c.Subscribers.Put(ctx, s); err != nil {
+			return fmt.Errorf("after %d imported: %w", imported, err)
+		}
+		imported++
+	}
+	fmt.Fprintf(stdout, "imported %d subscribers from %s", imported, file)
+	if len(rowErrs) > 0 {
+		fmt.Fprintf(stdout, "; %d rows refused:\n", len(rowErrs))
+		return errors.Join(rowErrs...)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: varsel deliveries list|retry", errUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("varsel deliveries "+sub, flag.ContinueOnError)
+	natsURL := natsFlag(fs)
+	event := fs.String("event", "", "only this event's deliveries")
+	status := fs.String("status", "", "only this status: queued, sent, failed, skipped, delivered, undelivered")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx, *natsURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	switch sub {
+	case "list":
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tSTATUS\tATTEMPTS\tUPDATED\tLAST ERROR / NOTE")
+		n := 0
+		err := c.Deliveries.List(ctx, jetstream.DeliveryFilter{EventID: *event, Status: notifier.DeliveryStatus(*status)},
+			func(r *notifier.DeliveryRecord) error {
+				note := r.LastError
+				if note == "" {
+					note = r.Note
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", r.ID, r.Status, r.Attempts, r.UpdatedAt.Format("2006-01-02 15:04:05"), note)
+				n++
+				return nil
+			})
+		w.Flush()
+		fmt.Fprintf(stdout, "%d deliveries\n", n)
+		return err
+	case "retry":
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: varsel deliveries retry ID", errUsage)
+		}
+		rec, err := c.RetryJob(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "queued %s again\n", rec.ID)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown deliveries command %q", errUsage, sub)
+}
+
+func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("varsel rejected", flag.ContinueOnError)
+	natsURL := natsFlag(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := connect(ctx, *natsURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rej, err := c.Rejections(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rej {
+		fmt.Fprintf(stdout, "#%d %s %s\n    %s\n", r.Seq, r.RejectedAt.Format("2006-01-02 15:04:05"), r.Subject, r.Reason)
+	}
+	fmt.Fprintf(stdout, "%d rejected events\n", len(rej))
+	return nil
+}

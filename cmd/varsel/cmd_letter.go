@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/varsel/varsel/channels/email"
+	"github.com/varsel/varsel/channels/outbox"
+	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/render"
+)
+
+// offlineRenderer renders without a running service; its unsubscribe
+// links are signed with a throwaway key, so they are for looking at only.
+func offlineRenderer(logger *slog.Logger) (*render.Renderer, error) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	tokens, err := notifier.NewTokens(key)
+	if err != nil {
+		return nil, err
+	}
+	return render.New(render.Config{PublicURL: envOr("VARSEL_PUBLIC_URL", "http://localhost:8080"),
+		DefaultLocale: envOr("VARSEL_DEFAULT_LOCALE", "en"), DefaultTimezone: envOr("VARSEL_TIMEZONE", "Europe/Oslo"),
+		TemplatesDir: os.Getenv("VARSEL_TEMPLATES_DIR")}, tokens, logger)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func cmdLetter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: varsel letter preview|send FILE", errUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("varsel letter "+sub, flag.ContinueOnError)
+	natsURL := natsFlag(fs)
+	locale := fs.String("locale", "en", "language to preview or test in")
+	timezone := fs.String("timezone", "", "time zone of the reader (default VARSEL_TIMEZONE)")
+	channel := fs.String("channel", "email", "channel to preview: email, sms or webhook")
+	dryRun := fs.Bool("dry-run", false, "count who would get the letter; send nothing")
+	testTo := fs.String("test-to", "", "send the letter only to this email address, to read it first")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: varsel letter %s FILE", errUsage, sub)
+	}
+	raw, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	ev, err := notifier.DecodeEvent(raw)
+	if err != nil {
+		return fmt.Errorf("%s is not a valid event: %w", pos[0], err)
+	}
+	logger := newLogger(stderr)
+	reader := &notifier.Subscriber{ID: "preview", Name: "Kari Nordmann", Locale: *locale, Timezone: *timezone}
+	switch sub {
+	case "preview":
+		r, err := offlineRenderer(logger)
+		if err != nil {
+			return err
+		}
+		m, err := r.Render(ev, nil, reader, notifier.ChannelName(*channel))
+		if err != nil {
+			return err
+		}
+		switch notifier.ChannelName(*channel) {
+		case notifier.Email:
+			fmt.Fprintf(stdout, "Subject: %s\nContent-Language: %s\n\n%s\n", m.Subject, m.Locale, m.Text)
+		case notifier.SMS:
+			fmt.Fprintf(stdout, "%s\n(%d segment(s))\n", m.SMS, m.Segments)
+		default:
+			fmt.Fprintln(stdout, m.WebhookText)
+		}
+		return nil
+	case "send":
+		if ev.Type != notifier.LetterBroadcast {
+			return fmt.Errorf("%s is a %s event; `letter send` sends letter.broadcast (use `varsel publish` for the rest)", pos[0], ev.Type)
+		}
+		if *testTo != "" {
+			return sendTest(ctx, ev, reader, *testTo, logger, stdout)
+		}
+		c, err := connect(ctx, *natsURL)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if *dryRun {
+			counts := map[string]int{}
+			channels := notifier.DefaultPolicy{}.Channels(ev, nil)
+			err := c.Subscribers.Each(ctx, func(s *notifier.Subscriber) error {
+				if !s.Follows(ev.Components()) {
+					return nil
+				}
+				for _, ch := range channels {
+					if s.Reachable(ch) {
+						counts[string(ch)+" "+render.ResolveLocale(s.Locale, envOr("VARSEL_DEFAULT_LOCALE", "en"))]++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			keys := make([]string, 0, len(counts))
+			for k := range counts {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			fmt.Fprintf(stdout, "dry run: letter %s would go out as:\n", ev.ID)
+			for _, k := range keys {
+				fmt.Fprintf(stdout, "  %-12s %d\n", k, counts[k])
+			}
+			return nil
+		}
+		if _, err := c.PublishEvent(ctx, raw); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "letter %s published; follow it with: varsel deliveries list --event %s\n", ev.ID, ev.ID)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown letter command %q", errUsage, sub)
+}
+
+// sendTest emails the letter to one address through VARSEL_SMTP_URL, or
+// into the outbox when that is not set.
+func sendTest(ctx context.Context, ev *notifier.Event, reader *notifier.Subscriber, to string, logger *slog.Logger, stdout io.Writer) error {
+	reader.Email = to
+	if err := reader.Validate(); err != nil {
+		return fmt.Errorf("--test-to: %w", err)
+	}
+	r, err := offlineRenderer(logger)
+	if err != nil {
+		return err
+	}
+	m, err := r.Render(ev, nil, reader, notifier.Email)
+	if err != nil {
+		return err
+	}
+	var ch notifier.Channel
+	from := envOr("VARSEL_MAIL_FROM", email.DefaultFrom)
+	if url := os.Getenv("VARSEL_SMTP_URL"); url != "" {
+		cfg, err := email.ParseURL(url)
+		if err != nil {
+			return fmt.Errorf("VARSEL_SMTP_URL: %w", err)
+		}
+		cfg.From = from
+		ec, err := email.New(cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer ec.Close()
+		ch = ec
+	} else {
+		oc, err := outbox.New(outbox.Config{Dir: filepath.Join(envOr("VARSEL_DATA_DIR", "./data"), "outbox"), From: from}, notifier.Email, logger)
+		if err != nil {
+			return err
+		}
+		defer oc.Close()
+		ch = oc
+	}
+	d := &notifier.Delivery{ID: notifier.DeliveryID(ev.ID+"-test", reader.ID, notifier.Email), Channel: notifier.Email,
+		Event: &notifier.Event{ID: ev.ID + "-test-" + time.Now().UTC().Format("20060102T150405"), Type: ev.Type, Time: ev.Time, Letter: ev.Letter},
+		Subscriber: reader, Message: m, Attempt: 1}
+	receipt, _, err := ch.Notify(ctx, d)
+	if err != nil {
+		return fmt.Errorf("test send: %w", err)
+	}
+	fmt.Fprintf(stdout, "test letter sent to %s (%s) via %s\n", to, receipt.ProviderID, ch.Name())
+	return nil
+}

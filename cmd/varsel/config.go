@@ -1,0 +1,160 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+// Config is every setting of `varsel serve`: each from an environment
+// variable, each also a flag. Defaults run a working service on a bare
+// machine (embedded NATS, outbox for email and SMS).
+type Config struct {
+	NATSURL             string
+	NATSListen          string
+	DataDir             string
+	HTTPAddr            string
+	PublicURL           string
+	AdminToken          string
+	Secret              string
+	SMTPURL             string
+	MailFrom            string
+	DKIMDomain          string
+	DKIMSelector        string
+	DKIMKeyFile         string
+	TwilioAccountSID    string
+	TwilioAuthToken     string
+	TwilioFrom          string
+	TwilioMessagingSID  string
+	TwilioAPIURL        string
+	SMSRate             float64
+	WebhookAllowPrivate bool
+	WebhookOutbox       bool
+	DefaultLocale       string
+	Timezone            string
+	TemplatesDir        string
+}
+
+type setting struct {
+	env, flag, def, help string
+	str              *string
+	f64              *float64
+	boolean          *bool
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{env: "VARSEL_NATS_URL", flag: "nats", help: "external NATS URL(s), comma-separated; empty starts an embedded server", str: &c.NATSURL},
+		{env: "VARSEL_NATS_LISTEN", flag: "nats-listen", def: "127.0.0.1:4222", help: "where the embedded NATS server listens", str: &c.NATSListen},
+		{env: "VARSEL_DATA_DIR", flag: "data-dir", def: "./data", help: "embedded JetStream store and outbox", str: &c.DataDir},
+		{env: "VARSEL_HTTP_ADDR", flag: "http", def: ":8080", help: "status page, admin API, callbacks, metrics", str: &c.HTTPAddr},
+		{env: "VARSEL_PUBLIC_URL", flag: "public-url", def: "http://localhost:8080", help: "base of every link in messages", str: &c.PublicURL},
+		{env: "VARSEL_ADMIN_TOKEN", flag: "admin-token", help: "bearer token for the admin API; empty refuses it", str: &c.AdminToken},
+		{env: "VARSEL_SECRET", flag: "secret", help: "key for link tokens; empty: generated once and kept in NATS", str: &c.Secret},
+		{env: "VARSEL_SMTP_URL", flag: "smtp", help: "smtp://user:pass@host:587?tls=starttls|tls|none; empty: email goes to the outbox", str: &c.SMTPURL},
+		{env: "VARSEL_MAIL_FROM", flag: "mail-from", def: "Status <status@localhost>", help: "From header", str: &c.MailFrom},
+		{env: "VARSEL_DKIM_DOMAIN", flag: "dkim-domain", help: "DKIM signing domain (optional)", str: &c.DKIMDomain},
+		{env: "VARSEL_DKIM_SELECTOR", flag: "dkim-selector", help: "DKIM selector", str: &c.DKIMSelector},
+		{env: "VARSEL_DKIM_KEY_FILE", flag: "dkim-key-file", help: "PEM private key (RSA or Ed25519)", str: &c.DKIMKeyFile},
+		{env: "VARSEL_TWILIO_ACCOUNT_SID", flag: "twilio-account-sid", help: "Twilio account SID; empty: SMS goes to the outbox", str: &c.TwilioAccountSID},
+		{env: "VARSEL_TWILIO_AUTH_TOKEN", flag: "twilio-auth-token", help: "Twilio auth token", str: &c.TwilioAuthToken},
+		{env: "VARSEL_TWILIO_FROM", flag: "twilio-from", help: "sender number (E.164)", str: &c.TwilioFrom},
+		{env: "VARSEL_TWILIO_MESSAGING_SERVICE_SID", flag: "twilio-messaging-service-sid", help: "sender messaging service", str: &c.TwilioMessagingSID},
+		{env: "VARSEL_TWILIO_API_URL", flag: "twilio-api-url", def: "https://api.twilio.com", help: "Twilio REST base URL", str: &c.TwilioAPIURL},
+		{env: "VARSEL_SMS_RATE", flag: "sms-rate", def: "1", help: "SMS segments per second per sender", f64: &c.SMSRate},
+		{env: "VARSEL_WEBHOOK_ALLOW_PRIVATE", flag: "webhook-allow-private", def: "false", help: "allow webhook targets on private, loopback and link-local addresses", boolean: &c.WebhookAllowPrivate},
+		{env: "VARSEL_WEBHOOK_OUTBOX", flag: "webhook-outbox", def: "false", help: "write webhooks to the outbox instead of calling them", boolean: &c.WebhookOutbox},
+		{env: "VARSEL_DEFAULT_LOCALE", flag: "default-locale", def: "en", help: "language when a subscriber's is missing (en or nb)", str: &c.DefaultLocale},
+		{env: "VARSEL_TIMEZONE", flag: "timezone", def: "Europe/Oslo", help: "time zone when a subscriber's is missing", str: &c.Timezone},
+		{env: "VARSEL_TEMPLATES_DIR", flag: "templates-dir", help: "directory of template files overriding the embedded ones", str: &c.TemplatesDir},
+	}
+}
+
+// bindFlags registers every setting on fs with its environment value (or
+// default) as the flag's default, and returns a check for values that did
+// not parse.
+func (c *Config) bindFlags(fs *flag.FlagSet) func() error {
+	var errs []error
+	for _, s := range c.settings() {
+		val, ok := os.LookupEnv(s.env)
+		if !ok {
+			val = s.def
+		}
+		help := s.help + " (" + s.env + ")"
+		switch {
+		case s.str != nil:
+			fs.StringVar(s.str, s.flag, val, help)
+		case s.f64 != nil:
+			f, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a number", s.env, val))
+			}
+			fs.Float64Var(s.f64, s.flag, f, help)
+		case s.boolean != nil:
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want true or false", s.env, val))
+			}
+			fs.BoolVar(s.boolean, s.flag, b, help)
+		}
+	}
+	return func() error { return errors.Join(errs...) }
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			bad("VARSEL_NATS_LISTEN", "%q is not host:port", c.NATSListen)
+		}
+		if c.DataDir == "" {
+			bad("VARSEL_DATA_DIR", "required with the embedded server")
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("VARSEL_HTTP_ADDR", "%q is not host:port or :port", c.HTTPAddr)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("VARSEL_PUBLIC_URL", "%q is not an http(s) URL", c.PublicURL)
+	}
+	if c.Secret != "" && len(c.Secret) < 16 {
+		bad("VARSEL_SECRET", "must be at least 16 characters")
+	}
+	if (c.TwilioAccountSID == "") != (c.TwilioAuthToken == "") {
+		bad("VARSEL_TWILIO_AUTH_TOKEN", "set both VARSEL_TWILIO_ACCOUNT_SID and VARSEL_TWILIO_AUTH_TOKEN, or neither")
+	}
+	if c.TwilioAccountSID != "" && (c.TwilioFrom == "") == (c.TwilioMessagingSID == "") {
+		bad("VARSEL_TWILIO_FROM", "set exactly one of VARSEL_TWILIO_FROM and VARSEL_TWILIO_MESSAGING_SERVICE_SID")
+	}
+	if c.SMSRate <= 0 {
+		bad("VARSEL_SMS_RATE", "must be above 0 (segments per second)")
+	}
+	if (c.DKIMDomain != "") && (c.DKIMSelector == "" || c.DKIMKeyFile == "") {
+		bad("VARSEL_DKIM_DOMAIN", "DKIM needs VARSEL_DKIM_SELECTOR and VARSEL_DKIM_KEY_FILE too")
+	}
+	if t, err := language.Parse(c.DefaultLocale); err != nil {
+		bad("VARSEL_DEFAULT_LOCALE", "%q is not a language tag", c.DefaultLocale)
+	} else if b, _ := t.Base(); b.String() != "en" && b.String() != "nb" && b.String() != "no" && b.String() != "nn" {
+		bad("VARSEL_DEFAULT_LOCALE", "%q: Varsel writes English (en) and Norwegian Bokmål (nb)", c.DefaultLocale)
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		bad("VARSEL_TIMEZONE", "%q is not an IANA time zone such as Europe/Oslo", c.Timezone)
+	}
+	if c.TemplatesDir != "" {
+		if st, err := os.Stat(c.TemplatesDir); err != nil || !st.IsDir() {
+			bad("VARSEL_TEMPLATES_DIR", "%q is not a directory", c.TemplatesDir)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,121 @@
+// Command varsel tells a company's customers about outages and recovery:
+// it takes incident events from NATS JetStream and sends localized email,
+// SMS and webhooks, and serves the public status page.
+//
+// Run `varsel help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `varsel — incident notifications by email, SMS and webhook
+
+Usage:
+  varsel serve                               run the service (embedded NATS unless VARSEL_NATS_URL)
+  varsel demo                                serve + demo subscribers + replay the seed scenarios into the outbox
+  varsel publish FILE|-                      validate an event and publish it (exit 1 with the reason if invalid)
+  varsel subscribers add|import FILE.csv|list|show ID|remove ID|enable ID --channel C
+  varsel letter preview FILE --locale nb [--channel email|sms|webhook]
+  varsel letter send FILE [--dry-run] [--test-to ADDRESS]
+  varsel deliveries list [--event ID] [--status failed]  |  varsel deliveries retry ID
+  varsel rejected list                       invalid events and why they were rejected
+  varsel status export DIR                   write the status page and feeds as static files
+  varsel templates check                     every template renders in every locale
+
+Every command that talks to NATS takes --nats URL (default VARSEL_NATS_URL, else nats://127.0.0.1:4222).
+Run 'varsel serve -h' for every setting and its environment variable.
+`
+
+// errUsage marks a command line that could not be understood (exit 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "varsel:", err)
+		os.Exit(1)
+	}
+}
+
+// run executes one command line; it is main without the process around it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, stderr, false)
+	case "demo":
+		return cmdServe(ctx, rest, stderr, true)
+	case "publish":
+		return cmdPublish(ctx, rest, stdin, stdout)
+	case "subscribers":
+		return cmdSubscribers(ctx, rest, stdout)
+	case "deliveries":
+		return cmdDeliveries(ctx, rest, stdout)
+	case "rejected":
+		return cmdRejected(ctx, rest, stdout)
+	case "letter":
+		return cmdLetter(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout)
+	case "templates":
+		return cmdTemplates(rest, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// newLogger writes JSON logs to w; VARSEL_LOG_LEVEL=debug shows more.
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("VARSEL_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// parse parses flags that may come before or after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func natsFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("VARSEL_NATS_URL")
+	if def == "" {
+		def = "nats://127.0.0.1:4222"
+	}
+	return fs.String("nats", def, "NATS URL (VARSEL_NATS_URL)")
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/varsel/varsel/channels/email"
+	"github.com/varsel/varsel/channels/outbox"
+	"github.com/varsel/varsel/channels/sms"
+	"github.com/varsel/varsel/channels/webhook"
+	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
+	"github.com/varsel/varsel/notifier/render"
+	"github.com/varsel/varsel/notifier/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// service is one running Varsel: NATS, pipeline and HTTP.
+type service struct {
+	cfg      Config
+	conn     *jetstream.Conn
+	runner   *jetstream.Runner
+	renderer *render.Renderer
+	http     *http.Server
+	listener net.Listener
+	closers  []func() error
+	logger   *slog.Logger
+	sinks    map[notifier.ChannelName]string // "outbox" or the provider, for the start-up log
+}
+
+// start connects, wires every part and starts serving HTTP; the pipeline
+// runs when run is called.
+func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, logger: logger, sinks: map[notifier.ChannelName]string{}}
+	var err error
+	s.conn, err = jetstream.Connect(ctx, jetstream.Config{URL: cfg.NATSURL, Listen: cfg.NATSListen, DataDir: cfg.DataDir}, logger)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.conn.Secret(ctx, cfg.Secret)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	tokens, err := notifier.NewTokens(secret)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("VARSEL_SECRET: %w", err)
+	}
+	s.renderer, err = render.New(render.Config{PublicURL: cfg.PublicURL, DefaultLocale: cfg.DefaultLocale,
+		DefaultTimezone: cfg.Timezone, TemplatesDir: cfg.TemplatesDir}, tokens, logger)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	channels, err := s.channels()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := notifier.NewMetrics(reg)
+	s.runner = s.conn.NewRunner(jetstream.Pipeline{
+		Channels: channels, Renderer: s.renderer, Metrics: metrics, Logger: logger,
+		Concurrency: map[notifier.ChannelName]int{notifier.SMS: 4},
+		OnSuppress:  s.tellOwner,
+	})
+
+	handler := web.New(web.Config{
+		PublicURL: cfg.PublicURL, AdminToken: cfg.AdminToken, DefaultLocale: cfg.DefaultLocale, DefaultTimezone: cfg.Timezone,
+		WebhookAllowPrivate: cfg.WebhookAllowPrivate, Version: version,
+	}, web.Deps{
+		Conn: s.conn, Localizer: s.renderer, Tokens: tokens, Registry: reg,
+		TwilioInbound: s.twilioInbound(), TwilioStatus: s.twilioStatus(),
+		CheckWebhookTarget: func(ctx context.Context, url string) error {
+			return webhook.CheckTarget(ctx, url, cfg.WebhookAllowPrivate)
+		},
+	}, logger)
+	s.listener, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("listen on VARSEL_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("http server", "error", err)
+		}
+	}()
+	return s, nil
+}
+
+// channels builds the real channel where it is configured and the outbox
+// where it is not.
+func (s *service) channels() (map[notifier.ChannelName]notifier.Channel, error) {
+	cfg := s.cfg
+	out := map[notifier.ChannelName]notifier.Channel{}
+	box := outbox.Config{Dir: filepath.Join(cfg.DataDir, "outbox"), From: cfg.MailFrom}
+	toOutbox := func(name notifier.ChannelName) error {
+		c, err := outbox.New(box, name, s.logger)
+		if err != nil {
+			return err
+		}
+		out[name], s.sinks[name] = c, "outbox "+box.Dir
+		s.closers = append(s.closers, c.Close)
+		return nil
+	}
+	if cfg.SMTPURL == "" {
+		if err := toOutbox(notifier.Email); err != nil {
+			return nil, err
+		}
+	} else {
+		ec, err := email.ParseURL(cfg.SMTPURL)
+		if err != nil {
+			return nil, fmt.Errorf("VARSEL_SMTP_URL: %w", err)
+		}
+		ec.From = cfg.MailFrom
+		if cfg.DKIMDomain != "" {
+			ec.DKIM = &email.DKIMConfig{Domain: cfg.DKIMDomain, Selector: cfg.DKIMSelector, KeyFile: cfg.DKIMKeyFile}
+		}
+		c, err := email.New(ec, s.logger)
+		if err != nil {
+			return nil, err
+		}
+		out[notifier.Email], s.sinks[notifier.Email] = c, "smtp "+ec.Host
+		s.closers = append(s.closers, c.Close)
+	}
+	if cfg.TwilioAccountSID == "" {
+		if err := toOutbox(notifier.SMS); err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := sms.New(sms.Config{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
+			MessagingServiceSID: cfg.TwilioMessagingSID, APIURL: cfg.TwilioAPIURL, PublicURL: cfg.PublicURL, Rate: cfg.SMSRate}, s.logger)
+		if err != nil {
+			return nil, err
+		}
+		out[notifier.SMS], s.sinks[notifier.SMS] = c, "twilio "+cfg.TwilioAPIURL
+	}
+	if cfg.WebhookOutbox {
+		if err := toOutbox(notifier.Webhook); err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := webhook.New(webhook.Config{AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: "Varsel/" + version}, s.logger)
+		if err != nil {
+			return nil, err
+		}
+		out[notifier.Webhook], s.sinks[notifier.Webhook] = c, "http"
+		s.closers = append(s.closers, func() error { c.CloseIdleConnections(); return nil })
+	}
+	return out, nil
+}
+
+func (s *service) twilioInbound() http.Handler {
+	if s.cfg.TwilioAuthToken == "" {
+		return nil
+	}
+	help := func(locale string) string { return s.renderer.T(locale, "SMSHelp", nil) }
+	return sms.InboundHandler(s.conn.Subscribers, s.cfg.TwilioAuthToken, s.cfg.PublicURL, help, s.logger)
+}
+
+func (s *service) twilioStatus() http.Handler {
+	if s.cfg.TwilioAuthToken == "" {
+		return nil
+	}
+	return sms.StatusHandler(s.conn.Deliveries, s.cfg.TwilioAuthToken, s.cfg.PublicURL, s.logger)
+}
+
+// tellOwner records why a channel was paused where operators look for it.
+// Emailing a webhook's owner about it is not built yet.
+func (s *service) tellOwner(_ context.Context, sub *notifier.Subscriber, ch notifier.ChannelName, why notifier.Suppression) {
+	s.logger.Warn("channel paused for subscriber", "subscriber", sub.ID, "channel", ch, "reason", why.Reason,
+		"owner_email", sub.Email != "")
+}
+
+// run runs the pipeline until ctx is cancelled, then drains and shuts down.
+func (s *service) run(ctx context.Context) error {
+	for ch, sink := range s.sinks {
+		s.logger.Info("channel ready", "channel", ch, "sink", sink)
+	}
+	s.logger.Info("varsel serving", "version", version, "http", s.listener.Addr().String(), "nats", s.conn.ClientURL(),
+		"public_url", s.cfg.PublicURL)
+	err := s.runner.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.http.Shutdown(shutdown)
+	s.close()
+	s.logger.Info("varsel stopped")
+	return err
+}
+
+func (s *service) close() {
+	for _, c := range s.closers {
+		_ = c()
+	}
+	if s.conn != nil {
+		s.conn.Close()
+	}
+}

@@ -1,0 +1,46 @@
+package notifier
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestReadSubscribersCSV(t *testing.T) {
+	in := "email,id,locale,components,phone\n" +
+		"kari@example.com,kari,nb,styreweb;gnist,\n" +
+		"not-an-email,bad1,nb,,\n" +
+		",nocontact,en,,\n" +
+		"ola@example.com,ola,nn,*,+4791234567\n" +
+		"x@example.com,kari,en,,\n" +
+		"p@example.com,phone,en,,12345\n"
+	subs, bad, err := ReadSubscribersCSV(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 2 || subs[0].ID != "kari" || subs[1].ID != "ola" {
+		t.Fatalf("good rows = %+v", subs)
+	}
+	if got := subs[0].Components; len(got) != 2 || got[1] != "gnist" {
+		t.Errorf("components = %v", got)
+	}
+	if subs[1].Components != nil {
+		t.Errorf("* should mean all components, got %v", subs[1].Components)
+	}
+	want := []string{"line 3, column email", "line 4, column email", "line 6, column id", "line 7, column phone"}
+	if len(bad) != len(want) {
+		t.Fatalf("bad rows = %v", bad)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(bad[i].Error(), w) {
+			t.Errorf("bad[%d] = %q, want it to start with %q", i, bad[i].Error(), w)
+		}
+	}
+}
+
+func TestReadSubscribersCSVHeader(t *testing.T) {
+	for _, in := range []string{"", "id,colour\nx,red\n", "email\na@example.com\n", "id,id\n"} {
+		if _, _, err := ReadSubscribersCSV(strings.NewReader(in)); err == nil {
+			t.Errorf("header %q accepted", in)
+		}
+	}
+}

@@ -1,0 +1,282 @@
+package web
+
+import (
+	"embed"
+	"encoding/xml"
+	"errors"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/text/language"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+//go:embed pages/*.html
+var pageFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	// pair hands a card both the page (for language) and one incident.
+	"pair":  func(r any, i *incidentView) cardView { return cardView{R: r.(statusView), I: i} },
+	"deref": func(b *bool) bool { return b != nil && *b },
+}).ParseFS(pageFS, "pages/*.html"))
+
+// reader is who a page is for: language and time zone.
+type reader struct {
+	Locale, Zone string
+	loc          Localizer
+}
+
+// T is a fixed phrase in the reader's language, with key/value pairs.
+func (rd reader) T(id string, kv ...any) string {
+	if len(kv) == 0 {
+		return rd.loc.T(rd.Locale, id, nil)
+	}
+	data := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		data[kv[i].(string)] = kv[i+1]
+	}
+	return rd.loc.T(rd.Locale, id, data)
+}
+
+// Time formats t for the reader: "17.09.2019 kl. 10:00" or "17 Sep 2019, 10:00 CEST".
+func (rd reader) Time(t time.Time) string { return rd.loc.FormatTime(t, rd.Locale, rd.Zone) }
+
+// Text picks the reader's language from free text, saying so when it
+// falls back to another.
+func (rd reader) Text(l notifier.Localized) template.HTML {
+	text, lang := rd.loc.Text(l, rd.Locale)
+	if lang == "" || notifier.BaseLanguage(lang) == rd.Locale {
+		return template.HTML(template.HTMLEscapeString(text))
+	}
+	return template.HTML(`<span lang="` + template.HTMLEscapeString(lang) + `">` + template.HTMLEscapeString(text) + `</span>`)
+}
+
+// Status and Impact name an incident's status and impact.
+func (rd reader) Status(s notifier.Status) string { return rd.T("Status" + camel(string(s))) }
+func (rd reader) Impact(i notifier.Impact) string { return rd.T("Impact" + camel(string(i))) }
+
+func camel(s string) string {
+	parts := strings.Split(s, "_")
+	for i, p := range parts {
+		if p != "" {
+			parts[i] = strings.ToUpper(p[:1]) + p[1:]
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+// readerFor chooses the page language from ?lang=, then Accept-Language,
+// then the default; every Norwegian variant reads Bokmål.
+func (s *server) readerFor(r *http.Request) reader {
+	rd := reader{Locale: s.cfg.DefaultLocale, Zone: s.cfg.DefaultTimezone, loc: s.deps.Localizer}
+	if base := notifier.BaseLanguage(rd.Locale); base != "" {
+		rd.Locale = base
+	}
+	if q := r.URL.Query().Get("lang"); q != "" {
+		if base := notifier.BaseLanguage(q); base != "" {
+			rd.Locale = base
+		}
+	} else if tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language")); err == nil {
+		for _, t := range tags {
+			if base := notifier.BaseLanguage(t.String()); base != "" {
+				rd.Locale = base
+				break
+			}
+		}
+	}
+	if tz := r.URL.Query().Get("tz"); tz != "" {
+		if _, err := time.LoadLocation(tz); err == nil {
+			rd.Zone = tz
+		}
+	}
+	return rd
+}
+
+type statusView struct {
+	reader
+	Ongoing, Maintenance, Past []*incidentView
+	PublicURL                  string
+	Now                        time.Time
+}
+
+type cardView struct {
+	R statusView
+	I *incidentView
+}
+
+type incidentView struct {
+	*notifier.IncidentState
+	Overdue bool
+}
+
+func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
+	all, err := s.deps.Conn.Incidents.List(r.Context())
+	if err != nil {
+		s.logger.Error("list incidents", "error", err)
+		http.Error(w, "status unavailable, try again shortly", http.StatusServiceUnavailable)
+		return
+	}
+	v := statusView{reader: s.readerFor(r), PublicURL: s.cfg.PublicURL, Now: time.Now()}
+	for _, st := range all {
+		iv := &incidentView{IncidentState: st, Overdue: st.Overdue(v.Now)}
+		switch {
+		case st.ResolvedAt != nil:
+			if len(v.Past) < 20 {
+				v.Past = append(v.Past, iv)
+			}
+		case st.Kind == "maintenance":
+			v.Maintenance = append(v.Maintenance, iv)
+		default:
+			v.Ongoing = append(v.Ongoing, iv)
+		}
+	}
+	s.render(w, "status.html", v)
+}
+
+func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
+	st, err := s.deps.Conn.Incidents.Get(r.Context(), r.PathValue("id"))
+	if errors.Is(err, notifier.ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.logger.Error("read incident", "error", err)
+		http.Error(w, "status unavailable, try again shortly", http.StatusServiceUnavailable)
+		return
+	}
+	rd := s.readerFor(r)
+	// Newest update first, as on the seed page.
+	updates := make([]notifier.Update, len(st.Updates))
+	for i, u := range st.Updates {
+		updates[len(updates)-1-i] = u
+	}
+	s.render(w, "incident.html", struct {
+		reader
+		*notifier.IncidentState
+		Updates   []notifier.Update
+		Overdue   bool
+		PublicURL string
+	}{rd, st, updates, st.Overdue(time.Now()), s.cfg.PublicURL})
+}
+
+func (s *server) render(w http.ResponseWriter, name string, v any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := pages.ExecuteTemplate(w, name, v); err != nil {
+		s.logger.Error("render page", "page", name, "error", err)
+	}
+}
+
+// statusJSON is the public machine-readable status.
+func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
+	all, err := s.deps.Conn.Incidents.List(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "status unavailable")
+		return
+	}
+	type item struct {
+		ID           string             `json:"id"`
+		Kind         string             `json:"kind"`
+		Title        notifier.Localized `json:"title"`
+		Status       notifier.Status    `json:"status"`
+		Impact       notifier.Impact    `json:"impact"`
+		Components   []string           `json:"components"`
+		StartedAt    time.Time          `json:"started_at"`
+		UpdatedAt    time.Time          `json:"updated_at"`
+		ResolvedAt   *time.Time         `json:"resolved_at,omitempty"`
+		NextUpdateAt *time.Time         `json:"next_update_at,omitempty"`
+		Overdue      bool               `json:"next_update_overdue"`
+		URL          string             `json:"url"`
+	}
+	out := struct {
+		Indicator string `json:"indicator"` // none, minor, major, critical: the worst open impact
+		Open      []item `json:"open"`
+		Recent    []item `json:"recent"`
+	}{Indicator: "none", Open: []item{}, Recent: []item{}}
+	now := time.Now()
+	for _, st := range all {
+		in := st.Incident
+		it := item{ID: in.ID, Kind: st.Kind, Title: in.Title, Status: in.Status, Impact: in.Impact, Components: in.Components,
+			StartedAt: in.StartedAt, UpdatedAt: st.LastEventTime, ResolvedAt: st.ResolvedAt, NextUpdateAt: in.NextUpdateAt,
+			Overdue: st.Overdue(now), URL: s.cfg.PublicURL + "/incidents/" + in.ID}
+		if st.ResolvedAt == nil {
+			out.Open = append(out.Open, it)
+			if in.Impact.Rank() > notifier.Impact(out.Indicator).Rank() {
+				out.Indicator = string(in.Impact)
+			}
+		} else if len(out.Recent) < 20 {
+			out.Recent = append(out.Recent, it)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// feed is an Atom feed with one entry per incident update, newest first.
+func (s *server) feed(w http.ResponseWriter, r *http.Request) {
+	all, err := s.deps.Conn.Incidents.List(r.Context())
+	if err != nil {
+		http.Error(w, "feed unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	rd := s.readerFor(r)
+	type link struct {
+		Href string `xml:"href,attr"`
+		Rel  string `xml:"rel,attr,omitempty"`
+	}
+	type content struct {
+		Type string `xml:"type,attr"`
+		Body string `xml:",chardata"`
+	}
+	type entry struct {
+		Title   string  `xml:"title"`
+		ID      string  `xml:"id"`
+		Updated string  `xml:"updated"`
+		Link    link    `xml:"link"`
+		Content content `xml:"content"`
+	}
+	type atom struct {
+		XMLName xml.Name `xml:"http://www.w3.org/2005/Atom feed"`
+		Lang    string   `xml:"xml:lang,attr"`
+		Title   string   `xml:"title"`
+		ID      string   `xml:"id"`
+		Updated string   `xml:"updated"`
+		Links   []link   `xml:"link"`
+		Entries []entry  `xml:"entry"`
+	}
+	f := atom{Lang: rd.Locale, Title: rd.T("PageTitle"), ID: s.cfg.PublicURL + "/",
+		Links: []link{{Href: s.cfg.PublicURL + "/feed.atom", Rel: "self"}, {Href: s.cfg.PublicURL + "/"}}}
+	updated := time.Time{}
+	for _, st := range all {
+		title, _ := rd.loc.Text(st.Incident.Title, rd.Locale)
+		for _, u := range st.Updates {
+			msg, _ := rd.loc.Text(u.Message, rd.Locale)
+			f.Entries = append(f.Entries, entry{
+				Title: title + " — " + rd.Status(u.Status), ID: s.cfg.PublicURL + "/incidents/" + st.Incident.ID + "#" + u.EventID,
+				Updated: u.Time.UTC().Format(time.RFC3339), Link: link{Href: s.cfg.PublicURL + "/incidents/" + st.Incident.ID},
+				Content: content{Type: "text", Body: msg},
+			})
+			if u.Time.After(updated) {
+				updated = u.Time
+			}
+		}
+	}
+	sortEntries := func(a, b entry) int { return strings.Compare(b.Updated, a.Updated) }
+	slices.SortFunc(f.Entries, sortEntries)
+	if len(f.Entries) > 50 {
+		f.Entries = f.Entries[:50]
+	}
+	if updated.IsZero() {
+		updated = time.Unix(0, 0)
+	}
+	f.Updated = updated.UTC().Format(time.RFC3339)
+	w.Header().Set("Content-Type", "application/atom+xml; charset=utf-8")
+	_, _ = w.Write([]byte(xml.Header))
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(f); err != nil {
+		s.logger.Error("write feed", "error", err)
+	}
+}

@@ -1,0 +1,146 @@
+// Package web serves Varsel over HTTP: the public status page, incident
+// pages and feeds, the admin API, unsubscribe links, Twilio callbacks, and
+// the operators' metrics and health checks.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
+)
+
+// Config is the HTTP layer's settings.
+type Config struct {
+	PublicURL       string // VARSEL_PUBLIC_URL
+	AdminToken      string // VARSEL_ADMIN_TOKEN; empty refuses the admin API
+	DefaultLocale   string // VARSEL_DEFAULT_LOCALE
+	DefaultTimezone string // VARSEL_TIMEZONE
+	// WebhookAllowPrivate lets the admin API add webhook targets on
+	// private addresses (VARSEL_WEBHOOK_ALLOW_PRIVATE).
+	WebhookAllowPrivate bool
+	Version             string
+}
+
+// Localizer is what pages need of the renderer.
+type Localizer interface {
+	T(locale, messageID string, data map[string]any) string
+	FormatTime(t time.Time, locale, timezone string) string
+	Text(l notifier.Localized, locale string) (text, lang string)
+}
+
+// Deps are the parts the handlers use.
+type Deps struct {
+	Conn      *jetstream.Conn
+	Localizer Localizer
+	Tokens    *notifier.Tokens
+	Registry  *prometheus.Registry
+	// TwilioInbound and TwilioStatus serve the Twilio callbacks; nil when
+	// Twilio is not configured (the paths then answer 404).
+	TwilioInbound, TwilioStatus http.Handler
+	// CheckWebhookTarget refuses webhook URLs Varsel must not call
+	// (private addresses); nil skips the check.
+	CheckWebhookTarget func(ctx context.Context, rawURL string) error
+}
+
+type server struct {
+	cfg    Config
+	deps   Deps
+	logger *slog.Logger
+}
+
+// New returns the handler for every path in DESIGN.md's HTTP table.
+func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
+	s := &server{cfg: cfg, deps: deps, logger: logger.With("component", "http")}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.statusPage)
+	mux.HandleFunc("GET /incidents/{id}", s.incidentPage)
+	mux.HandleFunc("GET /feed.atom", s.feed)
+	mux.HandleFunc("GET /api/v1/status", s.statusJSON)
+
+	mux.Handle("GET /api/v1/subscribers", s.admin(s.listSubscribers))
+	mux.Handle("POST /api/v1/subscribers", s.admin(s.putSubscriber))
+	mux.Handle("GET /api/v1/subscribers/{id}", s.admin(s.getSubscriber))
+	mux.Handle("PUT /api/v1/subscribers/{id}", s.admin(s.putSubscriber))
+	mux.Handle("DELETE /api/v1/subscribers/{id}", s.admin(s.deleteSubscriber))
+	mux.Handle("POST /api/v1/subscribers/{id}/enable", s.admin(s.enableChannel))
+	mux.Handle("POST /api/v1/events", s.admin(s.postEvent))
+	mux.Handle("GET /api/v1/deliveries", s.admin(s.listDeliveries))
+	mux.Handle("POST /api/v1/deliveries/{id}/retry", s.admin(s.retryDelivery))
+
+	mux.HandleFunc("GET /unsubscribe/{token}", s.unsubscribeForm)
+	mux.HandleFunc("POST /unsubscribe/{token}", s.unsubscribe)
+
+	if deps.TwilioInbound != nil {
+		mux.Handle("POST /twilio/inbound", deps.TwilioInbound)
+	}
+	if deps.TwilioStatus != nil {
+		mux.Handle("POST /twilio/status", deps.TwilioStatus)
+	}
+
+	mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.ready)
+	return securityHeaders(mux)
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.deps.Conn.Ready(ctx); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// admin guards a handler with the bearer token. With no token configured
+// the admin API is refused outright.
+func (s *server) admin(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.AdminToken == "" {
+			writeError(w, http.StatusForbidden, "the admin API is off: set VARSEL_ADMIN_TOKEN")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="varsel"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string, details ...notifier.FieldError) {
+	body := map[string]any{"error": msg}
+	if len(details) > 0 {
+		body["problems"] = details
+	}
+	writeJSON(w, status, body)
+}
