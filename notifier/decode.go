@@ -32,8 +32,8 @@ func ValidID(s string) bool { return idPattern.MatchString(s) }
 
 // FieldError is one problem with one field of an event or subscriber.
 type FieldError struct {
-	Field   string // JSON path, e.g. "incident.status"
-	Problem string
+	Field   string `json:"field"` // JSON path, e.g. "incident.status"
+	Problem string `json:"problem"`
 }
 
 func (e FieldError) Error() string {

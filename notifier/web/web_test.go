@@ -1,0 +1,190 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
+	"github.com/varsel/varsel/notifier/render"
+)
+
+type fixture struct {
+	srv    *httptest.Server
+	conn   *jetstream.Conn
+	tokens *notifier.Tokens
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
+	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"},
+		Deps{Conn: conn, Localizer: r, Tokens: tokens, Registry: prometheus.NewRegistry()}, logger)
+	f := &fixture{srv: httptest.NewServer(h), conn: conn, tokens: tokens}
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) do(t *testing.T, method, path, token string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, body)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if method == http.MethodPost && body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func TestUnsubscribeGetConfirmsPostUnsubscribesOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.conn.Subscribers.Put(ctx, &notifier.Subscriber{ID: "kari", Email: "kari@example.com", Locale: "nb"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.tokens.Sign(notifier.TokenClaims{Purpose: notifier.PurposeUnsubscribe, SubscriberID: "kari", Channel: notifier.Email})
+	res, body := f.do(t, http.MethodGet, "/unsubscribe/"+tok, "", nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "Vil du slutte") && !strings.Contains(body, "<form") {
+		t.Fatalf("GET: %d %s", res.StatusCode, body)
+	}
+	if sub, _ := f.conn.Subscribers.Get(ctx, "kari"); len(sub.Suppressed) != 0 {
+		t.Fatal("GET unsubscribed: link scanners would unsubscribe people")
+	}
+	for i := range 2 { // RFC 8058 one-click POST, twice: idempotent
+		res, _ = f.do(t, http.MethodPost, "/unsubscribe/"+tok, "", strings.NewReader("List-Unsubscribe=One-Click"))
+		if res.StatusCode != 200 {
+			t.Fatalf("POST %d: status %d, want 200 without redirect", i, res.StatusCode)
+		}
+	}
+	sub, _ := f.conn.Subscribers.Get(ctx, "kari")
+	if sub.Suppressed[notifier.Email].Reason != notifier.ReasonOptedOut {
+		t.Fatalf("not unsubscribed: %+v", sub.Suppressed)
+	}
+	if sub.Reachable(notifier.Email) {
+		t.Fatal("still reachable by email")
+	}
+}
+
+func TestForgedOrAlteredTokenIsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_ = f.conn.Subscribers.Put(ctx, &notifier.Subscriber{ID: "kari", Email: "kari@example.com"})
+	_ = f.conn.Subscribers.Put(ctx, &notifier.Subscriber{ID: "ola", Email: "ola@example.com"})
+	good := f.tokens.Sign(notifier.TokenClaims{Purpose: notifier.PurposeUnsubscribe, SubscriberID: "kari", Channel: notifier.Email})
+	payload, sig, _ := strings.Cut(good, ".")
+	other, _ := notifier.NewTokens([]byte("another-secret-another-secret!!"))
+	forged := other.Sign(notifier.TokenClaims{Purpose: notifier.PurposeUnsubscribe, SubscriberID: "ola", Channel: notifier.Email})
+	for name, tok := range map[string]string{
+		"altered subscriber": strings.Replace(good, payload, "dXxvbGF8ZW1haWw", 1), // "u|ola|email"
+		"altered signature":  payload + "." + strings.ToUpper(sig[:4]) + sig[4:],
+		"other secret":       forged,
+		"garbage":            "not-a-token",
+	} {
+		res, body := f.do(t, http.MethodPost, "/unsubscribe/"+url.PathEscape(tok), "", strings.NewReader("List-Unsubscribe=One-Click"))
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "link") {
+			t.Errorf("%s: status %d", name, res.StatusCode)
+		}
+	}
+	for _, id := range []string{"kari", "ola"} {
+		if sub, _ := f.conn.Subscribers.Get(ctx, id); len(sub.Suppressed) != 0 {
+			t.Errorf("%s was unsubscribed by a bad token", id)
+		}
+	}
+}
+
+func TestAdminAPINeedsToken(t *testing.T) {
+	f := newFixture(t)
+	for _, tok := range []string{"", "wrong"} {
+		if res, _ := f.do(t, http.MethodGet, "/api/v1/subscribers", tok, nil); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("token %q: status %d", tok, res.StatusCode)
+		}
+	}
+	body := `{"id":"kari","email":"kari@example.com","locale":"nb"}`
+	res, out := f.do(t, http.MethodPost, "/api/v1/subscribers", "s3cret", strings.NewReader(body))
+	if res.StatusCode != 200 {
+		t.Fatalf("add: %d %s", res.StatusCode, out)
+	}
+	res, out = f.do(t, http.MethodPost, "/api/v1/subscribers", "s3cret", strings.NewReader(`{"id":"bad","phone":"123"}`))
+	if res.StatusCode != 400 || !strings.Contains(out, `"field": "phone"`) {
+		t.Errorf("bad subscriber: %d %s", res.StatusCode, out)
+	}
+	res, out = f.do(t, http.MethodPost, "/api/v1/events", "s3cret", strings.NewReader(`{"id":"e","type":"incident.opened"}`))
+	if res.StatusCode != 400 || !strings.Contains(out, "time") {
+		t.Errorf("bad event: %d %s", res.StatusCode, out)
+	}
+}
+
+func TestStatusPagesAndFeeds(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	raw := `{"id":"e1","type":"incident.opened","time":"2019-09-17T10:00:00+02:00","incident":{"id":"inc","title":{"en":"Login problems","nb":"Problemer med innlogging"},"status":"identified","impact":"major","components":["web"],"started_at":"2019-09-16T07:50:00+02:00","next_update_at":"2019-09-17T12:00:00+02:00","message":{"en":"Still working.","nb":"Arbeidet pågår."}}}`
+	ev, err := notifier.DecodeEvent([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.conn.Incidents.Update(ctx, "inc", func(s *notifier.IncidentState) error { s.Apply(ev); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, nb := f.do(t, http.MethodGet, "/incidents/inc?lang=nb", "", nil)
+	for _, want := range []string{"Problemer med innlogging", "Arbeidet pågår.", "17.09.2019 kl. 12:00"} {
+		if !strings.Contains(nb, want) {
+			t.Errorf("Norwegian incident page lacks %q", want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/", nil)
+	req.Header.Set("Accept-Language", "nn-NO,nn;q=0.9,en;q=0.5")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(page), `lang="nb"`) {
+		t.Errorf("Accept-Language nn did not give the Bokmål page")
+	}
+	_, js := f.do(t, http.MethodGet, "/api/v1/status", "", nil)
+	var st struct {
+		Indicator string `json:"indicator"`
+		Open      []struct {
+			ID      string `json:"id"`
+			Overdue bool   `json:"next_update_overdue"`
+		} `json:"open"`
+	}
+	if err := json.Unmarshal([]byte(js), &st); err != nil || st.Indicator != "major" || len(st.Open) != 1 || !st.Open[0].Overdue {
+		t.Errorf("status JSON = %s (%v)", js, err)
+	}
+	res, feed := f.do(t, http.MethodGet, "/feed.atom", "", nil)
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "application/atom+xml") || !strings.Contains(feed, "<entry>") {
+		t.Errorf("feed: %s", feed)
+	}
+	if res, _ := f.do(t, http.MethodGet, "/readyz", "", nil); res.StatusCode != 200 {
+		t.Errorf("readyz = %d", res.StatusCode)
+	}
+}
