@@ -103,8 +103,9 @@ func New(cfg Config, logger *slog.Logger) (*Channel, error) {
 func (c *Channel) Name() notifier.ChannelName { return notifier.SMS }
 
 // Notify sends d.Message.SMS to the subscriber's phone. It waits for the
-// sender's segment budget first (returning a retryable ReasonTimeout if
-// ctx ends meanwhile). After an ambiguous attempt (d.PreviousReason is
+// sender's segment budget first; if the budget's next slot comes after
+// ctx's deadline it returns a retryable ReasonRateLimited with RetryAfter
+// at once, and if ctx ends while waiting a retryable ReasonTimeout. After an ambiguous attempt (d.PreviousReason is
 // notifier.ReasonAmbiguous) it first looks for that message in Twilio's
 // list and, when it is there, returns it without sending again.
 func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Receipt, bool, error) {
@@ -140,7 +141,15 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		log.Info("sms: no earlier send found after an ambiguous attempt; sending")
 	}
 
-	wait, cancel := c.reserve(c.now(), segments)
+	now := c.now()
+	wait, cancel := c.reserve(now, segments)
+	if dl, ok := ctx.Deadline(); ok && now.Add(wait).After(dl) {
+		// The slot comes after ctx ends: give it back and let the job
+		// come back later rather than hold a worker until it times out.
+		cancel()
+		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonRateLimited, RetryAfter: wait,
+			Err: fmt.Errorf("wait for rate limit: next slot in %v, after the deadline", wait)}
+	}
 	if wait > 0 {
 		if err := c.sleep(ctx, wait); err != nil {
 			cancel()

@@ -394,6 +394,39 @@ func TestRateLimitWaitHonoursContext(t *testing.T) {
 	}
 }
 
+func TestRateLimitSlotAfterDeadline(t *testing.T) {
+	// Near the real time, so the deadline below has not passed for real.
+	clk := &fakeClock{t: time.Now()}
+	f := newFakeTwilio(t, "")
+	c := newTestChannel(t, f, func(c *Config) { c.Rate = 1 })
+	c.now, c.sleep = clk.Now, clk.Sleep
+	for i := range 3 {
+		if _, _, err := c.Notify(context.Background(), testDelivery(fmt.Sprintf("e.s%d.sms", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The next slot is a second away; a deadline half a second away
+	// cannot be met.
+	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(500*time.Millisecond))
+	defer cancel()
+	_, retry, err := c.Notify(ctx, testDelivery("e.late.sms"))
+	var se *notifier.SendError
+	if !retry || !errors.As(err, &se) || se.Reason != notifier.ReasonRateLimited || se.RetryAfter != time.Second {
+		t.Fatalf("retry=%v err=%v, want retry, rate_limited, RetryAfter 1s", retry, err)
+	}
+	// The slot was given back: the next message goes out in a second, not two.
+	before := clk.Now()
+	if _, _, err := c.Notify(context.Background(), testDelivery("e.next.sms")); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.Now().Sub(before); got != time.Second {
+		t.Errorf("next message waited %v, want 1s", got)
+	}
+	if creates, _ := f.counts(); creates != 4 {
+		t.Errorf("%d creates, want 4", creates)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if err := (Config{AccountSID: testSID, AuthToken: testToken, From: testFrom}).Validate(); err != nil {
 		t.Errorf("minimal config: %v", err)
@@ -448,8 +481,8 @@ func BenchmarkNotify(b *testing.B) {
 	f := newFakeTwilio(b, "")
 	c := newTestChannel(b, f, func(c *Config) { c.Rate = 1e9 })
 	d := testDelivery("e.s.sms")
-	b.ReportAllocs()
 	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
 		for b.Loop() {
 			if _, _, err := c.Notify(context.Background(), d); err != nil {
 				b.Fatal(err)
@@ -458,6 +491,7 @@ func BenchmarkNotify(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
 	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, _, err := c.Notify(context.Background(), d); err != nil {
