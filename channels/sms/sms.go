@@ -103,11 +103,13 @@ func New(cfg Config, logger *slog.Logger) (*Channel, error) {
 func (c *Channel) Name() notifier.ChannelName { return notifier.SMS }
 
 // Notify sends d.Message.SMS to the subscriber's phone. It waits for the
-// sender's segment budget first; if the budget's next slot comes after
-// ctx's deadline it returns a retryable ReasonRateLimited with RetryAfter
-// at once, and if ctx ends while waiting a retryable ReasonTimeout. After an ambiguous attempt (d.PreviousReason is
-// notifier.ReasonAmbiguous) it first looks for that message in Twilio's
-// list and, when it is there, returns it without sending again.
+// sender's segment budget first; if the next slot comes after ctx's
+// deadline it returns a retryable ReasonRateLimited with RetryAfter at
+// once, and if ctx ends while waiting a retryable ReasonTimeout. After an
+// ambiguous attempt (d.PreviousReason is notifier.ReasonAmbiguous) it
+// first looks for that message in Twilio's list and, when it is there,
+// returns it with a Note instead of sending it again; if the list cannot
+// be read it sends nothing and stays ReasonAmbiguous (retry).
 func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Receipt, bool, error) {
 	var to string
 	if d.Subscriber != nil {
