@@ -156,7 +156,12 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 		r.LastAttemptAt = &started
 		r.UpdatedAt = d.now()
 		if sendErr == nil {
-			r.Status, r.LastError, r.Reason = StatusSent, "", ""
+			// A provider receipt (delivered, undelivered) may have
+			// arrived before this write: never move it back to sent.
+			if r.Status != StatusDelivered && r.Status != StatusUndelivered {
+				r.Status = StatusSent
+			}
+			r.LastError, r.Reason = "", ""
 			r.ProviderID, r.Segments, r.Note = receipt.ProviderID, receipt.Segments, receipt.Note
 			sent := r.UpdatedAt
 			r.SentAt = &sent

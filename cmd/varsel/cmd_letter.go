@@ -174,7 +174,7 @@ func sendTest(ctx context.Context, ev *notifier.Event, reader *notifier.Subscrib
 		ch = oc
 	}
 	d := &notifier.Delivery{ID: notifier.DeliveryID(ev.ID+"-test", reader.ID, notifier.Email), Channel: notifier.Email,
-		Event: &notifier.Event{ID: ev.ID + "-test-" + time.Now().UTC().Format("20060102T150405"), Type: ev.Type, Time: ev.Time, Letter: ev.Letter},
+		Event:      &notifier.Event{ID: ev.ID + "-test-" + time.Now().UTC().Format("20060102T150405"), Type: ev.Type, Time: ev.Time, Letter: ev.Letter},
 		Subscriber: reader, Message: m, Attempt: 1}
 	receipt, _, err := ch.Notify(ctx, d)
 	if err != nil {

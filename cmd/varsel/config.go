@@ -44,9 +44,9 @@ type Config struct {
 
 type setting struct {
 	env, flag, def, help string
-	str              *string
-	f64              *float64
-	boolean          *bool
+	str                  *string
+	f64                  *float64
+	boolean              *bool
 }
 
 func (c *Config) settings() []setting {
