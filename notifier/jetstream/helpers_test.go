@@ -75,7 +75,8 @@ func (r *recorder) attempts(id string) int {
 type plainRenderer struct{}
 
 func (plainRenderer) Render(ev *notifier.Event, _ *notifier.IncidentState, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
-	return &notifier.Message{Locale: "en", Subject: ev.ID, Text: ev.ID + " for " + sub.ID, SMS: ev.ID, Segments: 1, WebhookText: ev.ID}, nil
+	return &notifier.Message{Locale: "en", Subject: ev.ID, Text: ev.ID + " for " + sub.ID, SMS: ev.ID, Segments: 1, WebhookText: ev.ID,
+		UnsubscribeURL: "http://localhost:8080/unsubscribe/" + sub.ID}, nil
 }
 
 // stack is a running pipeline on an embedded server.
