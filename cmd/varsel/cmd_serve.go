@@ -28,7 +28,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 	if demo {
 		// The demo's webhook subscribers point at 127.0.0.1:9999, where
 		// nothing listens: their webhooks go to the outbox instead.
-		cfg.WebhookOutbox = true
+		cfg.WebhookOutbox = "true"
 	}
 	if err := errors.Join(flagErrs(), cfg.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)

@@ -36,7 +36,7 @@ type Config struct {
 	TwilioAPIURL        string
 	SMSRate             float64
 	WebhookAllowPrivate bool
-	WebhookOutbox       bool
+	WebhookOutbox       string
 	DefaultLocale       string
 	Timezone            string
 	TemplatesDir        string
@@ -70,7 +70,7 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_TWILIO_API_URL", flag: "twilio-api-url", def: "https://api.twilio.com", help: "Twilio REST base URL", str: &c.TwilioAPIURL},
 		{env: "VARSEL_SMS_RATE", flag: "sms-rate", def: "1", help: "SMS segments per second per sender", f64: &c.SMSRate},
 		{env: "VARSEL_WEBHOOK_ALLOW_PRIVATE", flag: "webhook-allow-private", def: "false", help: "allow webhook targets on private, loopback and link-local addresses", boolean: &c.WebhookAllowPrivate},
-		{env: "VARSEL_WEBHOOK_OUTBOX", flag: "webhook-outbox", def: "false", help: "write webhooks to the outbox instead of calling them", boolean: &c.WebhookOutbox},
+		{env: "VARSEL_WEBHOOK_OUTBOX", flag: "webhook-outbox", def: "auto", help: "write webhooks to the outbox instead of calling them: true, false, or auto (outbox only while neither SMTP nor Twilio is configured)", str: &c.WebhookOutbox},
 		{env: "VARSEL_DEFAULT_LOCALE", flag: "default-locale", def: "en", help: "language when a subscriber's is missing (en or nb)", str: &c.DefaultLocale},
 		{env: "VARSEL_TIMEZONE", flag: "timezone", def: "Europe/Oslo", help: "time zone when a subscriber's is missing", str: &c.Timezone},
 		{env: "VARSEL_TEMPLATES_DIR", flag: "templates-dir", help: "directory of template files overriding the embedded ones", str: &c.TemplatesDir},
@@ -106,6 +106,16 @@ func (c *Config) bindFlags(fs *flag.FlagSet) func() error {
 		}
 	}
 	return func() error { return errors.Join(errs...) }
+}
+
+// webhooksToOutbox resolves VARSEL_WEBHOOK_OUTBOX: "auto" keeps a bare
+// development machine from calling out, and calls real endpoints as soon
+// as the service is set up to send real email or SMS.
+func (c *Config) webhooksToOutbox() bool {
+	if c.WebhookOutbox == "auto" {
+		return c.SMTPURL == "" && c.TwilioAccountSID == ""
+	}
+	return c.WebhookOutbox == "true"
 }
 
 // Validate reports every problem at once.
@@ -150,6 +160,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		bad("VARSEL_TIMEZONE", "%q is not an IANA time zone such as Europe/Oslo", c.Timezone)
+	}
+	switch c.WebhookOutbox {
+	case "auto", "true", "false":
+	default:
+		bad("VARSEL_WEBHOOK_OUTBOX", "%q: want auto, true or false", c.WebhookOutbox)
 	}
 	if c.TemplatesDir != "" {
 		if st, err := os.Stat(c.TemplatesDir); err != nil || !st.IsDir() {

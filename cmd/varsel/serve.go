@@ -150,7 +150,7 @@ func (s *service) channels() (map[notifier.ChannelName]notifier.Channel, error) 
 		}
 		out[notifier.SMS], s.sinks[notifier.SMS] = c, "twilio "+cfg.TwilioAPIURL
 	}
-	if cfg.WebhookOutbox {
+	if cfg.webhooksToOutbox() {
 		if err := toOutbox(notifier.Webhook); err != nil {
 			return nil, err
 		}
