@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +64,11 @@ func benchFanOut(b *testing.B, n int) {
 	b.ReportMetric(want/took.Seconds(), "deliveries/s")
 	b.ReportMetric(took.Seconds(), "s-to-last")
 	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
+	if path := os.Getenv("VARSEL_BENCH_HEAPPROFILE"); path != "" {
+		f, _ := os.Create(path)
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
 	s.stop()
 }
 

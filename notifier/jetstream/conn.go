@@ -117,7 +117,7 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 	}, {
 		Name: DeliveriesStream, Description: "One job per (event, subscriber, channel)",
 		Subjects: []string{JobsPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
-		Retention: jetstream.WorkQueuePolicy, MaxAge: 7 * 24 * time.Hour, Duplicates: 24 * time.Hour,
+		Retention: jetstream.WorkQueuePolicy, MaxAge: 7 * 24 * time.Hour, Duplicates: time.Hour,
 	}, {
 		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
