@@ -24,9 +24,9 @@ type DispatchConfig struct {
 	// SendTimeout bounds one Notify call; 0 means 30 s.
 	SendTimeout time.Duration
 	// SuppressAfter is how many consecutive failed deliveries that are the
-	// recipient's fault (bounces, rejections, and for webhooks any failure)
-	// pause a channel for a subscriber; 0 means never. Defaults: email 3,
-	// webhook 5.
+	// recipient's fault (hard bounces; for webhooks any failure) pause a
+	// channel for a subscriber. A channel missing from the map takes
+	// DefaultSuppressAfter; 0 means never.
 	SuppressAfter map[ChannelName]int
 }
 
@@ -260,12 +260,14 @@ func (d *Dispatcher) afterFailure(ctx context.Context, del *Delivery, sendErr er
 // recipient rather than about our provider: only those count towards pausing.
 func recipientFault(ch ChannelName, r Reason) bool {
 	switch r {
-	case ReasonBounced, ReasonInvalidAddress, ReasonRejected, ReasonGone, ReasonOptedOut:
+	case ReasonBounced, ReasonInvalidAddress, ReasonGone, ReasonOptedOut:
 		return true
 	case ReasonTemplate:
 		return false
 	}
-	// A webhook endpoint is the recipient's own server.
+	// A webhook endpoint is the recipient's own server, so any failure is
+	// theirs; an email or SMS rejection (a relay's policy refusal, say)
+	// may be our provider's doing and must not pause anyone.
 	return ch == Webhook
 }
 

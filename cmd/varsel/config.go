@@ -37,6 +37,8 @@ type Config struct {
 	SMSRate             float64
 	WebhookAllowPrivate bool
 	WebhookOutbox       string
+	EmailBounceLimit    float64
+	WebhookFailureLimit float64
 	DefaultLocale       string
 	Timezone            string
 	TemplatesDir        string
@@ -71,6 +73,8 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_SMS_RATE", flag: "sms-rate", def: "1", help: "SMS segments per second per sender", f64: &c.SMSRate},
 		{env: "VARSEL_WEBHOOK_ALLOW_PRIVATE", flag: "webhook-allow-private", def: "false", help: "allow webhook targets on private, loopback and link-local addresses", boolean: &c.WebhookAllowPrivate},
 		{env: "VARSEL_WEBHOOK_OUTBOX", flag: "webhook-outbox", def: "auto", help: "write webhooks to the outbox instead of calling them: true, false, or auto (outbox only while neither SMTP nor Twilio is configured)", str: &c.WebhookOutbox},
+		{env: "VARSEL_EMAIL_BOUNCE_LIMIT", flag: "email-bounce-limit", def: "3", help: "hard bounces in a row that pause email for a subscriber (0: never)", f64: &c.EmailBounceLimit},
+		{env: "VARSEL_WEBHOOK_FAILURE_LIMIT", flag: "webhook-failure-limit", def: "5", help: "failed deliveries in a row that disable a webhook (0: never)", f64: &c.WebhookFailureLimit},
 		{env: "VARSEL_DEFAULT_LOCALE", flag: "default-locale", def: "en", help: "language when a subscriber's is missing (en or nb)", str: &c.DefaultLocale},
 		{env: "VARSEL_TIMEZONE", flag: "timezone", def: "Europe/Oslo", help: "time zone when a subscriber's is missing", str: &c.Timezone},
 		{env: "VARSEL_TEMPLATES_DIR", flag: "templates-dir", help: "directory of template files overriding the embedded ones", str: &c.TemplatesDir},
@@ -160,6 +164,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		bad("VARSEL_TIMEZONE", "%q is not an IANA time zone such as Europe/Oslo", c.Timezone)
+	}
+	for env, v := range map[string]float64{"VARSEL_EMAIL_BOUNCE_LIMIT": c.EmailBounceLimit, "VARSEL_WEBHOOK_FAILURE_LIMIT": c.WebhookFailureLimit} {
+		if v < 0 || v != float64(int(v)) {
+			bad(env, "%v: want a whole number, 0 or more", v)
+		}
 	}
 	switch c.WebhookOutbox {
 	case "auto", "true", "false":

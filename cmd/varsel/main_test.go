@@ -19,7 +19,7 @@ func testService(t *testing.T, edit func(*Config)) (*service, string) {
 	dir := t.TempDir()
 	cfg := Config{NATSListen: "127.0.0.1:0", DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
 		MailFrom: "Status <status@example.com>", SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo",
-		TwilioAPIURL: "https://api.twilio.com", AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123"}
+		TwilioAPIURL: "https://api.twilio.com", EmailBounceLimit: 3, WebhookFailureLimit: 5, AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123"}
 	if edit != nil {
 		edit(&cfg)
 	}

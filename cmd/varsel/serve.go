@@ -75,7 +75,9 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 	s.runner = s.conn.NewRunner(jetstream.Pipeline{
 		Channels: channels, Renderer: s.renderer, Metrics: metrics, Logger: logger,
 		Concurrency: map[notifier.ChannelName]int{notifier.SMS: 4},
-		OnSuppress:  s.tellOwner,
+		Dispatch: notifier.DispatchConfig{SuppressAfter: map[notifier.ChannelName]int{
+			notifier.Email: int(cfg.EmailBounceLimit), notifier.Webhook: int(cfg.WebhookFailureLimit)}},
+		OnSuppress: s.tellOwner,
 	})
 
 	handler := web.New(web.Config{
