@@ -1,10 +1,16 @@
-// Package examples holds event files that replay Varsel's two seed scenarios,
-// and a file of demo subscribers in both languages:
+// Package examples holds event files that replay Varsel's two seed scenarios
+// and one planned maintenance, and a file of demo subscribers in both
+// languages:
 //
 //   - styreweb: the StyreWeb login outage of 16–19 September 2019, one event
 //     per update on the status page, Norwegian with an English translation;
-//   - led: the Life Events Diary outage (opened, updated, resolved) followed
-//     by the apology letter.
+//   - led: the Life Events Diary outage (opened, updated, resolved), its
+//     postmortem, and the apology letter last;
+//   - maintenance: a StyreWeb database upgrade on a night window in October
+//     2019, announced a week ahead, started and completed.
+//
+// Together they hold an event of every type in notifier.EventTypes, so
+// `varsel templates check` renders every template for every type.
 //
 // `varsel demo`, the tests and the documentation use them; `varsel publish
 // examples/styreweb/06-2019-09-17-1000-updated.json` publishes one by hand.
@@ -29,7 +35,7 @@ const SubscribersFile = "subscribers.csv"
 
 // FS holds every scenario directory (<name>/*.json) and SubscribersFile.
 //
-//go:embed styreweb/*.json led/*.json subscribers.csv
+//go:embed styreweb/*.json led/*.json maintenance/*.json subscribers.csv
 var FS embed.FS
 
 // ErrUnknownScenario is returned for a scenario name that Names does not list.
@@ -71,7 +77,7 @@ func Files(name string) ([]string, error) {
 	return files, nil
 }
 
-// Scenario returns the events of a scenario ("styreweb" or "led"), each
+// Scenario returns the events of a scenario (one of Names), each
 // decoded and validated with notifier.DecodeEvent, in publishing order.
 func Scenario(name string) ([]*notifier.Event, error) {
 	files, err := Files(name)

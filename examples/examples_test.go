@@ -3,11 +3,13 @@ package examples
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -49,8 +51,8 @@ func mustTime(t *testing.T, s string) time.Time {
 
 func TestEveryFileDecodes(t *testing.T) {
 	names := Names()
-	if !slices.Equal(names, []string{"led", "styreweb"}) {
-		t.Fatalf("Names() = %v, want [led styreweb]", names)
+	if want := []string{"led", "maintenance", "styreweb"}; !slices.Equal(names, want) {
+		t.Fatalf("Names() = %v, want %v", names, want)
 	}
 	seen := map[string]string{}
 	for _, name := range names {
@@ -226,16 +228,18 @@ func TestStyreWebPromisesAndBackup(t *testing.T) {
 	}
 }
 
-func TestLEDScenarioEndsWithTheLetter(t *testing.T) {
+func TestLEDScenarioEndsWithThePostmortemAndTheLetter(t *testing.T) {
 	events, err := Scenario("led")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) < 4 {
-		t.Fatalf("got %d events, want opened, updated, resolved and the letter", len(events))
+	if len(events) < 5 {
+		t.Fatalf("got %d events, want opened, updated, resolved, the postmortem and the letter", len(events))
 	}
 	letterEv := events[len(events)-1]
-	checkTimeline(t, events[:len(events)-1], "led-outage-2019-03")
+	post := events[len(events)-2]
+	incidentEvents := events[:len(events)-2]
+	checkTimeline(t, incidentEvents, "led-outage-2019-03")
 	if letterEv.Type != notifier.LetterBroadcast || letterEv.Letter == nil {
 		t.Fatalf("last event is %s, want %s", letterEv.Type, notifier.LetterBroadcast)
 	}
@@ -249,9 +253,43 @@ func TestLEDScenarioEndsWithTheLetter(t *testing.T) {
 	if l.Signature.Name != "Kyle Cottington" || l.Signature.Title["en"] != "Managing Director" || l.Signature.Title["nb"] != "Daglig leder" {
 		t.Errorf("signature = %+v", l.Signature)
 	}
-	if !letterEv.Time.After(events[len(events)-2].Time) {
-		t.Errorf("the letter (%s) is not sent after the resolution", letterEv.Time)
+
+	// The postmortem closes the incident's timeline: after the resolution,
+	// before the letter, which stays the last event of the scenario.
+	if post.Type != notifier.IncidentPostmortem || post.Incident == nil {
+		t.Fatalf("next to last event is %s, want %s", post.Type, notifier.IncidentPostmortem)
 	}
+	resolved := incidentEvents[len(incidentEvents)-1]
+	if post.Incident.ID != "led-outage-2019-03" || post.Incident.Status != notifier.StatusResolved {
+		t.Errorf("postmortem is of incident %q with status %s, want led-outage-2019-03 resolved", post.Incident.ID, post.Incident.Status)
+	}
+	if !post.Time.After(resolved.Time) {
+		t.Errorf("the postmortem (%s) is not after the resolution (%s)", post.Time, resolved.Time)
+	}
+	if !letterEv.Time.After(post.Time) {
+		t.Errorf("the letter (%s) is not sent after the postmortem (%s)", letterEv.Time, post.Time)
+	}
+	if post.Incident.Impact != resolved.Incident.Impact || !post.Incident.StartedAt.Equal(resolved.Incident.StartedAt) ||
+		!slices.Equal(post.Incident.Components, resolved.Incident.Components) {
+		t.Errorf("postmortem impact/started_at/components %s %s %v differ from the resolution's %s %s %v",
+			post.Incident.Impact, post.Incident.StartedAt, post.Incident.Components,
+			resolved.Incident.Impact, resolved.Incident.StartedAt, resolved.Incident.Components)
+	}
+	// What the seed letter says happened, in both languages.
+	for lang, words := range map[string][]string{
+		"en": {"dirty shutdown", "corrupt", "file system", "Microsoft", "backup from the previous day", "new drives", "not a data issue", "mirror"},
+		"nb": {"dirty shutdown", "filsystemet", "Microsoft", "sikkerhetskopien fra dagen før", "nye disker", "ikke et dataproblem", "speiling"},
+	} {
+		for _, w := range words {
+			if !strings.Contains(post.Incident.Message[lang], w) {
+				t.Errorf("postmortem message (%s) does not mention %q", lang, w)
+			}
+		}
+	}
+	if d := post.Incident.Data; d == nil || d.AtRisk == nil || *d.AtRisk || d.RestoredFromBackupAt == nil {
+		t.Errorf("postmortem data = %+v, want at_risk false and the backup point", d)
+	}
+
 	var restoring bool
 	for _, ev := range events[:len(events)-1] {
 		if d := ev.Incident.Data; d != nil && d.RestoredFromBackupAt != nil {
@@ -259,10 +297,97 @@ func TestLEDScenarioEndsWithTheLetter(t *testing.T) {
 			if d.RestoredFromBackupAt.After(ev.Incident.StartedAt) {
 				t.Errorf("%s: backup point %s is after the outage began", ev.ID, d.RestoredFromBackupAt)
 			}
+			if !d.RestoredFromBackupAt.Equal(*resolved.Incident.Data.RestoredFromBackupAt) {
+				t.Errorf("%s: backup point %s differs from the resolution's", ev.ID, d.RestoredFromBackupAt)
+			}
 		}
 	}
 	if !restoring {
 		t.Error("no LED event says which backup was restored")
+	}
+}
+
+func TestMaintenanceScenario(t *testing.T) {
+	events, err := Scenario("maintenance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTypes := []notifier.EventType{notifier.MaintenanceScheduled, notifier.MaintenanceStarted, notifier.MaintenanceCompleted}
+	if len(events) != len(wantTypes) {
+		t.Fatalf("got %d events, want %d: %v", len(events), len(wantTypes), wantTypes)
+	}
+	oslo, err := time.LoadLocation("Europe/Oslo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := events[0].Incident
+	start, end := first.ScheduledStart, first.ScheduledEnd
+	if start == nil || end == nil {
+		t.Fatalf("%s: scheduled_start %v, scheduled_end %v; want both", events[0].ID, start, end)
+	}
+	// A night window, announced at least a week ahead.
+	if h := start.In(oslo).Hour(); h < 22 && h >= 6 {
+		t.Errorf("window starts at %s Oslo time, want a night window (22:00–06:00)", start.In(oslo).Format("15:04"))
+	}
+	if h := end.In(oslo).Hour(); end.Sub(*start) > 8*time.Hour || (h > 6 && h < 22) {
+		t.Errorf("window ends at %s Oslo time, want it to end by 06:00", end.In(oslo).Format("2006-01-02 15:04"))
+	}
+	if ahead := start.Sub(events[0].Time); ahead < 7*24*time.Hour {
+		t.Errorf("maintenance announced %s ahead, want at least a week", ahead)
+	}
+	for i, ev := range events {
+		if ev.Type != wantTypes[i] {
+			t.Errorf("event %d (%s) is %s, want %s", i+1, ev.ID, ev.Type, wantTypes[i])
+		}
+		in := ev.Incident
+		if in.ID != "styreweb-db-upgrade-2019-10" {
+			t.Errorf("%s: incident id %q, want every event of the window to share styreweb-db-upgrade-2019-10", ev.ID, in.ID)
+		}
+		if in.ScheduledStart == nil || !in.ScheduledStart.Equal(*start) || in.ScheduledEnd == nil || !in.ScheduledEnd.Equal(*end) {
+			t.Errorf("%s: window %v–%v, want %s–%s on every event", ev.ID, in.ScheduledStart, in.ScheduledEnd, start, end)
+		}
+		if !in.StartedAt.Equal(*start) {
+			t.Errorf("%s: started_at %s, want the window start %s", ev.ID, in.StartedAt, start)
+		}
+		if !slices.Equal(in.Components, []string{"styreweb"}) || in.Title["nb"] != first.Title["nb"] {
+			t.Errorf("%s: components %v and title %q, want the first event's", ev.ID, in.Components, in.Title["nb"])
+		}
+		if i > 0 && !ev.Time.After(events[i-1].Time) {
+			t.Errorf("%s at %s is not after %s", ev.ID, ev.Time, events[i-1].Time)
+		}
+		// Times are written with the offset Oslo had on the day.
+		for field, tm := range map[string]time.Time{"time": ev.Time, "started_at": in.StartedAt, "scheduled_start": *in.ScheduledStart, "scheduled_end": *in.ScheduledEnd} {
+			_, got := tm.Zone()
+			if _, want := tm.In(oslo).Zone(); got != want {
+				t.Errorf("%s: %s has offset %ds, Europe/Oslo had %ds", ev.ID, field, got, want)
+			}
+		}
+	}
+	if started := events[1].Time; started.Before(*start) || !started.Before(*end) {
+		t.Errorf("started at %s, outside the window %s–%s", started, start, end)
+	}
+	if done := events[2].Time; !done.Before(end.Add(time.Hour)) {
+		t.Errorf("completed at %s, long after the window ended at %s", done, end)
+	}
+}
+
+// TestEveryEventTypeHasAnExample keeps `varsel templates check` honest: it
+// renders the examples, so they must hold every event type.
+func TestEveryEventTypeHasAnExample(t *testing.T) {
+	where := map[notifier.EventType][]string{}
+	for _, name := range Names() {
+		events, err := Scenario(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range events {
+			where[ev.Type] = append(where[ev.Type], ev.ID)
+		}
+	}
+	for _, typ := range notifier.EventTypes {
+		if len(where[typ]) == 0 {
+			t.Errorf("no example event of type %s", typ)
+		}
 	}
 }
 
@@ -335,30 +460,61 @@ func TestSubscribersCSV(t *testing.T) {
 	}
 }
 
+// docExampleLink is a link from docs/events.md to an example file.
+var docExampleLink = regexp.MustCompile(`\]\(\.\./examples/([a-z]+/[^)/]+\.json)\)`)
+
 // TestEventsDocExamples keeps docs/events.md honest: every JSON block in it
-// is a valid event, and every event type has a full example.
+// is a valid event, every event type has a full example, and a block whose
+// introduction links an example file is that file, so the docs cannot drift
+// from the examples.
 func TestEventsDocExamples(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "docs", "events.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	types := map[notifier.EventType]bool{}
-	blocks := strings.Split(string(doc), "```json\n")[1:]
-	for i, b := range blocks {
-		body, _, ok := strings.Cut(b, "\n```")
+	fromFile := map[notifier.EventType]bool{}
+	parts := strings.Split(string(doc), "```json\n")
+	intro := parts[0]
+	for i, b := range parts[1:] {
+		body, rest, ok := strings.Cut(b, "\n```")
 		if !ok {
 			t.Fatalf("JSON block %d is not closed", i+1)
 		}
+		link := docExampleLink.FindStringSubmatch(intro)
+		intro = rest
 		ev, err := notifier.DecodeEvent([]byte(body))
 		if err != nil {
 			t.Errorf("JSON block %d: %v", i+1, err)
 			continue
 		}
 		types[ev.Type] = true
+		if link == nil {
+			continue
+		}
+		raw, err := FS.ReadFile(link[1])
+		if err != nil {
+			t.Errorf("JSON block %d (%s) links to %s: %v", i+1, ev.ID, link[1], err)
+			continue
+		}
+		fileEv, err := notifier.DecodeEvent(raw)
+		if err != nil {
+			t.Errorf("%s: %v", link[1], err)
+			continue
+		}
+		got, _ := json.Marshal(ev)
+		want, _ := json.Marshal(fileEv)
+		if !bytes.Equal(got, want) {
+			t.Errorf("JSON block %d (%s) differs from the file it links, %s; copy the file into the docs", i+1, ev.ID, link[1])
+			continue
+		}
+		fromFile[ev.Type] = true
 	}
 	for _, typ := range notifier.EventTypes {
 		if !types[typ] {
 			t.Errorf("docs/events.md has no example of %s", typ)
+		} else if !fromFile[typ] {
+			t.Errorf("docs/events.md has no example of %s taken from a file in examples/", typ)
 		}
 	}
 }
