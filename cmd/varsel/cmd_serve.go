@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/varsel/varsel/examples"
@@ -48,8 +49,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 	return svc.run(ctx)
 }
 
-// replayDemo imports the demo subscribers and publishes both seed
-// scenarios, then says where to look.
+// replayDemo imports the demo subscribers and publishes every example
+// scenario (the two seeds and a maintenance window), then says where to look.
 func replayDemo(ctx context.Context, svc *service, out io.Writer) error {
 	f, err := examples.FS.Open(examples.SubscribersFile)
 	if err != nil {
@@ -66,7 +67,7 @@ func replayDemo(ctx context.Context, svc *service, out io.Writer) error {
 		}
 	}
 	published := 0
-	for _, name := range []string{"styreweb", "led"} {
+	for _, name := range examples.Names() {
 		files, err := examples.Files(name)
 		if err != nil {
 			return err
@@ -90,12 +91,12 @@ func replayDemo(ctx context.Context, svc *service, out io.Writer) error {
 	}
 	box := filepath.Join(svc.cfg.DataDir, "outbox")
 	fmt.Fprintf(out, `
-Varsel demo: %d subscribers, %d events from examples/styreweb and examples/led.
+Varsel demo: %d subscribers, %d events from examples/ (%s).
   email     %s/email/<event>/<subscriber>.eml
   sms       %s/sms.jsonl
   webhooks  %s/webhook.jsonl
   status    %s/   (try ?lang=nb, /incidents/styreweb-login-2019-09, /feed.atom)
 Ctrl-C stops it.
-`, len(subs), published, box, box, box, svc.cfg.PublicURL)
+`, len(subs), published, strings.Join(examples.Names(), ", "), box, box, box, svc.cfg.PublicURL)
 	return nil
 }
