@@ -24,6 +24,11 @@
 // and email.html.end. Keeping the personal parts apart is what lets a
 // message be rendered once per (event, locale, channel, time zone) and only
 // personalized per subscriber.
+//
+// Notices, the emails Varsel sends about a subscription rather than an
+// incident, live in notice.tmpl and notice.html.tmpl: for a notice N (e.g.
+// notice.webhook_disabled) subject.N, email.txt.N and email.html.N, wrapped
+// in the same head, greeting, footer and end as every email.
 package templates
 
 import "embed"

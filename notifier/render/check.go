@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -57,7 +58,9 @@ var (
 // missing message id, a fixed phrase of the other language in a message
 // (English in a Norwegian one, or the reverse), and an SMS over its budget of
 // one segment. Letters are checked on every channel, SMS included, although
-// the channel policy never sends them by SMS.
+// the channel policy never sends them by SMS. The notices Varsel sends about
+// a subscription (the webhook-disabled email, for every reason) are checked
+// in every locale too, under the event id "notice.webhook_disabled/REASON".
 func (r *Renderer) Check(events []*notifier.Event) []Problem {
 	var problems []Problem
 	foreign, err := r.foreignPhrases()
@@ -100,15 +103,62 @@ func (r *Renderer) Check(events []*notifier.Event) []Problem {
 				out := fixedText(pm)
 				for _, ph := range foreign[locale] {
 					if ph.re.MatchString(out) {
-						file, line := r.whereIs(ph.text, ch)
+						file, line := r.whereIs(ph.text, channelFile(ch))
 						add(file, line, fmt.Sprintf("%s phrase %q in a %s message", languageLabel(otherLocale(locale)), ph.text, languageLabel(locale)))
 					}
 				}
 			}
 		}
 	}
+	return append(problems, r.checkNotices(foreign)...)
+}
+
+// noticeReasons are the suppressions the webhook notice is checked with:
+// each words the reason differently.
+var noticeReasons = []notifier.Suppression{
+	{Reason: notifier.ReasonGone, Detail: "webhook answered 410 Gone"},
+	{Reason: notifier.ReasonDisabled, Detail: "5 failed deliveries in a row; last: timeout"},
+	{Reason: notifier.ReasonDisabled},
+	{Reason: notifier.ReasonRejected},
+}
+
+// checkNotices renders the webhook notice in every locale for every reason
+// and reports failures and fixed phrases of the other language.
+func (r *Renderer) checkNotices(foreign map[string][]phrase) []Problem {
+	var problems []Problem
+	at := time.Date(2024, 5, 2, 8, 0, 0, 0, time.UTC)
+	for _, why := range noticeReasons {
+		why.At = at
+		id := noticeWebhookDisabled + "/" + string(why.Reason)
+		for _, locale := range Locales {
+			add := func(file string, line int, msg string) {
+				problems = append(problems, Problem{File: file, Line: line, Locale: locale, Channel: string(notifier.Email), EventID: id, Message: msg})
+			}
+			sub := &notifier.Subscriber{ID: "check", Name: "§", Locale: locale, WebhookURL: "https://hooks.example.com/in/check"}
+			m, err := r.webhookDisabledNotice(sub, why, locale, r.defaultZone)
+			if err != nil {
+				if mm := templateErr.FindStringSubmatch(err.Error()); mm != nil {
+					line, _ := strconv.Atoi(mm[2])
+					add(r.source(mm[1]), line, mm[3])
+				} else {
+					add(r.source(noticeFile), 0, err.Error())
+				}
+				continue
+			}
+			out := fixedText(m)
+			for _, ph := range foreign[locale] {
+				if ph.re.MatchString(out) {
+					file, line := r.whereIs(ph.text, noticeFile)
+					add(file, line, fmt.Sprintf("%s phrase %q in a %s message", languageLabel(otherLocale(locale)), ph.text, languageLabel(locale)))
+				}
+			}
+		}
+	}
 	return problems
 }
+
+// noticeFile holds the notices' subject and text templates.
+const noticeFile = "notice.tmpl"
 
 func (r *Renderer) renderUncached(ev *notifier.Event, inc *notifier.IncidentState, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
 	p, _, err := r.renderPart(ev, inc, ResolveLocale(sub.Locale, r.defaultLocale), ch, r.defaultZone)
@@ -144,15 +194,14 @@ func (r *Renderer) source(name string) string {
 	return name
 }
 
-// whereIs finds the first line holding phrase in the channel's templates,
+// whereIs finds the first line holding phrase in the template file first,
 // then in any template, then in the catalogues.
-func (r *Renderer) whereIs(phrase string, ch notifier.ChannelName) (string, int) {
+func (r *Renderer) whereIs(phrase, first string) (string, int) {
 	names := make([]string, 0, len(r.srcText))
 	for name := range r.srcText {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	first := channelFile(ch)
 	slices.SortStableFunc(names, func(a, b string) int {
 		return boolRank(a == first) - boolRank(b == first)
 	})
