@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -64,8 +63,20 @@ type Conn struct {
 
 // Connect starts the embedded server when cfg.URL is empty, connects, and
 // creates or updates the streams and buckets. It is safe to call from many
-// processes at once.
+// processes at once. Only the service calls it; tools use Dial.
 func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error) {
+	return connect(ctx, cfg, logger, true)
+}
+
+// Dial connects to the NATS of a running service and binds to its streams
+// and buckets without creating or changing any, so a CLI command never
+// rewrites the service's settings. It fails with a clear error when the
+// service has not set them up yet.
+func Dial(ctx context.Context, url string, logger *slog.Logger) (*Conn, error) {
+	return connect(ctx, Config{URL: url}, logger, false)
+}
+
+func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) (*Conn, error) {
 	c := &Conn{logger: logger}
 	opts := []nats.Option{
 		nats.Name("varsel"),
@@ -96,16 +107,46 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 		c.Close()
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
-	c.JS, err = jetstream.New(c.NC, jetstream.WithPublishAsyncMaxPending(4096))
+	// A publish whose acknowledgement is lost (a reconnect, a leader
+	// change) fails after the timeout instead of blocking intake forever.
+	c.JS, err = jetstream.New(c.NC, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
-	if err := c.setup(ctx, max(cfg.Replicas, 1)); err != nil {
+	if create {
+		err = c.setup(ctx, max(cfg.Replicas, 1))
+	} else {
+		err = c.bind(ctx)
+	}
+	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// bind opens the existing buckets.
+func (c *Conn) bind(ctx context.Context) error {
+	kvs := map[string]jetstream.KeyValue{}
+	for _, name := range []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV} {
+		kv, err := c.JS.KeyValue(ctx, name)
+		if err != nil {
+			return fmt.Errorf("open bucket %s (has `varsel serve` run against this NATS?): %w", name, err)
+		}
+		kvs[name] = kv
+	}
+	c.useBuckets(kvs)
+	return nil
+}
+
+func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
+	c.Subscribers = &Subscribers{kv: kvs[SubscribersKV], js: c.JS}
+	c.Incidents = &Incidents{kv: kvs[IncidentsKV]}
+	c.Deliveries = &Deliveries{kv: kvs[DeliveriesKV]}
+	c.Events = &Events{kv: kvs[EventsKV]}
+	c.config = kvs[ConfigKV]
 }
 
 // setup creates or updates every stream and bucket idempotently.
@@ -128,23 +169,17 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 			return fmt.Errorf("create stream %s: %w", sc.Name, err)
 		}
 	}
-	buckets := map[string]*jetstream.KeyValue{
-		SubscribersKV: new(jetstream.KeyValue), IncidentsKV: new(jetstream.KeyValue),
-		DeliveriesKV: new(jetstream.KeyValue), EventsKV: new(jetstream.KeyValue), ConfigKV: &c.config,
-	}
-	for name, dst := range buckets {
+	kvs := map[string]jetstream.KeyValue{}
+	for _, name := range []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV} {
 		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
 		})
 		if err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
-		*dst = kv
+		kvs[name] = kv
 	}
-	c.Subscribers = &Subscribers{kv: *buckets[SubscribersKV], js: c.JS}
-	c.Incidents = &Incidents{kv: *buckets[IncidentsKV]}
-	c.Deliveries = &Deliveries{kv: *buckets[DeliveriesKV]}
-	c.Events = &Events{kv: *buckets[EventsKV]}
+	c.useBuckets(kvs)
 	return nil
 }
 
@@ -205,8 +240,3 @@ func (c *Conn) Close() {
 
 // jobSubject is where jobs of one channel are published.
 func jobSubject(ch string) string { return JobsPrefix + ch }
-
-// subjectToken makes s safe as one subject token.
-func subjectToken(s string) string {
-	return strings.NewReplacer(".", "_", "*", "_", ">", "_", " ", "_").Replace(s)
-}
