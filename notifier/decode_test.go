@@ -383,3 +383,15 @@ func TestDecodeIsStrictAboutKeysAndTags(t *testing.T) {
 		})
 	}
 }
+
+func TestMetricFieldIsBounded(t *testing.T) {
+	for path, want := range map[string]string{
+		"id": "id", "incident.status": "incident.status", "incident.components[3]": "incident.components",
+		"incident.data.at_risk": "incident.data", "letter.sections.apology": "letter.sections",
+		"anything-goes-here": "unknown_field", "incident.severity": "unknown_field", `incident.title[""]`: "incident.title",
+	} {
+		if got := metricField(path); got != want {
+			t.Errorf("metricField(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

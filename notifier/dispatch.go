@@ -83,7 +83,8 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		return Verdict{}, fmt.Errorf("read delivery log: %w", err)
 	}
 	if rec.Status.Done() {
-		// Redelivered after success was recorded: the crash-safe path.
+		// Redelivered after the outcome was recorded (a lost ack, a crash,
+		// a re-plan after the dedupe window): never send again.
 		d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "skipped", "already_done").Inc()
 		return Verdict{}, nil
 	}
@@ -130,10 +131,6 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		receipt, retry, err = ch.Notify(sendCtx, del)
 		cancel()
 		d.Metrics.SendDuration.WithLabelValues(string(job.Channel)).Observe(d.now().Sub(now).Seconds())
-	}
-	if ctx.Err() != nil && err != nil {
-		// Shutting down mid-send: leave the job for the next process.
-		return Verdict{Retry: true}, nil
 	}
 	return d.record(ctx, del, rec, evr, receipt, retry, err, now)
 }
@@ -347,9 +344,12 @@ func (d *Dispatcher) backoff(del *Delivery, err error) time.Duration {
 	return time.Duration(float64(delay) * jitter)
 }
 
-func (d *Dispatcher) sendTimeout() time.Duration {
-	if d.Config.SendTimeout > 0 {
-		return d.Config.SendTimeout
+func (d *Dispatcher) sendTimeout() time.Duration { return d.Config.Timeout() }
+
+// Timeout is the bound on one Notify call: SendTimeout, or 30 s.
+func (c DispatchConfig) Timeout() time.Duration {
+	if c.SendTimeout > 0 {
+		return c.SendTimeout
 	}
 	return 30 * time.Second
 }
@@ -361,8 +361,9 @@ func (d *Dispatcher) now() time.Time {
 	return time.Now()
 }
 
-// event returns the event and its incident state, cached: a fan-out reads
-// them once, not once per subscriber.
+// event returns the event and the incident as the event left it, cached:
+// a fan-out reads them once, not once per subscriber. Planned event
+// records do not change, so the cache needs no expiry.
 func (d *Dispatcher) event(ctx context.Context, id string) (*EventRecord, *IncidentState, error) {
 	if e, ok := d.cache.get(id); ok {
 		return e.rec, e.inc, nil
@@ -371,21 +372,21 @@ func (d *Dispatcher) event(ctx context.Context, id string) (*EventRecord, *Incid
 	if err != nil {
 		return nil, nil, fmt.Errorf("read event %s: %w", id, err)
 	}
-	var inc *IncidentState
-	if iid := rec.Event.IncidentID(); iid != "" {
+	inc := rec.Incident
+	if iid := rec.Event.IncidentID(); inc == nil && iid != "" {
+		// Records written before snapshots were kept: use the current state.
 		inc, err = d.Incidents.Get(ctx, iid)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, nil, fmt.Errorf("read incident %s: %w", iid, err)
 		}
 	}
-	d.cache.put(id, cachedEvent{rec: rec, inc: inc, at: d.now()})
+	d.cache.put(id, cachedEvent{rec: rec, inc: inc})
 	return rec, inc, nil
 }
 
 type cachedEvent struct {
 	rec *EventRecord
 	inc *IncidentState
-	at  time.Time
 }
 
 // eventCache holds the few events being fanned out at once. It is small
@@ -397,18 +398,10 @@ type eventCache struct {
 
 const eventCacheSize = 256
 
-// eventCacheTTL keeps a cached incident state fresh enough for the webhook
-// payload's "current state" without a read per delivery.
-const eventCacheTTL = 30 * time.Second
-
 func (c *eventCache) get(id string) (cachedEvent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
-	if ok && time.Since(e.at) > eventCacheTTL {
-		delete(c.m, id)
-		return cachedEvent{}, false
-	}
 	return e, ok
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,9 @@ type EventRecord struct {
 	// Late is set when a newer event of the incident had already been
 	// applied: the event joins the timeline but is not sent.
 	Late bool `json:"late,omitempty"`
+	// Incident is the incident as this event left it, so every delivery of
+	// the event shows the same state even when newer events follow.
+	Incident *IncidentState `json:"incident,omitempty"`
 }
 
 // EventStore keeps every accepted event.
@@ -58,8 +62,11 @@ type Intake struct {
 	// Reject stores an invalid event with its reason; it must not lose it.
 	Reject func(ctx context.Context, r Rejection) error
 	// Enqueue publishes one job; publishing the same job id twice must
-	// deliver it once.
+	// deliver it once. It may buffer.
 	Enqueue func(ctx context.Context, j Job) error
+	// Flush waits until every job Enqueue took is stored. The event is
+	// marked planned only after it succeeds, so no job is ever lost.
+	Flush   func(ctx context.Context) error
 	Metrics *Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -136,6 +143,12 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 		}
 		rec.Jobs = n
 	}
+	if in.Flush != nil {
+		if err := in.Flush(ctx); err != nil {
+			return fmt.Errorf("queue jobs of %s: %w", ev.ID, err)
+		}
+	}
+	rec.Incident = state
 	planned := in.now()
 	rec.PlannedAt = &planned
 	if err := in.Events.Put(ctx, rec); err != nil {
@@ -150,10 +163,7 @@ func (in *Intake) reject(ctx context.Context, subject string, raw []byte, cause 
 	field := "event"
 	var ve *ValidationError
 	if errors.As(cause, &ve) && len(ve.Problems) > 0 && ve.Problems[0].Field != "" {
-		field = strings.SplitN(ve.Problems[0].Field, ".", 3)[0]
-		if parts := strings.SplitN(ve.Problems[0].Field, ".", 3); len(parts) > 1 {
-			field = parts[0] + "." + strings.SplitN(parts[1], "[", 2)[0]
-		}
+		field = metricField(ve.Problems[0].Field)
 	}
 	r := Rejection{Subject: subject, Data: raw, Reason: cause.Error(), Field: field, ReceivedAt: now}
 	if err := in.Reject(ctx, r); err != nil {
@@ -169,4 +179,34 @@ func (in *Intake) now() time.Time {
 		return in.Now()
 	}
 	return time.Now()
+}
+
+// metricField turns a problem's field path into a metrics label from a
+// fixed set: a known field of the contract ("incident.status"), or
+// "unknown_field", so producers cannot mint label values.
+func metricField(path string) string {
+	parts := strings.SplitN(path, ".", 3)
+	for i, p := range parts {
+		parts[i], _, _ = strings.Cut(p, "[")
+	}
+	t := reflect.TypeOf(Event{})
+	label := ""
+	for i, p := range parts[:min(len(parts), 2)] {
+		ft, ok := fieldByTag(t, p)
+		if !ok {
+			return "unknown_field"
+		}
+		if i > 0 {
+			label += "."
+		}
+		label += p
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() != reflect.Struct {
+			break
+		}
+		t = ft
+	}
+	return label
 }

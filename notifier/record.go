@@ -5,11 +5,13 @@ import "time"
 // DeliveryStatus is where one delivery stands.
 type DeliveryStatus string
 
+// DeliveryStatuses lists every status, for validating filters.
+var DeliveryStatuses = []DeliveryStatus{StatusQueued, StatusSent, StatusFailed, StatusSkipped, StatusDelivered, StatusUndelivered}
+
 // Delivery statuses. Queued, sent, failed and skipped are Varsel's own;
 // delivered and undelivered come from provider receipts (Twilio).
 const (
 	StatusQueued      DeliveryStatus = "queued"
-	StatusSending     DeliveryStatus = "sending"
 	StatusSent        DeliveryStatus = "sent"
 	StatusFailed      DeliveryStatus = "failed"
 	StatusSkipped     DeliveryStatus = "skipped"
@@ -17,10 +19,11 @@ const (
 	StatusUndelivered DeliveryStatus = "undelivered"
 )
 
-// Done reports whether the delivery must not be sent again: it went out, or
-// it was decided not to send it.
+// Done reports whether the delivery must not be sent again: it went out,
+// it was decided not to send it, or it failed for good. Only an explicit
+// retry (which sets it back to queued) sends a failed delivery again.
 func (s DeliveryStatus) Done() bool {
-	return s == StatusSent || s == StatusSkipped || s == StatusDelivered || s == StatusUndelivered
+	return s == StatusSent || s == StatusSkipped || s == StatusDelivered || s == StatusUndelivered || s == StatusFailed
 }
 
 // DeliveryRecord is the delivery log's entry for one job.

@@ -158,3 +158,79 @@ func addSubscribersFast(t testing.TB, c *Conn, n int, mk func(i int) *notifier.S
 		t.Fatal(err)
 	}
 }
+
+// TestFailedFlushLeavesEventUnplanned: when the jobs of a plan cannot be
+// stored, the event must not be marked planned, so its redelivery plans
+// it again instead of dropping it as a duplicate.
+func TestFailedFlushLeavesEventUnplanned(t *testing.T) {
+	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
+	addSubscribers(t, s.conn, 5, fullSubscriber)
+	raw := eventJSON("flush", "incident.updated", "2019-09-17T10:00:00+02:00", "identified", "minor")
+	in := *s.runner.Intake
+	in.Enqueue = func(context.Context, notifier.Job) error { return nil }
+	in.Flush = func(context.Context) error { return errors.New("stream unavailable") }
+	in.Reject = func(context.Context, notifier.Rejection) error { return nil }
+	if err := in.Handle(context.Background(), "varsel.events.incident.updated", raw, nil); err == nil {
+		t.Fatal("a plan whose jobs were not stored reported success")
+	}
+	rec, err := s.conn.Events.Get(context.Background(), "flush")
+	if err != nil || rec.PlannedAt != nil {
+		t.Fatalf("event record after failed flush = %+v, %v; want stored but not planned", rec, err)
+	}
+	publish(t, s.conn, raw)
+	waitFor(t, 10*time.Second, "10 deliveries", func() bool {
+		a, _ := s.chans[notifier.Email].total()
+		b, _ := s.chans[notifier.Webhook].total()
+		return a+b == 10
+	})
+}
+
+// TestFailedDeliveryIsNotSentAgainByARedeliveredJob: a job that comes back
+// after its delivery failed for good (a lost ack, a re-plan after the
+// dedupe window) is not sent; only an explicit retry sends it, and a
+// queued delivery cannot be retried (it would be in the queue twice).
+func TestFailedDeliveryIsNotSentAgainByARedeliveredJob(t *testing.T) {
+	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
+	addSubscribers(t, s.conn, 1, fullSubscriber)
+	s.chans[notifier.Email].fail = func(*notifier.Delivery) (bool, error) {
+		return false, &notifier.SendError{Reason: notifier.ReasonBounced, Err: errors.New("550 no such user")}
+	}
+	publish(t, s.conn, eventJSON("f", "incident.updated", "2019-09-17T10:00:00+02:00", "identified", "minor"))
+	id := notifier.DeliveryID("f", "sub-00000", notifier.Email)
+	ctx := context.Background()
+	waitFor(t, 10*time.Second, "the bounce recorded", func() bool {
+		r, err := s.conn.Deliveries.Get(ctx, id)
+		return err == nil && r.Status == notifier.StatusFailed
+	})
+	// The same job again, under a message id the queue has not seen.
+	q := &enqueuer{c: s.conn, now: time.Now()}
+	ev, _ := notifier.DecodeEvent(eventJSON("f", "incident.updated", "2019-09-17T10:00:00+02:00", "identified", "minor"))
+	job := notifier.NewJob("f", "sub-00000", notifier.Email)
+	job.ID = id
+	if err := q.add(ctx, ev, time.Now(), job); err != nil {
+		t.Fatal(err)
+	}
+	_ = q.flush(ctx)
+	// A webhook delivery of the same event is a marker that the queue moved on.
+	waitFor(t, 10*time.Second, "the webhook delivery", func() bool { n, _ := s.chans[notifier.Webhook].total(); return n == 1 })
+	waitFor(t, 10*time.Second, "the redelivered job consumed", func() bool {
+		cons, err := s.conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+"email")
+		if err != nil {
+			return false
+		}
+		ci, err := cons.Info(ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	if n := s.chans[notifier.Email].attempts(id); n != 1 {
+		t.Errorf("failed delivery attempted %d times, want 1", n)
+	}
+	if _, err := s.conn.Deliveries.Update(ctx, "f.sub-00000.sms", func(r *notifier.DeliveryRecord) error {
+		r.EventID, r.SubscriberID, r.Channel, r.Status = "f", "sub-00000", notifier.SMS, notifier.StatusQueued
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.conn.RetryJob(ctx, "f.sub-00000.sms"); err == nil || !strings.Contains(err.Error(), "queued") {
+		t.Errorf("retry of a queued delivery: %v, want a refusal", err)
+	}
+}

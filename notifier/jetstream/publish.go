@@ -35,14 +35,16 @@ func (c *Conn) PublishEvent(ctx context.Context, raw []byte) (*notifier.Event, e
 // attempts reset, and a job is published under a fresh message id so the
 // queue's deduplication lets it through.
 func (c *Conn) RetryJob(ctx context.Context, id string) (*notifier.DeliveryRecord, error) {
-	rec, err := c.Deliveries.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if rec.Status == notifier.StatusSent || rec.Status == notifier.StatusDelivered {
-		return nil, fmt.Errorf("delivery %s was already %s at %s: not sending it twice", id, rec.Status, rec.UpdatedAt.Format(time.RFC3339))
-	}
-	rec, err = c.Deliveries.Update(ctx, id, func(r *notifier.DeliveryRecord) error {
+	// Only a delivery that ended without going out may be sent again; a
+	// queued one is still in the queue (a second job could send it twice).
+	retryable := map[notifier.DeliveryStatus]bool{notifier.StatusFailed: true, notifier.StatusUndelivered: true, notifier.StatusSkipped: true}
+	rec, err := c.Deliveries.Update(ctx, id, func(r *notifier.DeliveryRecord) error {
+		if r.EventID == "" {
+			return fmt.Errorf("delivery %s: %w", id, notifier.ErrNotFound)
+		}
+		if !retryable[r.Status] {
+			return fmt.Errorf("delivery %s is %s (since %s): only failed, undelivered or skipped deliveries can be retried", id, r.Status, r.UpdatedAt.Format(time.RFC3339))
+		}
 		r.Status, r.Attempts, r.Reason, r.UpdatedAt = notifier.StatusQueued, 0, "", time.Now().UTC()
 		r.Note = "retry requested after: " + r.LastError
 		return nil
@@ -66,6 +68,13 @@ func (c *Conn) RetryJob(ctx context.Context, id string) (*notifier.DeliveryRecor
 func (c *Conn) reject(ctx context.Context, r notifier.Rejection, msgID string) error {
 	msg := nats.NewMsg(RejectedSubject)
 	msg.Data = r.Data
+	if len(r.Data) > notifier.MaxEventSize {
+		// Keep the start of an oversized payload: enough to find its
+		// producer, and small enough to always fit.
+		msg.Data = r.Data[:notifier.MaxEventSize]
+		msg.Header.Set("Varsel-Truncated", "true")
+	}
+	msg.Header.Set("Varsel-Original-Size", strconv.Itoa(len(r.Data)))
 	msg.Header.Set("Varsel-Reason", r.Reason)
 	msg.Header.Set("Varsel-Subject", r.Subject)
 	msg.Header.Set("Varsel-Rejected-At", r.ReceivedAt.UTC().Format(time.RFC3339Nano))
@@ -80,7 +89,10 @@ type Rejected struct {
 	Subject    string    `json:"subject"`
 	Reason     string    `json:"reason"`
 	RejectedAt time.Time `json:"rejected_at"`
-	Data       []byte    `json:"data"`
+	// Data is the payload as published, cut at MaxEventSize when it was
+	// larger; OriginalSize is its full length.
+	Data         []byte `json:"data"`
+	OriginalSize int    `json:"original_size"`
 }
 
 // Rejections reads every stored rejection, oldest first.
@@ -103,8 +115,12 @@ func (c *Conn) Rejections(ctx context.Context) ([]Rejected, error) {
 			return out, fmt.Errorf("read rejection %d: %w", seq, err)
 		}
 		at, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Varsel-Rejected-At"))
+		size, err := strconv.Atoi(m.Header.Get("Varsel-Original-Size"))
+		if err != nil {
+			size = len(m.Data)
+		}
 		out = append(out, Rejected{Seq: seq, Subject: m.Header.Get("Varsel-Subject"),
-			Reason: m.Header.Get("Varsel-Reason"), RejectedAt: at, Data: m.Data})
+			Reason: m.Header.Get("Varsel-Reason"), RejectedAt: at, Data: m.Data, OriginalSize: size})
 	}
 	return out, nil
 }
@@ -115,7 +131,8 @@ func (c *Conn) Rejections(ctx context.Context) ([]Rejected, error) {
 // so a worker's newer record is never overwritten.
 type enqueuer struct {
 	c       *Conn
-	futures []jetstream.PubAckFuture
+	futures []jetstream.PubAckFuture // job publishes: every one must succeed
+	records []jetstream.PubAckFuture // queued records: "already exists" is fine
 	now     time.Time
 }
 
@@ -143,26 +160,43 @@ func (q *enqueuer) add(ctx context.Context, ev *notifier.Event, receivedAt time.
 	}
 	kvMsg := nats.NewMsg("$KV." + DeliveriesKV + "." + j.ID)
 	kvMsg.Data = rb
-	// Create-if-absent, as KeyValue.Create does: a failure means the
-	// worker got there first, which is fine and not waited for.
+	// Create-if-absent, as KeyValue.Create does: if the worker got there
+	// first, its newer record stays.
 	kvMsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-	if _, err := q.c.JS.PublishMsgAsync(kvMsg); err != nil {
+	rf, err := q.c.JS.PublishMsgAsync(kvMsg)
+	if err != nil {
 		return fmt.Errorf("record queued job %s: %w", j.ID, err)
 	}
+	q.records = append(q.records, rf)
 	if len(q.futures) >= enqueueWindow {
 		return q.flush(ctx)
 	}
 	return nil
 }
 
-// flush waits for every outstanding job publish and reports the first failure.
+// flush waits for every outstanding publish and reports the first failure.
 func (q *enqueuer) flush(ctx context.Context) error {
-	defer func() { q.futures = q.futures[:0] }()
-	for _, f := range q.futures {
+	defer func() { q.futures, q.records = q.futures[:0], q.records[:0] }()
+	if err := awaitAcks(ctx, q.futures, nil); err != nil {
+		return fmt.Errorf("publish job: %w", err)
+	}
+	exists := func(err error) bool { return errors.Is(err, jetstream.ErrKeyExists) }
+	if err := awaitAcks(ctx, q.records, exists); err != nil {
+		return fmt.Errorf("record queued job: %w", err)
+	}
+	return nil
+}
+
+// awaitAcks waits for every future and returns the first error that ok
+// (which may be nil) does not excuse.
+func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture, ok func(error) bool) error {
+	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("publish job: %w", err)
+			if ok == nil || !ok(err) {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -26,11 +26,11 @@ type Runner struct {
 	// consumer's MaxAckPending; 0 means 32 (SMS: 4).
 	Concurrency map[notifier.ChannelName]int
 	// AckWait is how long a job taken by a process that then died waits
-	// before another process gets it; it must exceed the send timeout.
-	// 0 means 1 minute.
+	// before another process gets it. 0 means 1 minute, or the send
+	// timeout plus 30 s if that is longer; tests set it short.
 	AckWait time.Duration
 	// DrainTimeout bounds how long Run waits for in-flight sends after
-	// its context is cancelled; 0 means 30 s.
+	// its context is cancelled; 0 means the send timeout plus 5 s.
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
 }
@@ -44,20 +44,32 @@ func (r *Runner) Run(ctx context.Context) error {
 			_ = c.NC.Publish(OutcomePrefix+string(rec.Status), b)
 		}
 	}
+	// Create every consumer before consuming, so a failure stops start-up
+	// instead of leaving a process that looks ready and does nothing.
+	intake, err := r.intakeConsumer(ctx)
+	if err != nil {
+		return err
+	}
+	consumers := map[notifier.ChannelName]jetstream.Consumer{}
+	for name := range r.Dispatcher.Channels {
+		if consumers[name], err = r.dispatchConsumer(ctx, name); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 1+len(r.Dispatcher.Channels))
+	errs := make(chan error, 1+len(consumers))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := r.runIntake(ctx); err != nil {
+		if err := r.runIntake(ctx, intake); err != nil {
 			errs <- err
 		}
 	}()
-	for name := range r.Dispatcher.Channels {
+	for name, cons := range consumers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.runDispatch(ctx, name); err != nil {
+			if err := r.runDispatch(ctx, name, cons); err != nil {
 				errs <- err
 			}
 		}()
@@ -77,7 +89,7 @@ func collect(ch <-chan error) []error {
 	return out
 }
 
-func (r *Runner) runIntake(ctx context.Context) error {
+func (r *Runner) intakeConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
 		Durable: intakeConsumer, Description: "Varsel intake: validate, record, plan",
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute,
@@ -86,8 +98,12 @@ func (r *Runner) runIntake(ctx context.Context) error {
 		MaxAckPending: 1,
 	})
 	if err != nil {
-		return fmt.Errorf("create intake consumer: %w", err)
+		return nil, fmt.Errorf("create intake consumer: %w", err)
 	}
+	return cons, nil
+}
+
+func (r *Runner) runIntake(ctx context.Context, cons jetstream.Consumer) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(8))
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
@@ -129,9 +145,17 @@ func (r *Runner) handleEvent(ctx context.Context, msg jetstream.Msg) {
 		}
 		return q.add(ctx, current, receivedAt, j)
 	}
+	in.Flush = q.flush
 	err := in.Handle(ctx, msg.Subject(), msg.Data(), func() { _ = msg.InProgress() })
-	if err == nil {
-		err = q.flush(ctx)
+	if err != nil && !errors.Is(err, notifier.ErrRejected) && meta != nil && meta.NumDelivered >= maxEventAttempts {
+		// An event that keeps failing must not hold up every event behind
+		// it (intake takes one at a time): keep it with its reason instead.
+		rej := notifier.Rejection{Subject: msg.Subject(), Data: msg.Data(), ReceivedAt: time.Now().UTC(), Field: "event",
+			Reason: fmt.Sprintf("not processed after %d attempts: %v", meta.NumDelivered, err)}
+		if rerr := in.Reject(ctx, rej); rerr == nil {
+			r.Logger.Error("event set aside after repeated failures", "subject", msg.Subject(), "attempts", meta.NumDelivered, "error", err)
+			err = notifier.ErrRejected
+		}
 	}
 	switch {
 	case err == nil:
@@ -143,6 +167,11 @@ func (r *Runner) handleEvent(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(5 * time.Second)
 	}
 }
+
+// maxEventAttempts bounds how often intake retries an event that fails for
+// a reason other than being invalid (a store unreachable, say): about a
+// minute of retries, then it is set aside on VARSEL_REJECTED.
+const maxEventAttempts = 12
 
 func (r *Runner) concurrency(ch notifier.ChannelName) int {
 	if n := r.Concurrency[ch]; n > 0 {
@@ -158,19 +187,25 @@ func (r *Runner) ackWait() time.Duration {
 	if r.AckWait > 0 {
 		return r.AckWait
 	}
-	return time.Minute
+	// Never shorter than a send, or a slow send would be handed to a second
+	// worker while the first is still at it.
+	return max(time.Minute, r.Dispatcher.Config.Timeout()+30*time.Second)
 }
 
-func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName) error {
-	n := r.concurrency(ch)
+func (r *Runner) dispatchConsumer(ctx context.Context, ch notifier.ChannelName) (jetstream.Consumer, error) {
 	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
 		Durable: dispatchConsumer + string(ch), Description: "Varsel " + string(ch) + " deliveries",
 		FilterSubject: jobSubject(string(ch)), AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: r.ackWait(), MaxAckPending: n, MaxDeliver: -1,
+		AckWait: r.ackWait(), MaxAckPending: r.concurrency(ch), MaxDeliver: -1,
 	})
 	if err != nil {
-		return fmt.Errorf("create %s consumer: %w", ch, err)
+		return nil, fmt.Errorf("create %s consumer: %w", ch, err)
 	}
+	return cons, nil
+}
+
+func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons jetstream.Consumer) error {
+	n := r.concurrency(ch)
 	it, err := cons.Messages(jetstream.PullMaxMessages(n))
 	if err != nil {
 		return fmt.Errorf("consume %s jobs: %w", ch, err)
@@ -204,7 +239,8 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName) error
 	go func() { wg.Wait(); close(done) }()
 	drain := r.DrainTimeout
 	if drain <= 0 {
-		drain = 30 * time.Second
+		// Long enough for a send that started just before shutdown.
+		drain = r.Dispatcher.Config.Timeout() + 5*time.Second
 	}
 	select {
 	case <-done:

@@ -218,14 +218,8 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 	futures := make([]jetstream.PubAckFuture, 0, 1024)
 	wait := func() error {
 		defer func() { futures = futures[:0] }()
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("put subscriber: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if err := awaitAcks(ctx, futures, nil); err != nil {
+			return fmt.Errorf("put subscriber: %w", err)
 		}
 		return nil
 	}
