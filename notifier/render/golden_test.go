@@ -13,11 +13,13 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 
 // goldenEvents are the events whose messages a person has read in both
 // languages: the StyreWeb update of 17 Sept 10:00 and the opening, and the
-// English outage's opening, its update with a restore and its letter.
+// English outage's opening, its update with a restore and its letter; and
+// the StyreWeb maintenance's announcement and start.
 // The English StyreWeb reader lives in Oslo; the English LED reader in London.
 var goldenEvents = map[string][]string{
-	"styreweb": {"styreweb-2019-09-16-1100", "styreweb-2019-09-17-1000"},
-	"led":      {"led-2019-03-05-0805", "led-2019-03-06-0930", "led-letter-2019-03-06"},
+	"styreweb":    {"styreweb-2019-09-16-1100", "styreweb-2019-09-17-1000"},
+	"led":         {"led-2019-03-05-0805", "led-2019-03-06-0930", "led-letter-2019-03-06"},
+	"maintenance": {"styreweb-db-2019-10-01-1000-scheduled", "styreweb-db-2019-10-08-2300-started"},
 }
 
 func TestGolden(t *testing.T) {

@@ -122,9 +122,10 @@ func (r *Renderer) renderPart(ev *notifier.Event, inc *notifier.IncidentState, l
 // SMS; with fewer, the SMS goes without it and the link carries the rest.
 const minSMSWords = 3
 
-// renderSMS renders the SMS and, when it needs more than one segment,
-// shortens the free text at a word boundary (dropping it last) so that the
-// status-page link always stays.
+// renderSMS renders the SMS and, while it needs more than one segment,
+// drops optional parts, least useful first: it shortens the free text at a
+// word boundary, then drops it, then the next-update promise, then the end
+// of the maintenance window. The title, status and link always stay.
 func (ls *langSet) renderSMS(v *view) (string, int, error) {
 	name, err := ls.pick("sms", v, false)
 	if err != nil {
@@ -145,9 +146,35 @@ func (ls *langSet) renderSMS(v *view) (string, int, error) {
 		return s, n, nil
 	}
 	body, segments, err := render()
-	if err != nil || segments <= 1 || v.Message == "" {
+	if err != nil || segments <= 1 {
 		return body, segments, err
 	}
+	if v.Message != "" {
+		if body, segments, err = shortenSMSMessage(v, render); err != nil || segments <= 1 {
+			return body, segments, err
+		}
+	}
+	for _, drop := range []func() bool{
+		func() bool { changed := v.NextUpdateShort != ""; v.NextUpdateShort = ""; return changed },
+		func() bool {
+			changed := v.WindowShort != v.windowShortStart
+			v.WindowShort = v.windowShortStart
+			return changed
+		},
+	} {
+		if !drop() {
+			continue
+		}
+		if body, segments, err = render(); err != nil || segments <= 1 {
+			return body, segments, err
+		}
+	}
+	return body, segments, nil
+}
+
+// shortenSMSMessage keeps as many words of v.Message as fit (at least
+// minSMSWords, else none) and renders the SMS with them.
+func shortenSMSMessage(v *view, render func() (string, int, error)) (string, int, error) {
 	words := strings.Fields(v.Message)
 	best := 0
 	for lo, hi := minSMSWords, len(words)-1; lo <= hi; {

@@ -1,9 +1,12 @@
 package render
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/varsel/varsel/examples"
 	"github.com/varsel/varsel/notifier"
 )
 
@@ -136,5 +139,166 @@ func TestSMSWithoutTheReadersLanguageOmitsTheText(t *testing.T) {
 	}
 	if m.ContentLocale != "en" || m.Locale != "nb" {
 		t.Errorf("Locale %q ContentLocale %q, want nb and en", m.Locale, m.ContentLocale)
+	}
+}
+
+// TestSMSEveryExampleFitsOneSegment: the SMS of every example event, in
+// both languages, for readers in the default zone and in London, fits one
+// GSM-7 segment and ends with its link, with the default PublicURL and with
+// a longer one.
+func TestSMSEveryExampleFitsOneSegment(t *testing.T) {
+	for _, publicURL := range []string{"", "https://status.example-company.com"} {
+		r := newTestRenderer(t, Config{PublicURL: publicURL})
+		for _, name := range examples.Names() {
+			events, states := loadScenario(t, name)
+			for id, ev := range events {
+				for _, sub := range append(testSubscribers(""), testSubscribers("Europe/London")[1]) {
+					m, err := r.Render(ev, states[id], sub, notifier.SMS)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n, enc := Segments(m.SMS)
+					if n != 1 || enc != GSM7 || m.Segments != 1 {
+						t.Errorf("%s %s %s %q: %d %s segments (%d characters): %q", publicURL, id, sub.Locale, sub.Timezone, n, enc, len([]rune(m.SMS)), m.SMS)
+					}
+					link := m.IncidentURL
+					if link == "" {
+						link = m.StatusURL
+					}
+					if !strings.HasSuffix(m.SMS, " "+link) {
+						t.Errorf("%s %s %s: SMS does not end with its link %s: %q", publicURL, id, sub.Locale, link, m.SMS)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSMSMaintenanceWindow: the SMS shows the window compactly, in the
+// reader's zone, names the zone only for a reader outside the default
+// zone, and does not promise an update at the end of the window it shows.
+func TestSMSMaintenanceWindow(t *testing.T) {
+	r := newTestRenderer(t, Config{})
+	events, states := loadScenario(t, "maintenance")
+	oslo, london := testSubscribers(""), testSubscribers("Europe/London")[1]
+	tests := []struct {
+		id   string
+		sub  *notifier.Subscriber
+		want string
+	}{
+		{"styreweb-db-2019-10-01-1000-scheduled", oslo[0], "Planlagt oppgradering av databasen i StyreWeb: planlagt. Når: 8.10. kl. 23:00-02:00. http"},
+		{"styreweb-db-2019-10-01-1000-scheduled", oslo[1], "Planned database upgrade in StyreWeb: planned. When: 8 Oct 23:00-02:00. We will upgrade the... http"},
+		{"styreweb-db-2019-10-01-1000-scheduled", london, "When: 8 Oct 22:00-01:00 BST."},
+		{"styreweb-db-2019-10-08-2300-started", oslo[0], "Planlagt oppgradering av databasen i StyreWeb: pågår. Når: 8.10. kl. 23:00-02:00. http"},
+		{"styreweb-db-2019-10-08-2300-started", oslo[1], "Planned database upgrade in StyreWeb: under way. When: 8 Oct 23:00-02:00. The database upgrade... http"},
+	}
+	for _, tt := range tests {
+		m, err := r.Render(events[tt.id], states[tt.id], tt.sub, notifier.SMS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(m.SMS, tt.want) {
+			t.Errorf("%s %s %s:\n got %q\nwant %q in it", tt.id, tt.sub.Locale, tt.sub.Timezone, m.SMS, tt.want)
+		}
+		if strings.Contains(m.SMS, "Next update") || strings.Contains(m.SMS, "Neste status") {
+			t.Errorf("%s %s: promises an update at the end of the window: %q", tt.id, tt.sub.Locale, m.SMS)
+		}
+	}
+}
+
+// TestSMSWindowForms covers a window of more than 24 hours, a promise
+// that is not the window's end, and a window in another year.
+func TestSMSWindowForms(t *testing.T) {
+	r := newTestRenderer(t, Config{})
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	ev := everyType()[5] // maintenance.started
+	ev.Incident.Message = nil
+	tests := []struct {
+		name             string
+		start, end, next string
+		wantEn, wantNb   string
+	}{
+		{"over 24 hours", "2024-05-10T22:00:00+02:00", "2024-05-12T06:00:00+02:00", "",
+			"When: 10 May 22:00 to 12 May 06:00. http", "Når: 10.5. kl. 22:00 til 12.5. kl. 06:00. http"},
+		{"same day, promise before the end", "2024-05-10T22:00:00+02:00", "2024-05-10T23:30:00+02:00", "2024-05-10T23:00:00+02:00",
+			"When: 10 May 22:00-23:30. Next update by 23:00. http", "Når: 10.5. kl. 22:00-23:30. Neste status kl. 23:00. http"},
+		{"into the next year", "2024-12-31T22:00:00+01:00", "2025-01-01T02:00:00+01:00", "",
+			"When: 31 Dec 22:00-02:00. http", "Når: 31.12. kl. 22:00-02:00. http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := *ev
+			in := *ev.Incident
+			e.ID = "window-" + tt.name
+			start, end := at(tt.start), at(tt.end)
+			e.Time, in.StartedAt, in.ScheduledStart, in.ScheduledEnd = start, start, &start, &end
+			if tt.next != "" {
+				next := at(tt.next)
+				in.NextUpdateAt = &next
+			}
+			e.Incident = &in
+			for _, sub := range testSubscribers("") {
+				m, err := r.Render(&e, nil, sub, notifier.SMS)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tt.wantEn
+				if m.Locale == "nb" {
+					want = tt.wantNb
+				}
+				if !strings.Contains(m.SMS, want) {
+					t.Errorf("%s: got %q, want %q in it", m.Locale, m.SMS, want)
+				}
+			}
+		})
+	}
+}
+
+// TestSMSDropsOptionalPartsInOrder: with a title that leaves little room,
+// the free text goes first, then the next-update promise, then the end of
+// the window; the link never goes.
+func TestSMSDropsOptionalPartsInOrder(t *testing.T) {
+	r := newTestRenderer(t, Config{PublicURL: "https://status.example-company.com"})
+	next := time.Date(2024, 5, 10, 23, 0, 0, 0, time.FixedZone("CEST", 2*3600))
+	base := everyType()[5] // maintenance.started, 22:00-23:30
+	tests := []struct {
+		titleLen        int
+		message, nextUp bool
+		end, over       bool
+	}{
+		{titleLen: 20, message: true, nextUp: true, end: true},
+		{titleLen: 40, message: false, nextUp: true, end: true},
+		{titleLen: 60, message: false, nextUp: false, end: true},
+		{titleLen: 68, message: false, nextUp: false, end: false},
+		// Nothing optional is left: over budget, but title and link stay.
+		{titleLen: 75, message: false, nextUp: false, end: false, over: true},
+	}
+	for _, tt := range tests {
+		ev := *base
+		in := *base.Incident
+		ev.ID = fmt.Sprintf("drop-%d", tt.titleLen)
+		title := strings.Repeat("x", tt.titleLen)
+		in.Title = notifier.Localized{"en": title, "nb": title}
+		in.NextUpdateAt = &next
+		ev.Incident = &in
+		m, err := r.Render(&ev, nil, testSubscribers("")[1], notifier.SMS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := struct{ message, nextUp, end bool }{
+			strings.Contains(m.SMS, "StyreWeb may"), strings.Contains(m.SMS, "Next update by 23:00"), strings.Contains(m.SMS, "22:00-23:30"),
+		}
+		if got.message != tt.message || got.nextUp != tt.nextUp || got.end != tt.end || !strings.Contains(m.SMS, "When: 10 May 22:00") {
+			t.Errorf("title of %d: got %q; want message %v, next update %v, window end %v", tt.titleLen, m.SMS, tt.message, tt.nextUp, tt.end)
+		}
+		if !strings.HasPrefix(m.SMS, title+": ") || !strings.HasSuffix(m.SMS, " "+m.IncidentURL) || (m.Segments == 1) == tt.over {
+			t.Errorf("title of %d: %d segments or link lost: %q", tt.titleLen, m.Segments, m.SMS)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/varsel/varsel/notifier"
@@ -29,13 +30,22 @@ type view struct {
 	Message string
 	Contact string
 
-	StartedAt       string
-	Updates         int    // updates since the incident opened, up to this event
-	NextUpdateAt    string // full date and time, "" for no promise
-	NextUpdateShort string // time of day when on the event's day, else full
-	NextUpdateIn    string // "in 2 hours", "" when not a whole number of hours or under one
-	WindowStart     string
-	WindowEnd       string
+	StartedAt    string
+	Updates      int    // updates since the incident opened, up to this event
+	NextUpdateAt string // full date and time, "" for no promise
+	NextUpdateIn string // "in 2 hours", "" when not a whole number of hours or under one
+	WindowStart  string
+	WindowEnd    string
+
+	// SMS forms of the times (see smsClock): no year, no zone name unless
+	// the reader's zone is not the default one. NextUpdateShort is "" when
+	// the next update is promised for the end of the maintenance window the
+	// SMS already shows.
+	NextUpdateShort string // "12:00", "kl. 12:00", "9 Oct 02:00"
+	WindowShort     string // "8 Oct 23:00-02:00", "8.10. kl. 23:00-02:00"
+	// windowShortStart is WindowShort without its end, for an SMS that
+	// has no room for it.
+	windowShortStart string
 
 	DataNotAtRisk bool
 	DataAtRisk    bool
@@ -108,16 +118,18 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		v.Status, v.Impact = string(in.Status), string(in.Impact)
 		v.StartedAt = format(in.StartedAt)
 		v.Updates = updatesSince(inc, ev)
+		clock, err := r.smsClock(ls, loc, ev.Time)
+		if err != nil {
+			return nil, err
+		}
+		window := v.Maintenance && !v.Closed && in.ScheduledStart != nil
 		if in.NextUpdateAt != nil {
 			next := *in.NextUpdateAt
 			v.NextUpdateAt = format(next)
-			v.NextUpdateShort = v.NextUpdateAt
-			if sameDay(next.In(loc), ev.Time.In(loc)) {
-				short, err := ls.phrase("FormatTimeOfDay")
-				if err != nil {
-					return nil, err
-				}
-				v.NextUpdateShort = next.In(loc).Format(short)
+			// An SMS that shows the window does not promise an update at
+			// its end a second time.
+			if !window || in.ScheduledEnd == nil || !next.Equal(*in.ScheduledEnd) {
+				v.NextUpdateShort = clock.when(next)
 			}
 			if v.NextUpdateIn, err = ls.until(next.Sub(ev.Time)); err != nil {
 				return nil, err
@@ -128,6 +140,11 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		}
 		if in.ScheduledEnd != nil {
 			v.WindowEnd = format(*in.ScheduledEnd)
+		}
+		if window {
+			if v.WindowShort, v.windowShortStart, err = clock.window(*in.ScheduledStart, in.ScheduledEnd); err != nil {
+				return nil, err
+			}
 		}
 		if d := in.Data; d != nil {
 			v.DataNotAtRisk = d.AtRisk != nil && !*d.AtRisk
@@ -185,4 +202,87 @@ func (ls *langSet) until(d time.Duration) (string, error) {
 		return ls.localize("InHours", n, map[string]any{"Count": n})
 	}
 	return "", nil
+}
+
+// smsClock formats times for an SMS, where every character counts: a date
+// without the year (unless it is not the event's year), a time of day alone
+// on the event's day, and the zone's name only when the reader's zone is not
+// the default one, which is the zone readers assume. Times are always in the
+// reader's zone.
+type smsClock struct {
+	ls       *langSet
+	loc      *time.Location
+	day      time.Time // the event's time in loc
+	zone     bool
+	dateTime string // "2 Jan 15:04"
+	timeOnly string // "15:04", "kl. 15:04"
+	full     string // FormatDateTime, for another year
+}
+
+func (r *Renderer) smsClock(ls *langSet, loc *time.Location, eventTime time.Time) (*smsClock, error) {
+	c := &smsClock{ls: ls, loc: loc, day: eventTime.In(loc), zone: loc.String() != r.defaultZone.String()}
+	var err error
+	if c.dateTime, err = ls.phrase("FormatShortDateTime"); err != nil {
+		return nil, err
+	}
+	if c.timeOnly, err = ls.phrase("FormatShortTime"); err != nil {
+		return nil, err
+	}
+	if c.full, err = ls.phrase("FormatDateTime"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// at formats t with its date ("8 Oct 23:00") or, when the event's day is
+// enough, without ("23:00"); it never names the zone.
+func (c *smsClock) at(t time.Time, date bool) string {
+	t = t.In(c.loc)
+	switch {
+	case !date && sameDay(t, c.day):
+		return t.Format(c.timeOnly)
+	case t.Year() != c.day.Year():
+		return t.Format(c.full)
+	}
+	return t.Format(c.dateTime)
+}
+
+// zoneOf returns " CEST" when the zone must be named and the layout used
+// for t did not already name it, else "".
+func (c *smsClock) zoneOf(t time.Time, formatted string) string {
+	t = t.In(c.loc)
+	name := t.Format("MST")
+	if !c.zone || strings.HasSuffix(formatted, name) {
+		return ""
+	}
+	return " " + name
+}
+
+// when formats a single time: "12:00" on the event's day, else "9 Oct 02:00".
+func (c *smsClock) when(t time.Time) string {
+	s := c.at(t, false)
+	return s + c.zoneOf(t, s)
+}
+
+// window formats a maintenance window, and its start alone: "8 Oct
+// 23:00-02:00" when it ends less than 24 hours after it starts (a reader
+// sees that 02:00 is the next night), with the date on both ends ("8 Oct
+// 23:00 to 10 Oct 02:00") when it is longer.
+func (c *smsClock) window(start time.Time, end *time.Time) (full, startOnly string, err error) {
+	s := c.at(start, true)
+	startOnly = s + c.zoneOf(start, s)
+	if end == nil || !end.After(start) {
+		return startOnly, startOnly, nil
+	}
+	e := end.In(c.loc)
+	if start.In(c.loc).Format("MST") != e.Format("MST") {
+		s = startOnly // the zone changes within the window: name both
+	}
+	if e.Sub(start) < 24*time.Hour {
+		es := e.Format("15:04")
+		return s + "-" + es + c.zoneOf(e, es), startOnly, nil
+	}
+	es := c.at(e, true)
+	full, err = c.ls.localize("MaintenanceWindow", nil, map[string]any{"Start": s, "End": es + c.zoneOf(e, es)})
+	return full, startOnly, err
 }
