@@ -205,7 +205,7 @@ func MaskContact(ch ChannelName, addr string) string {
 // "en" for every English, "nb" for every Norwegian (nb, no, nn — Bokmål is
 // the written standard Varsel offers), "" for anything else.
 func BaseLanguage(tag string) string {
-	t, err := language.Parse(tag)
+	t, err := language.Parse(strings.ReplaceAll(strings.TrimSpace(tag), "_", "-"))
 	if err != nil {
 		return ""
 	}

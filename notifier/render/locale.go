@@ -2,7 +2,6 @@ package render
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/text/language"
@@ -19,20 +18,7 @@ var Locales = []string{"en", "nb"}
 // a language.Matcher over {en, nb} can rank Norwegian variants oddly (and
 // with Danish in a supported list it picks Danish for "no", golang/go#48324),
 // while the rule here is simple and total: every Norwegian tag is Bokmål.
-func knownLocale(tag string) string {
-	t, err := language.Parse(strings.ReplaceAll(strings.TrimSpace(tag), "_", "-"))
-	if err != nil {
-		return ""
-	}
-	base, _ := t.Base()
-	switch base.String() {
-	case "en":
-		return "en"
-	case "nb", "no", "nn":
-		return "nb"
-	}
-	return ""
-}
+func knownLocale(tag string) string { return notifier.BaseLanguage(tag) }
 
 // ResolveLocale returns the language Varsel writes to a reader with tag:
 // en, en-GB, en-US → "en"; nb, nb-NO, no, nn, nn-NO → "nb" (never Danish);
