@@ -45,6 +45,7 @@ type fakeTwilio struct {
 
 type fakeMessage struct {
 	SID, To, From, Body string
+	Created             time.Time
 }
 
 func newFakeTwilio(t testing.TB, prefix string) *fakeTwilio {
@@ -87,7 +88,8 @@ func (f *fakeTwilio) serve(w http.ResponseWriter, r *http.Request) {
 				SID:  fmt.Sprintf("SM%032d", len(f.messages)+1),
 				To:   r.PostForm.Get("To"),
 				From: r.PostForm.Get("From"),
-				Body: r.PostForm.Get("Body"),
+				Body:    r.PostForm.Get("Body"),
+				Created: f.clock(),
 			}
 			f.messages = append(f.messages, m)
 			return m.SID
@@ -118,7 +120,9 @@ func (f *fakeTwilio) serve(w http.ResponseWriter, r *http.Request) {
 			if q.Get("From") != "" && m.From != q.Get("From") {
 				continue
 			}
-			out = append(out, map[string]any{"sid": m.SID, "to": m.To, "from": m.From, "body": m.Body, "status": "sent"})
+			// Queued messages have no date_sent yet, as at Twilio.
+			out = append(out, map[string]any{"sid": m.SID, "to": m.To, "from": m.From, "body": m.Body, "status": "queued",
+				"date_created": m.Created.UTC().Format(time.RFC1123Z)})
 		}
 		f.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"messages": out, "page": 0, "page_size": 100, "next_page_uri": nil})

@@ -239,8 +239,9 @@ func (c *Channel) findEarlier(ctx context.Context, d *notifier.Delivery, to, bod
 		// narrows the search.
 		params.SetFrom(c.cfg.From)
 	}
-	// A minute of slack for clock skew between us and Twilio.
-	params.SetDateSentAfter(since.Add(-time.Minute).UTC())
+	// No DateSent filter: a message still queued at Twilio has no
+	// date_sent yet and would be missed, and then sent twice. Read the
+	// newest messages to the number and compare date_created here instead.
 	params.SetPageSize(listLimit)
 	params.SetLimit(listLimit)
 
@@ -250,10 +251,21 @@ func (c *Channel) findEarlier(ctx context.Context, d *notifier.Delivery, to, bod
 	if err != nil {
 		return "", redact(fmt.Errorf("list messages: %w", err), to)
 	}
+	// A minute of slack for clock skew between us and Twilio.
+	cutoff := since.Add(-time.Minute)
 	for _, m := range msgs {
-		if m.Body != nil && *m.Body == body && m.Sid != nil && *m.Sid != "" {
-			return *m.Sid, nil
+		if m.Body == nil || *m.Body != body || m.Sid == nil || *m.Sid == "" {
+			continue
 		}
+		// Same text sent before this delivery began (an earlier, identical
+		// update) is not this attempt. An unreadable date counts as a match:
+		// better one missing SMS than a second one.
+		if m.DateCreated != nil {
+			if created, err := time.Parse(time.RFC1123Z, *m.DateCreated); err == nil && created.Before(cutoff) {
+				continue
+			}
+		}
+		return *m.Sid, nil
 	}
 	return "", nil
 }
