@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/varsel/varsel/notifier"
 	"github.com/varsel/varsel/notifier/jetstream"
@@ -41,8 +43,24 @@ func queryInt(r *http.Request, name string, def int) int {
 	return def
 }
 
+// pathID returns the {id} path value, or answers 404 and returns false
+// when it cannot be a subscriber id (and so names no subscriber): such a
+// value must not reach the KV store, where it is not even a valid key.
+func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !notifier.ValidID(id) {
+		writeError(w, http.StatusNotFound, "no subscriber "+strconv.Quote(id)+" (ids are 1-128 letters, digits, '-' or '_')")
+		return "", false
+	}
+	return id, true
+}
+
 func (s *server) getSubscriber(w http.ResponseWriter, r *http.Request) {
-	sub, err := s.deps.Conn.Subscribers.Get(r.Context(), r.PathValue("id"))
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	sub, err := s.deps.Conn.Subscribers.Get(r.Context(), id)
 	if errors.Is(err, notifier.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no subscriber "+strconv.Quote(r.PathValue("id")))
 		return
@@ -71,7 +89,15 @@ func (s *server) putSubscriber(w http.ResponseWriter, r *http.Request) {
 		sub.ID = id
 	}
 	if err := sub.Normalize(); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		// A problem with what the client sent is a 400; anything else
+		// (today only crypto/rand failing to make a webhook secret) is ours.
+		var ve *notifier.ValidationError
+		if errors.As(err, &ve) {
+			writeError(w, http.StatusBadRequest, "invalid subscriber", ve.Problems...)
+			return
+		}
+		s.logger.Error("normalize subscriber", "error", err)
+		writeError(w, http.StatusInternalServerError, "could not prepare the subscriber: "+err.Error())
 		return
 	}
 	if err := sub.Validate(); err != nil {
@@ -100,7 +126,11 @@ func (s *server) putSubscriber(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) deleteSubscriber(w http.ResponseWriter, r *http.Request) {
-	if err := s.deps.Conn.Subscribers.Delete(r.Context(), r.PathValue("id")); err != nil {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.deps.Conn.Subscribers.Delete(r.Context(), id); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
@@ -110,8 +140,12 @@ func (s *server) deleteSubscriber(w http.ResponseWriter, r *http.Request) {
 // enableChannel lifts a pause (a disabled webhook, paused email) for one
 // channel: POST /api/v1/subscribers/{id}/enable?channel=webhook.
 func (s *server) enableChannel(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
 	ch := notifier.ChannelName(r.URL.Query().Get("channel"))
-	sub, err := s.deps.Conn.Subscribers.Enable(r.Context(), r.PathValue("id"), ch)
+	sub, err := s.deps.Conn.Subscribers.Enable(r.Context(), id, ch)
 	switch {
 	case errors.Is(err, notifier.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -143,7 +177,22 @@ func (s *server) postEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) {
-	f := jetstream.DeliveryFilter{EventID: r.URL.Query().Get("event"), Status: notifier.DeliveryStatus(r.URL.Query().Get("status"))}
+	q := r.URL.Query()
+	f := jetstream.DeliveryFilter{EventID: q.Get("event"), Status: notifier.DeliveryStatus(q.Get("status"))}
+	// The event id becomes part of a KV watch filter, where "*" and ">"
+	// are wildcards: only a valid id may get there.
+	if f.EventID != "" && !notifier.ValidID(f.EventID) {
+		writeError(w, http.StatusBadRequest, "parameter event: "+strconv.Quote(f.EventID)+" is not an event id (1-128 letters, digits, '-' or '_')")
+		return
+	}
+	if f.Status != "" && !slices.Contains(notifier.DeliveryStatuses, f.Status) {
+		names := make([]string, len(notifier.DeliveryStatuses))
+		for i, st := range notifier.DeliveryStatuses {
+			names[i] = string(st)
+		}
+		writeError(w, http.StatusBadRequest, "parameter status: "+strconv.Quote(string(f.Status))+" is not one of "+strings.Join(names, ", "))
+		return
+	}
 	limit := queryInt(r, "limit", 1000)
 	out := []*notifier.DeliveryRecord{}
 	err := s.deps.Conn.Deliveries.List(r.Context(), f, func(rec *notifier.DeliveryRecord) error {
@@ -161,7 +210,12 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.deps.Conn.RetryJob(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	if !validDeliveryID(id) {
+		writeError(w, http.StatusNotFound, "no delivery "+strconv.Quote(id)+" (ids are <event id>.<subscriber id>.<channel>)")
+		return
+	}
+	rec, err := s.deps.Conn.RetryJob(r.Context(), id)
 	switch {
 	case errors.Is(err, notifier.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -170,4 +224,11 @@ func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusAccepted, rec)
 	}
+}
+
+// validDeliveryID reports whether id has the form of notifier.DeliveryID.
+func validDeliveryID(id string) bool {
+	parts := strings.Split(id, ".")
+	return len(parts) == 3 && notifier.ValidID(parts[0]) && notifier.ValidID(parts[1]) &&
+		slices.Contains(notifier.ChannelNames, notifier.ChannelName(parts[2]))
 }

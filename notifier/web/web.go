@@ -119,7 +119,10 @@ func (s *server) admin(h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusForbidden, "the admin API is off: set VARSEL_ADMIN_TOKEN")
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The auth scheme is case-insensitive (RFC 9110, section 11.1).
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
+		got = strings.TrimSpace(got)
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="varsel"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")

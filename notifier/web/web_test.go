@@ -188,3 +188,70 @@ func TestStatusPagesAndFeeds(t *testing.T) {
 		t.Errorf("readyz = %d", res.StatusCode)
 	}
 }
+
+func TestAdminBearerSchemeIsCaseInsensitive(t *testing.T) {
+	f := newFixture(t)
+	for auth, want := range map[string]int{
+		"bearer s3cret": http.StatusOK, "BEARER s3cret": http.StatusOK, "Bearer  s3cret": http.StatusOK,
+		"Basic s3cret": http.StatusUnauthorized, "bearer wrong": http.StatusUnauthorized, "s3cret": http.StatusUnauthorized,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/api/v1/subscribers", nil)
+		req.Header.Set("Authorization", auth)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("Authorization %q: status %d, want %d", auth, res.StatusCode, want)
+		}
+	}
+}
+
+// TestAdminAPIRefusesBadParameters: filters and path ids that cannot be
+// valid are the client's mistake (400/404), never a 503, and never reach a
+// KV watch filter where "*" and ">" are wildcards.
+func TestAdminAPIRefusesBadParameters(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, rec := range []*notifier.DeliveryRecord{
+		{ID: "e1.kari.email", EventID: "e1", SubscriberID: "kari", Channel: notifier.Email, Status: notifier.StatusSent},
+		{ID: "e2.kari.email", EventID: "e2", SubscriberID: "kari", Channel: notifier.Email, Status: notifier.StatusFailed},
+	} {
+		if err := f.conn.Deliveries.Save(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{http.MethodGet, "/api/v1/deliveries?event=*", 400, "event"},
+		{http.MethodGet, "/api/v1/deliveries?event=e1.%3E", 400, "event"},
+		{http.MethodGet, "/api/v1/deliveries?event=%3E", 400, "event"},
+		{http.MethodGet, "/api/v1/deliveries?status=bogus", 400, "status"},
+		{http.MethodGet, "/api/v1/deliveries?status=failed", 200, "e2.kari.email"},
+		{http.MethodGet, "/api/v1/deliveries?event=e1", 200, "e1.kari.email"},
+		{http.MethodGet, "/api/v1/subscribers/a*b", 404, "no subscriber"},
+		{http.MethodGet, "/api/v1/subscribers/a.b", 404, "no subscriber"},
+		{http.MethodDelete, "/api/v1/subscribers/a*b", 404, "no subscriber"},
+		{http.MethodPost, "/api/v1/subscribers/%3E/enable?channel=email", 404, "no subscriber"},
+		{http.MethodPost, "/api/v1/deliveries/*/retry", 404, "no delivery"},
+		{http.MethodPost, "/api/v1/deliveries/e1.kari.pigeon/retry", 404, "no delivery"},
+		{http.MethodPut, "/api/v1/subscribers/a*b", 400, "id"},
+	} {
+		var body io.Reader
+		if tc.method == http.MethodPut {
+			body = strings.NewReader(`{"email":"kari@example.com"}`)
+		}
+		res, out := f.do(t, tc.method, tc.path, "s3cret", body)
+		if res.StatusCode != tc.status || !strings.Contains(out, tc.body) {
+			t.Errorf("%s %s: %d %s, want %d mentioning %q", tc.method, tc.path, res.StatusCode, out, tc.status, tc.body)
+		}
+	}
+	_, out := f.do(t, http.MethodGet, "/api/v1/deliveries?status=failed", "s3cret", nil)
+	if strings.Contains(out, "e1.kari.email") {
+		t.Errorf("status filter let a sent delivery through: %s", out)
+	}
+}
