@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -16,9 +17,14 @@ import (
 	"github.com/varsel/varsel/notifier/jetstream"
 )
 
-// connect reaches the NATS a running `varsel serve` uses.
+// connect reaches the NATS a running `varsel serve` uses and binds to its
+// streams and buckets without creating or changing any (jetstream.Dial).
 func connect(ctx context.Context, url string) (*jetstream.Conn, error) {
-	c, err := jetstream.Connect(ctx, jetstream.Config{URL: url}, newLogger(io.Discard))
+	if url == "" {
+		// An empty URL would make the jetstream package start an embedded server.
+		return nil, fmt.Errorf("%w: --nats is empty (set it or VARSEL_NATS_URL to the URL of `varsel serve`'s NATS)", errUsage)
+	}
+	c, err := jetstream.Dial(ctx, url, newLogger(io.Discard))
 	if err != nil {
 		return nil, fmt.Errorf("%w (is `varsel serve` running, or VARSEL_NATS_URL set?)", err)
 	}
@@ -68,6 +74,11 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 		return fmt.Errorf("%w: varsel subscribers add|import|list|show|remove|enable", errUsage)
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "add", "import", "list", "show", "remove", "enable":
+	default:
+		return fmt.Errorf("%w: unknown subscribers command %q (want add, import, list, show, remove or enable)", errUsage, sub)
+	}
 	fs := flag.NewFlagSet("varsel subscribers "+sub, flag.ContinueOnError)
 	natsURL := natsFlag(fs)
 	allowPrivate := fs.Bool("allow-private-webhooks", os.Getenv("VARSEL_WEBHOOK_ALLOW_PRIVATE") == "true", "accept webhook targets on private addresses (VARSEL_WEBHOOK_ALLOW_PRIVATE)")
@@ -90,6 +101,15 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	// Refuse a malformed command line before connecting.
+	switch {
+	case sub == "import" && len(pos) != 1:
+		return fmt.Errorf("%w: varsel subscribers import FILE.csv", errUsage)
+	case (sub == "show" || sub == "remove") && len(pos) != 1:
+		return fmt.Errorf("%w: varsel subscribers %s ID", errUsage, sub)
+	case sub == "enable" && (len(pos) != 1 || channel == ""):
+		return fmt.Errorf("%w: varsel subscribers enable ID --channel email|sms|webhook", errUsage)
 	}
 	c, err := connect(ctx, *natsURL)
 	if err != nil {
@@ -214,13 +234,26 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: varsel deliveries list|retry", errUsage)
 	}
 	sub, args := args[0], args[1:]
+	if sub != "list" && sub != "retry" {
+		return fmt.Errorf("%w: unknown deliveries command %q (want list or retry)", errUsage, sub)
+	}
 	fs := flag.NewFlagSet("varsel deliveries "+sub, flag.ContinueOnError)
 	natsURL := natsFlag(fs)
 	event := fs.String("event", "", "only this event's deliveries")
-	status := fs.String("status", "", "only this status: queued, sent, failed, skipped, delivered, undelivered")
+	status := fs.String("status", "", "only this status: "+strings.Join(deliveryStatusNames(), ", "))
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	// Check the filters before connecting: a typo must not look like "0 deliveries".
+	if *status != "" && !slices.Contains(notifier.DeliveryStatuses, notifier.DeliveryStatus(*status)) {
+		return fmt.Errorf("%w: --status %q: want one of %s", errUsage, *status, strings.Join(deliveryStatusNames(), ", "))
+	}
+	if *event != "" && !notifier.ValidID(*event) {
+		return fmt.Errorf("%w: --event %q: want an event id (1-128 letters, digits, '-' or '_', starting with a letter or digit)", errUsage, *event)
+	}
+	if sub == "retry" && len(pos) != 1 {
+		return fmt.Errorf("%w: varsel deliveries retry ID", errUsage)
 	}
 	c, err := connect(ctx, *natsURL)
 	if err != nil {
@@ -246,9 +279,6 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%d deliveries\n", n)
 		return err
 	case "retry":
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: varsel deliveries retry ID", errUsage)
-		}
 		rec, err := c.RetryJob(ctx, pos[0])
 		if err != nil {
 			return err
@@ -257,6 +287,14 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("%w: unknown deliveries command %q", errUsage, sub)
+}
+
+func deliveryStatusNames() []string {
+	names := make([]string, len(notifier.DeliveryStatuses))
+	for i, s := range notifier.DeliveryStatuses {
+		names[i] = string(s)
+	}
+	return names
 }
 
 func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {

@@ -44,6 +44,9 @@ func cmdLetter(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: varsel letter preview|send FILE", errUsage)
 	}
 	sub, args := args[0], args[1:]
+	if sub != "preview" && sub != "send" {
+		return fmt.Errorf("%w: unknown letter command %q (want preview or send)", errUsage, sub)
+	}
 	fs := flag.NewFlagSet("varsel letter "+sub, flag.ContinueOnError)
 	natsURL := natsFlag(fs)
 	locale := fs.String("locale", "en", "language to preview or test in")

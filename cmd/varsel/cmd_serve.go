@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/varsel/varsel/examples"
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) error {
@@ -66,7 +68,7 @@ func replayDemo(ctx context.Context, svc *service, out io.Writer) error {
 			return err
 		}
 	}
-	published := 0
+	var published []string
 	for _, name := range examples.Names() {
 		files, err := examples.Files(name)
 		if err != nil {
@@ -77,17 +79,19 @@ func replayDemo(ctx context.Context, svc *service, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if _, err := svc.conn.PublishEvent(ctx, raw); err != nil {
+			ev, err := svc.conn.PublishEvent(ctx, raw)
+			if err != nil {
 				return fmt.Errorf("%s: %w", file, err)
 			}
-			published++
+			published = append(published, ev.ID)
 		}
 	}
-	// Give the pipeline a moment so the summary points at files that exist.
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-time.After(2 * time.Second):
+	// Wait until the pipeline is done, so the summary points at files that exist.
+	if err := waitReplayed(ctx, svc, published, demoWait); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		fmt.Fprintf(out, "\nVarsel demo: %v; the outbox may still be filling.\n", err)
 	}
 	box := filepath.Join(svc.cfg.DataDir, "outbox")
 	fmt.Fprintf(out, `
@@ -97,6 +101,53 @@ Varsel demo: %d subscribers, %d events from examples/ (%s).
   webhooks  %s/webhook.jsonl
   status    %s/   (try ?lang=nb, /incidents/styreweb-login-2019-09, /feed.atom)
 Ctrl-C stops it.
-`, len(subs), published, strings.Join(examples.Names(), ", "), box, box, box, svc.cfg.PublicURL)
+`, len(subs), len(published), strings.Join(examples.Names(), ", "), box, box, box, svc.cfg.PublicURL)
 	return nil
+}
+
+// demoWait bounds how long the demo waits for its events to be sent.
+const demoWait = 30 * time.Second
+
+// waitReplayed polls until every event is planned and no delivery job is
+// left in the work queue (a job leaves it when it is acknowledged), or
+// until the deadline.
+func waitReplayed(ctx context.Context, svc *service, eventIDs []string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	pending := slices.Clone(eventIDs)
+	for {
+		pending = slices.DeleteFunc(pending, func(id string) bool {
+			rec, err := svc.conn.Events.Get(ctx, id)
+			return err == nil && rec.PlannedAt != nil
+		})
+		if len(pending) == 0 {
+			if jobs, err := queuedJobs(ctx, svc); err == nil && jobs == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if len(pending) > 0 {
+				return fmt.Errorf("%d of %d events not planned after %s", len(pending), len(eventIDs), within)
+			}
+			return fmt.Errorf("deliveries still queued after %s", within)
+		case <-tick.C:
+		}
+	}
+}
+
+// queuedJobs counts the jobs on the delivery work queue: waiting, in
+// flight, or waiting for a retry.
+func queuedJobs(ctx context.Context, svc *service) (uint64, error) {
+	st, err := svc.conn.JS.Stream(ctx, jetstream.DeliveriesStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
 }

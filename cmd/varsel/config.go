@@ -19,6 +19,7 @@ import (
 type Config struct {
 	NATSURL             string
 	NATSListen          string
+	NATSReplicas        int
 	DataDir             string
 	HTTPAddr            string
 	PublicURL           string
@@ -37,8 +38,8 @@ type Config struct {
 	SMSRate             float64
 	WebhookAllowPrivate bool
 	WebhookOutbox       string
-	EmailBounceLimit    float64
-	WebhookFailureLimit float64
+	EmailBounceLimit    int
+	WebhookFailureLimit int
 	DefaultLocale       string
 	Timezone            string
 	TemplatesDir        string
@@ -48,6 +49,7 @@ type setting struct {
 	env, flag, def, help string
 	str                  *string
 	f64                  *float64
+	integer              *int
 	boolean              *bool
 }
 
@@ -55,6 +57,7 @@ func (c *Config) settings() []setting {
 	return []setting{
 		{env: "VARSEL_NATS_URL", flag: "nats", help: "external NATS URL(s), comma-separated; empty starts an embedded server", str: &c.NATSURL},
 		{env: "VARSEL_NATS_LISTEN", flag: "nats-listen", def: "127.0.0.1:4222", help: "where the embedded NATS server listens", str: &c.NATSListen},
+		{env: "VARSEL_NATS_REPLICAS", flag: "nats-replicas", def: "1", help: "replicas of every stream and bucket on a NATS cluster (1-5)", integer: &c.NATSReplicas},
 		{env: "VARSEL_DATA_DIR", flag: "data-dir", def: "./data", help: "embedded JetStream store and outbox", str: &c.DataDir},
 		{env: "VARSEL_HTTP_ADDR", flag: "http", def: ":8080", help: "status page, admin API, callbacks, metrics", str: &c.HTTPAddr},
 		{env: "VARSEL_PUBLIC_URL", flag: "public-url", def: "http://localhost:8080", help: "base of every link in messages", str: &c.PublicURL},
@@ -73,8 +76,8 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_SMS_RATE", flag: "sms-rate", def: "1", help: "SMS segments per second per sender", f64: &c.SMSRate},
 		{env: "VARSEL_WEBHOOK_ALLOW_PRIVATE", flag: "webhook-allow-private", def: "false", help: "allow webhook targets on private, loopback and link-local addresses", boolean: &c.WebhookAllowPrivate},
 		{env: "VARSEL_WEBHOOK_OUTBOX", flag: "webhook-outbox", def: "auto", help: "write webhooks to the outbox instead of calling them: true, false, or auto (outbox only while neither SMTP nor Twilio is configured)", str: &c.WebhookOutbox},
-		{env: "VARSEL_EMAIL_BOUNCE_LIMIT", flag: "email-bounce-limit", def: "3", help: "hard bounces in a row that pause email for a subscriber (0: never)", f64: &c.EmailBounceLimit},
-		{env: "VARSEL_WEBHOOK_FAILURE_LIMIT", flag: "webhook-failure-limit", def: "5", help: "failed deliveries in a row that disable a webhook (0: never)", f64: &c.WebhookFailureLimit},
+		{env: "VARSEL_EMAIL_BOUNCE_LIMIT", flag: "email-bounce-limit", def: "3", help: "hard bounces in a row that pause email for a subscriber (0: never)", integer: &c.EmailBounceLimit},
+		{env: "VARSEL_WEBHOOK_FAILURE_LIMIT", flag: "webhook-failure-limit", def: "5", help: "failed deliveries in a row that disable a webhook (0: never)", integer: &c.WebhookFailureLimit},
 		{env: "VARSEL_DEFAULT_LOCALE", flag: "default-locale", def: "en", help: "language when a subscriber's is missing (en or nb)", str: &c.DefaultLocale},
 		{env: "VARSEL_TIMEZONE", flag: "timezone", def: "Europe/Oslo", help: "time zone when a subscriber's is missing", str: &c.Timezone},
 		{env: "VARSEL_TEMPLATES_DIR", flag: "templates-dir", help: "directory of template files overriding the embedded ones", str: &c.TemplatesDir},
@@ -101,6 +104,12 @@ func (c *Config) bindFlags(fs *flag.FlagSet) func() error {
 				errs = append(errs, fmt.Errorf("%s=%q: not a number", s.env, val))
 			}
 			fs.Float64Var(s.f64, s.flag, f, help)
+		case s.integer != nil:
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a whole number", s.env, val))
+			}
+			fs.IntVar(s.integer, s.flag, n, help)
 		case s.boolean != nil:
 			b, err := strconv.ParseBool(val)
 			if err != nil {
@@ -165,10 +174,16 @@ func (c *Config) Validate() error {
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		bad("VARSEL_TIMEZONE", "%q is not an IANA time zone such as Europe/Oslo", c.Timezone)
 	}
-	for env, v := range map[string]float64{"VARSEL_EMAIL_BOUNCE_LIMIT": c.EmailBounceLimit, "VARSEL_WEBHOOK_FAILURE_LIMIT": c.WebhookFailureLimit} {
-		if v < 0 || v != float64(int(v)) {
-			bad(env, "%v: want a whole number, 0 or more", v)
-		}
+	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+		bad("VARSEL_NATS_REPLICAS", "%d: want a whole number from 1 to 5", c.NATSReplicas)
+	} else if c.NATSReplicas > 1 && c.NATSURL == "" {
+		bad("VARSEL_NATS_REPLICAS", "%d replicas need a NATS cluster (VARSEL_NATS_URL); the embedded server keeps 1", c.NATSReplicas)
+	}
+	if c.EmailBounceLimit < 0 {
+		bad("VARSEL_EMAIL_BOUNCE_LIMIT", "%d: want a whole number, 0 or more", c.EmailBounceLimit)
+	}
+	if c.WebhookFailureLimit < 0 {
+		bad("VARSEL_WEBHOOK_FAILURE_LIMIT", "%d: want a whole number, 0 or more", c.WebhookFailureLimit)
 	}
 	switch c.WebhookOutbox {
 	case "auto", "true", "false":

@@ -16,9 +16,12 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -279,5 +282,61 @@ func TestWebhookEndToEnd(t *testing.T) {
 	title, _ := inc["title"].(map[string]any)
 	if got[0]["type"] != "incident.opened" || title["en"] != "Login problems" || title["nb"] != "Problemer med innlogging" || data["locale"] != "nb" {
 		t.Errorf("payload = %v", got[0])
+	}
+}
+
+// TestWebhookGoneEmailsOwner: a webhook answering 410 is switched off and
+// its owner is told by email, in their language, through the email channel
+// (here the outbox), without the webhook's secret path.
+func TestWebhookGoneEmailsOwner(t *testing.T) {
+	var calls atomic.Int32
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusGone)
+	}))
+	defer recv.Close()
+	svc, dir := testService(t, func(c *Config) { c.WebhookOutbox = "false"; c.WebhookAllowPrivate = true })
+	sub := &notifier.Subscriber{ID: "ops", Email: "ops@example.com", WebhookURL: recv.URL + "/hook/s3cr3t-path",
+		WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Locale: "nb"}
+	if err := svc.conn.Subscribers.Put(context.Background(), sub); err != nil {
+		t.Fatal(err)
+	}
+	publishEvent(t, svc, incidentEvent("g1", "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major"))
+	var notice string
+	waitFor(t, "the webhook-disabled notice in the outbox", func() bool {
+		found, _ := filepath.Glob(filepath.Join(dir, "outbox", "email", "notice-webhook-disabled-*", "ops.eml"))
+		if len(found) > 0 {
+			notice = found[0]
+		}
+		return notice != ""
+	})
+	if !notifier.ValidID(filepath.Base(filepath.Dir(notice))) {
+		t.Errorf("notice event id %q is not a valid id", filepath.Base(filepath.Dir(notice)))
+	}
+	raw, err := os.ReadFile(notice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, en := svc.renderer.T("nb", "SubjectWebhookDisabled", nil), svc.renderer.T("en", "SubjectWebhookDisabled", nil)
+	if subject != want || want == en {
+		t.Errorf("notice subject = %q, want the Norwegian %q (English: %q)", subject, want, en)
+	}
+	if to := m.Header.Get("To"); !strings.Contains(to, "ops@example.com") {
+		t.Errorf("notice to %q", to)
+	}
+	if bytes.Contains(raw, []byte("s3cr3t-path")) {
+		t.Error("the notice shows the webhook's full URL")
+	}
+	got, err := svc.conn.Subscribers.Get(context.Background(), "ops")
+	if err != nil || got.Suppressed[notifier.Webhook].Reason != notifier.ReasonGone || calls.Load() != 1 {
+		t.Errorf("webhook not switched off after one 410: %+v (%v), %d calls", got.Suppressed, err, calls.Load())
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
 )
 
 // testService starts `varsel serve` in-process on free loopback ports
@@ -17,7 +22,7 @@ import (
 func testService(t *testing.T, edit func(*Config)) (*service, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := Config{NATSListen: "127.0.0.1:0", DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
+	cfg := Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
 		MailFrom: "Status <status@example.com>", SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo",
 		TwilioAPIURL: "https://api.twilio.com", EmailBounceLimit: 3, WebhookFailureLimit: 5, AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123"}
 	if edit != nil {
@@ -141,5 +146,123 @@ func TestTemplatesCheck(t *testing.T) {
 	out, err := varsel(t, "templates", "check")
 	if err != nil {
 		t.Fatalf("templates check: %v\n%s", err, out)
+	}
+}
+
+// TestDemoSummaryWaitsForThePipeline: the demo prints its summary only
+// once every example event is planned and every delivery is recorded.
+func TestDemoSummaryWaitsForThePipeline(t *testing.T) {
+	svc, dir := testService(t, func(c *Config) { c.WebhookOutbox = "true" })
+	var out bytes.Buffer
+	if err := replayDemo(context.Background(), svc, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Varsel demo: 8 subscribers") || strings.Contains(out.String(), "may still be filling") {
+		t.Errorf("summary = %q", out.String())
+	}
+	total, unfinished := 0, 0
+	err := svc.conn.Deliveries.List(context.Background(), jetstream.DeliveryFilter{}, func(r *notifier.DeliveryRecord) error {
+		total++
+		if !r.Status.Done() {
+			unfinished++
+		}
+		return nil
+	})
+	if err != nil || total == 0 || unfinished > 0 {
+		t.Errorf("at the summary: %d deliveries, %d unfinished (%v)", total, unfinished, err)
+	}
+	if emails, _ := filepath.Glob(filepath.Join(dir, "outbox", "email", "*", "*.eml")); len(emails) == 0 {
+		t.Error("no email in the outbox at the summary")
+	}
+}
+
+// TestCommandLineMistakesFailBeforeConnecting: nothing listens on the
+// --nats given, so each of these must be refused (exit 2) on its own.
+func TestCommandLineMistakesFailBeforeConnecting(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deliveries", "list", "--status", "bogus"}, "--status"},
+		{[]string{"deliveries", "list", "--status", "bogus"}, "undelivered"},
+		{[]string{"deliveries", "list", "--event", "a.>"}, "--event"},
+		{[]string{"deliveries", "foo"}, "unknown deliveries command"},
+		{[]string{"deliveries", "retry"}, "retry ID"},
+		{[]string{"subscribers", "foo"}, "unknown subscribers command"},
+		{[]string{"subscribers", "show"}, "show ID"},
+		{[]string{"subscribers", "enable", "kari"}, "--channel"},
+		{[]string{"letter", "foo", "x.json"}, "unknown letter command"},
+	} {
+		out, err := varsel(t, append(tc.args, "--nats", "nats://127.0.0.1:1")...)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("varsel %s: err=%v out=%s, want a usage error mentioning %q", strings.Join(tc.args, " "), err, out, tc.want)
+		}
+	}
+}
+
+// TestCLIDoesNotChangeStreams: CLI commands bind to the service's streams
+// (jetstream.Dial) and leave their settings alone.
+func TestCLIDoesNotChangeStreams(t *testing.T) {
+	svc, _ := testService(t, nil)
+	ctx := context.Background()
+	st, err := svc.conn.JS.Stream(ctx, jetstream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxAge = 48 * time.Hour // as an operator might have set it
+	if _, err := svc.conn.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := varsel(t, "deliveries", "list", "--nats", svc.conn.ClientURL()); err != nil {
+		t.Fatalf("deliveries list: %v\n%s", err, out)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxAge != 48*time.Hour {
+		t.Errorf("a CLI command reset the events stream's MaxAge to %s", info.Config.MaxAge)
+	}
+}
+
+func TestConfigReplicasAndLimits(t *testing.T) {
+	base := func() Config {
+		return Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: "x", HTTPAddr: ":8080", PublicURL: "http://localhost:8080",
+			SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo", WebhookOutbox: "auto"}
+	}
+	for name, tc := range map[string]struct {
+		edit func(*Config)
+		want string
+	}{
+		"zero replicas":      {func(c *Config) { c.NATSReplicas = 0 }, "VARSEL_NATS_REPLICAS"},
+		"six replicas":       {func(c *Config) { c.NATSURL = "nats://n:4222"; c.NATSReplicas = 6 }, "VARSEL_NATS_REPLICAS"},
+		"replicas embedded":  {func(c *Config) { c.NATSReplicas = 3 }, "VARSEL_NATS_REPLICAS"},
+		"negative bounce":    {func(c *Config) { c.EmailBounceLimit = -1 }, "VARSEL_EMAIL_BOUNCE_LIMIT: -1: want a whole number, 0 or more"},
+		"negative webhook":   {func(c *Config) { c.WebhookFailureLimit = -2 }, "VARSEL_WEBHOOK_FAILURE_LIMIT: -2: want a whole number, 0 or more"},
+		"three on a cluster": {func(c *Config) { c.NATSURL = "nats://n:4222"; c.NATSReplicas = 3 }, ""},
+		"defaults":           {func(*Config) {}, ""},
+	} {
+		cfg := base()
+		tc.edit(&cfg)
+		err := cfg.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: Validate() = %v, want %q", name, err, tc.want)
+		}
+	}
+	// From the environment: whole numbers only.
+	t.Setenv("VARSEL_EMAIL_BOUNCE_LIMIT", "2.5")
+	t.Setenv("VARSEL_NATS_REPLICAS", "3")
+	var cfg Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	check := cfg.bindFlags(fs)
+	if err := check(); err == nil || !strings.Contains(err.Error(), "VARSEL_EMAIL_BOUNCE_LIMIT") {
+		t.Errorf("2.5 bounces accepted: %v", err)
+	}
+	if err := fs.Parse([]string{"--webhook-failure-limit", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATSReplicas != 3 || cfg.WebhookFailureLimit != 7 {
+		t.Errorf("replicas %d, webhook failure limit %d", cfg.NATSReplicas, cfg.WebhookFailureLimit)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,11 @@ type service struct {
 	closers  []func() error
 	logger   *slog.Logger
 	sinks    map[notifier.ChannelName]string // "outbox" or the provider, for the start-up log
+	// email is the email channel the pipeline uses (SMTP or the outbox);
+	// notices to subscribers about their own settings go out through it.
+	email notifier.Channel
+	// notices tracks notices still being sent, so shutdown waits for them.
+	notices sync.WaitGroup
 }
 
 // start connects, wires every part and starts serving HTTP; the pipeline
@@ -44,7 +50,8 @@ type service struct {
 func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, error) {
 	s := &service{cfg: cfg, logger: logger, sinks: map[notifier.ChannelName]string{}}
 	var err error
-	s.conn, err = jetstream.Connect(ctx, jetstream.Config{URL: cfg.NATSURL, Listen: cfg.NATSListen, DataDir: cfg.DataDir}, logger)
+	s.conn, err = jetstream.Connect(ctx, jetstream.Config{URL: cfg.NATSURL, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
+		Replicas: cfg.NATSReplicas}, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +76,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		s.close()
 		return nil, err
 	}
+	s.email = channels[notifier.Email]
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := notifier.NewMetrics(reg)
@@ -76,7 +84,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		Channels: channels, Renderer: s.renderer, Metrics: metrics, Logger: logger,
 		Concurrency: map[notifier.ChannelName]int{notifier.SMS: 4},
 		Dispatch: notifier.DispatchConfig{SuppressAfter: map[notifier.ChannelName]int{
-			notifier.Email: int(cfg.EmailBounceLimit), notifier.Webhook: int(cfg.WebhookFailureLimit)}},
+			notifier.Email: cfg.EmailBounceLimit, notifier.Webhook: cfg.WebhookFailureLimit}},
 		OnSuppress: s.tellOwner,
 	})
 
@@ -182,11 +190,55 @@ func (s *service) twilioStatus() http.Handler {
 	return sms.StatusHandler(s.conn.Deliveries, s.cfg.TwilioAuthToken, s.cfg.PublicURL, s.logger)
 }
 
-// tellOwner records why a channel was paused where operators look for it.
-// Emailing a webhook's owner about it is not built yet.
-func (s *service) tellOwner(_ context.Context, sub *notifier.Subscriber, ch notifier.ChannelName, why notifier.Suppression) {
+// noticeTimeout bounds sending one notice to a subscriber.
+const noticeTimeout = 30 * time.Second
+
+// tellOwner records why a channel was paused where operators look for it,
+// and when a webhook was switched off emails its owner (if they have an
+// address that is not itself paused) through the email channel. The email
+// goes out in the background, so the dispatcher is never held up by it.
+func (s *service) tellOwner(ctx context.Context, sub *notifier.Subscriber, ch notifier.ChannelName, why notifier.Suppression) {
 	s.logger.Warn("channel paused for subscriber", "subscriber", sub.ID, "channel", ch, "reason", why.Reason,
 		"owner_email", sub.Email != "")
+	if ch != notifier.Webhook || s.email == nil || !sub.Reachable(notifier.Email) {
+		return
+	}
+	s.notices.Add(1)
+	go func() {
+		defer s.notices.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
+		defer cancel()
+		s.sendWebhookNotice(ctx, sub, why)
+	}()
+}
+
+// sendWebhookNotice renders and sends the "your webhook was switched off"
+// email. It is not an event: it gets a synthetic one, unique per notice,
+// so the outbox and Message-ID never collide with a real event's.
+func (s *service) sendWebhookNotice(ctx context.Context, sub *notifier.Subscriber, why notifier.Suppression) {
+	to := notifier.MaskEmail(sub.Email)
+	m, err := s.renderer.WebhookDisabledNotice(sub, why)
+	if err != nil {
+		s.logger.Error("webhook notice not sent: render", "subscriber", sub.ID, "to", to, "error", err)
+		return
+	}
+	now := time.Now().UTC()
+	// Email and outbox read only the event's id; the type is for logs.
+	ev := &notifier.Event{ID: noticeEventID(now), Type: notifier.IncidentUpdated, Time: now}
+	d := &notifier.Delivery{ID: notifier.DeliveryID(ev.ID, sub.ID, notifier.Email), Channel: notifier.Email,
+		Event: ev, Subscriber: sub, Message: m, Attempt: 1}
+	receipt, _, err := s.email.Notify(ctx, d)
+	if err != nil {
+		s.logger.Error("webhook notice not sent", "subscriber", sub.ID, "to", to, "error", err)
+		return
+	}
+	s.logger.Info("webhook notice sent", "subscriber", sub.ID, "to", to, "notice", ev.ID, "provider_id", receipt.ProviderID)
+}
+
+// noticeEventID names a notice sent at t in notifier.ValidID form, e.g.
+// notice-webhook-disabled-20190917T100000-123456789Z.
+func noticeEventID(t time.Time) string {
+	return "notice-webhook-disabled-" + t.UTC().Format("20060102T150405") + "-" + fmt.Sprintf("%09d", t.Nanosecond()) + "Z"
 }
 
 // run runs the pipeline until ctx is cancelled, then drains and shuts down.
@@ -197,6 +249,7 @@ func (s *service) run(ctx context.Context) error {
 	s.logger.Info("varsel serving", "version", version, "http", s.listener.Addr().String(), "nats", s.conn.ClientURL(),
 		"public_url", s.cfg.PublicURL)
 	err := s.runner.Run(ctx)
+	s.notices.Wait() // each is bounded by noticeTimeout
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = s.http.Shutdown(shutdown)
