@@ -85,9 +85,9 @@ func (f *fakeTwilio) serve(w http.ResponseWriter, r *http.Request) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			m := fakeMessage{
-				SID:  fmt.Sprintf("SM%032d", len(f.messages)+1),
-				To:   r.PostForm.Get("To"),
-				From: r.PostForm.Get("From"),
+				SID:     fmt.Sprintf("SM%032d", len(f.messages)+1),
+				To:      r.PostForm.Get("To"),
+				From:    r.PostForm.Get("From"),
 				Body:    r.PostForm.Get("Body"),
 				Created: f.clock(),
 			}
