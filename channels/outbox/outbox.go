@@ -5,6 +5,7 @@
 package outbox
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,7 +184,13 @@ func (c *Channel) writeEmail(d *notifier.Delivery) (notifier.Receipt, error) {
 		if err != nil {
 			return notifier.Receipt{}, fmt.Errorf("create %s: %w", name, err)
 		}
-		_, werr := m.WriteTo(f)
+		// go-mail writes in many small pieces: buffer them into a few
+		// system calls.
+		buf := bufio.NewWriterSize(f, 64<<10)
+		_, werr := m.WriteTo(buf)
+		if werr == nil {
+			werr = buf.Flush()
+		}
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}

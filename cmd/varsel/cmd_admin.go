@@ -277,7 +277,17 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 			})
 		w.Flush()
 		fmt.Fprintf(stdout, "%d deliveries\n", n)
-		return err
+		if err != nil {
+			return err
+		}
+		// Jobs get a record when a worker first takes them: say how many
+		// of the event's planned jobs are still waiting for that.
+		if *event != "" && *status == "" {
+			if ev, err := c.Events.Get(ctx, *event); err == nil && ev.PlannedAt != nil && ev.Jobs > n {
+				fmt.Fprintf(stdout, "%d of %d planned jobs are waiting in the queue\n", ev.Jobs-n, ev.Jobs)
+			}
+		}
+		return nil
 	case "retry":
 		rec, err := c.RetryJob(ctx, pos[0])
 		if err != nil {

@@ -13,10 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/render"
 )
 
 // BenchmarkFanOut measures one event fanned out to n subscribers × 2
-// channels (email and webhook) through the outbox: deliveries per second,
+// channels (email and webhook) through the real renderer and the outbox: deliveries per second,
 // seconds from publish to the last delivery, and the process's peak RSS
 // (embedded NATS server included).
 //
@@ -34,7 +35,13 @@ func BenchmarkFanOut(b *testing.B) {
 func benchFanOut(b *testing.B, n int) {
 	b.StopTimer()
 	dir := b.TempDir()
-	s := startStackWith(b, dir, notifier.DispatchConfig{}, nil, outboxChannels(b, dir))
+	// The real renderer: templates, go-i18n, per-subscriber personalization.
+	tokens, _ := notifier.NewTokens([]byte("bench-secret-bench-secret-bench!"))
+	r, err := render.New(render.Config{}, tokens, quietLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := startStackWith(b, dir, notifier.DispatchConfig{}, &stack{renderer: r}, outboxChannels(b, dir))
 	addSubscribersFast(b, s.conn, n, func(i int) *notifier.Subscriber {
 		return &notifier.Subscriber{ID: fmt.Sprintf("s%06d", i), Name: "Kari Nordmann", Email: fmt.Sprintf("kari%d@example.com", i),
 			WebhookURL: "https://hooks.example.com/varsel", WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Locale: "nb"}

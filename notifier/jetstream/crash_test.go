@@ -121,14 +121,13 @@ func TestPlanCutShortIsFinishedWithoutDuplicates(t *testing.T) {
 
 	// A first intake whose process "dies" after 30 jobs.
 	in := *s.runner.Intake
-	q := &enqueuer{c: s.conn, now: time.Now()}
-	ev, _ := notifier.DecodeEvent(raw)
+	q := &enqueuer{c: s.conn}
 	n := 0
 	in.Enqueue = func(ctx context.Context, j notifier.Job) error {
 		if n++; n > 30 {
 			return errors.New("process died")
 		}
-		return q.add(ctx, ev, time.Now(), j)
+		return q.add(ctx, j)
 	}
 	in.Reject = func(context.Context, notifier.Rejection) error { return nil }
 	if err := in.Handle(context.Background(), "varsel.events.incident.updated", raw, nil); err == nil {
@@ -203,11 +202,10 @@ func TestFailedDeliveryIsNotSentAgainByARedeliveredJob(t *testing.T) {
 		return err == nil && r.Status == notifier.StatusFailed
 	})
 	// The same job again, under a message id the queue has not seen.
-	q := &enqueuer{c: s.conn, now: time.Now()}
-	ev, _ := notifier.DecodeEvent(eventJSON("f", "incident.updated", "2019-09-17T10:00:00+02:00", "identified", "minor"))
+	q := &enqueuer{c: s.conn}
 	job := notifier.NewJob("f", "sub-00000", notifier.Email)
 	job.ID = id
-	if err := q.add(ctx, ev, time.Now(), job); err != nil {
+	if err := q.add(ctx, job); err != nil {
 		t.Fatal(err)
 	}
 	_ = q.flush(ctx)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -81,13 +83,14 @@ func (plainRenderer) Render(ev *notifier.Event, _ *notifier.IncidentState, sub *
 
 // stack is a running pipeline on an embedded server.
 type stack struct {
-	conn    *Conn
-	runner  *Runner
-	chans   map[notifier.ChannelName]*recorder
-	cancel  context.CancelFunc
-	done    chan error
-	metrics *notifier.Metrics
-	ackWait time.Duration
+	conn     *Conn
+	runner   *Runner
+	chans    map[notifier.ChannelName]*recorder
+	cancel   context.CancelFunc
+	done     chan error
+	metrics  *notifier.Metrics
+	ackWait  time.Duration
+	renderer notifier.Renderer // nil: plainRenderer
 }
 
 func startStack(t testing.TB, dir string, cfg notifier.DispatchConfig) *stack {
@@ -109,9 +112,16 @@ func startStackWith(t testing.TB, dir string, cfg notifier.DispatchConfig, s *st
 	}
 	s.conn = startConn(t, dir)
 	s.metrics = notifier.NewMetrics(prometheus.NewRegistry())
-	s.runner = s.conn.NewRunner(Pipeline{Channels: channels, Renderer: plainRenderer{}, Dispatch: cfg,
+	var r notifier.Renderer = plainRenderer{}
+	if s.renderer != nil {
+		r = s.renderer
+	}
+	s.runner = s.conn.NewRunner(Pipeline{Channels: channels, Renderer: r, Dispatch: cfg,
 		Metrics: s.metrics, Logger: quietLogger()})
 	s.runner.AckWait = s.ackWait
+	if n, err := strconv.Atoi(os.Getenv("VARSEL_BENCH_CONCURRENCY")); err == nil {
+		s.runner.Concurrency = map[notifier.ChannelName]int{notifier.Email: n, notifier.Webhook: n}
+	}
 	s.run()
 	t.Cleanup(s.stop)
 	return s

@@ -127,18 +127,18 @@ func (c *Conn) Rejections(ctx context.Context) ([]Rejected, error) {
 
 // enqueuer publishes a plan's jobs asynchronously, waiting for the stream's
 // acknowledgements in windows so memory stays bounded and no failure is
-// missed. It also writes each job's "queued" record, only if none exists,
-// so a worker's newer record is never overwritten.
+// missed. A job gets its delivery log record when a worker first takes it;
+// until then the event record's job count is what shows it as waiting
+// (writing a "queued" record per job at plan time cost a sixth of a
+// 100k-subscriber fan-out).
 type enqueuer struct {
 	c       *Conn
-	futures []jetstream.PubAckFuture // job publishes: every one must succeed
-	records []jetstream.PubAckFuture // queued records: "already exists" is fine
-	now     time.Time
+	futures []jetstream.PubAckFuture
 }
 
 const enqueueWindow = 2048
 
-func (q *enqueuer) add(ctx context.Context, ev *notifier.Event, receivedAt time.Time, j notifier.Job) error {
+func (q *enqueuer) add(ctx context.Context, j notifier.Job) error {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return err
@@ -151,23 +151,6 @@ func (q *enqueuer) add(ctx context.Context, ev *notifier.Event, receivedAt time.
 		return fmt.Errorf("publish job %s: %w", j.ID, err)
 	}
 	q.futures = append(q.futures, f)
-
-	rec := notifier.DeliveryRecord{ID: j.ID, EventID: j.EventID, EventType: ev.Type, SubscriberID: j.SubscriberID,
-		Channel: j.Channel, Status: notifier.StatusQueued, EventTime: ev.Time, QueuedAt: receivedAt, UpdatedAt: q.now}
-	rb, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	kvMsg := nats.NewMsg("$KV." + DeliveriesKV + "." + j.ID)
-	kvMsg.Data = rb
-	// Create-if-absent, as KeyValue.Create does: if the worker got there
-	// first, its newer record stays.
-	kvMsg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-	rf, err := q.c.JS.PublishMsgAsync(kvMsg)
-	if err != nil {
-		return fmt.Errorf("record queued job %s: %w", j.ID, err)
-	}
-	q.records = append(q.records, rf)
 	if len(q.futures) >= enqueueWindow {
 		return q.flush(ctx)
 	}
@@ -176,27 +159,20 @@ func (q *enqueuer) add(ctx context.Context, ev *notifier.Event, receivedAt time.
 
 // flush waits for every outstanding publish and reports the first failure.
 func (q *enqueuer) flush(ctx context.Context) error {
-	defer func() { q.futures, q.records = q.futures[:0], q.records[:0] }()
-	if err := awaitAcks(ctx, q.futures, nil); err != nil {
+	defer func() { q.futures = q.futures[:0] }()
+	if err := awaitAcks(ctx, q.futures); err != nil {
 		return fmt.Errorf("publish job: %w", err)
-	}
-	exists := func(err error) bool { return errors.Is(err, jetstream.ErrKeyExists) }
-	if err := awaitAcks(ctx, q.records, exists); err != nil {
-		return fmt.Errorf("record queued job: %w", err)
 	}
 	return nil
 }
 
-// awaitAcks waits for every future and returns the first error that ok
-// (which may be nil) does not excuse.
-func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture, ok func(error) bool) error {
+// awaitAcks waits for every future and returns the first error.
+func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			if ok == nil || !ok(err) {
-				return err
-			}
+			return err
 		case <-ctx.Done():
 			return ctx.Err()
 		}

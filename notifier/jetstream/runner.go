@@ -128,23 +128,12 @@ func (r *Runner) handleEvent(ctx context.Context, msg jetstream.Msg) {
 	if meta != nil {
 		seq = meta.Sequence.Stream
 	}
-	q := &enqueuer{c: r.Conn, now: time.Now().UTC()}
+	q := &enqueuer{c: r.Conn}
 	in := *r.Intake
 	in.Reject = func(ctx context.Context, rej notifier.Rejection) error {
 		return r.Conn.reject(ctx, rej, "rejected-"+strconv.FormatUint(seq, 10))
 	}
-	var current *notifier.Event
-	var receivedAt time.Time
-	in.Enqueue = func(ctx context.Context, j notifier.Job) error {
-		if current == nil || current.ID != j.EventID {
-			rec, err := r.Conn.Events.Get(ctx, j.EventID)
-			if err != nil {
-				return err
-			}
-			current, receivedAt = rec.Event, rec.ReceivedAt
-		}
-		return q.add(ctx, current, receivedAt, j)
-	}
+	in.Enqueue = q.add
 	in.Flush = q.flush
 	err := in.Handle(ctx, msg.Subject(), msg.Data(), func() { _ = msg.InProgress() })
 	if err != nil && !errors.Is(err, notifier.ErrRejected) && meta != nil && meta.NumDelivered >= maxEventAttempts {

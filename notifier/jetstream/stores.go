@@ -218,7 +218,7 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 	futures := make([]jetstream.PubAckFuture, 0, 1024)
 	wait := func() error {
 		defer func() { futures = futures[:0] }()
-		if err := awaitAcks(ctx, futures, nil); err != nil {
+		if err := awaitAcks(ctx, futures); err != nil {
 			return fmt.Errorf("put subscriber: %w", err)
 		}
 		return nil
