@@ -111,6 +111,10 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 	return r, false, nil
 }
 
+// writers are reused buffers for .eml files, so a fan-out does not
+// allocate one per message.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
 // SMSLine is one SMS in sms.jsonl.
 type SMSLine struct {
 	ID       string    `json:"id"`
@@ -186,11 +190,14 @@ func (c *Channel) writeEmail(d *notifier.Delivery) (notifier.Receipt, error) {
 		}
 		// go-mail writes in many small pieces: buffer them into a few
 		// system calls.
-		buf := bufio.NewWriterSize(f, 64<<10)
+		buf := writers.Get().(*bufio.Writer)
+		buf.Reset(f)
 		_, werr := m.WriteTo(buf)
 		if werr == nil {
 			werr = buf.Flush()
 		}
+		buf.Reset(nil)
+		writers.Put(buf)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}
