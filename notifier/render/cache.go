@@ -15,52 +15,58 @@ type cacheKey struct {
 	timezone string
 }
 
-// lru is a bounded map that drops the least recently used entry, so a
-// long-running server's memory does not grow with every event.
-type lru struct {
+// lru caches rendered event parts.
+type lru = lruOf[cacheKey, *part]
+
+func newLRU(max int) *lru { return newLRUOf[cacheKey, *part](max) }
+
+// lruOf is a bounded map that drops the least recently used entry, so a
+// long-running server's memory does not grow with every event or name.
+type lruOf[K comparable, V any] struct {
 	mu    sync.Mutex
 	max   int
 	order *list.List // front is the most recently used
-	items map[cacheKey]*list.Element
+	items map[K]*list.Element
 }
 
-type lruItem struct {
-	key cacheKey
-	val *part
+type lruItem[K comparable, V any] struct {
+	key K
+	val V
 }
 
-func newLRU(max int) *lru {
-	return &lru{max: max, order: list.New(), items: make(map[cacheKey]*list.Element, max)}
+func newLRUOf[K comparable, V any](max int) *lruOf[K, V] {
+	return &lruOf[K, V]{max: max, order: list.New(), items: make(map[K]*list.Element)}
 }
 
-func (c *lru) get(k cacheKey) (*part, bool) {
+func (c *lruOf[K, V]) get(k K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[k]
 	if !ok {
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	c.order.MoveToFront(el)
-	return el.Value.(*lruItem).val, true
+	return el.Value.(*lruItem[K, V]).val, true
 }
 
-func (c *lru) put(k cacheKey, v *part) {
+func (c *lruOf[K, V]) put(k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[k]; ok {
-		el.Value.(*lruItem).val = v
+		el.Value.(*lruItem[K, V]).val = v
 		c.order.MoveToFront(el)
 		return
 	}
-	c.items[k] = c.order.PushFront(&lruItem{key: k, val: v})
+	c.items[k] = c.order.PushFront(&lruItem[K, V]{key: k, val: v})
 	for c.order.Len() > c.max {
 		oldest := c.order.Back()
 		c.order.Remove(oldest)
-		delete(c.items, oldest.Value.(*lruItem).key)
+		delete(c.items, oldest.Value.(*lruItem[K, V]).key)
 	}
 }
 
-func (c *lru) len() int {
+func (c *lruOf[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()

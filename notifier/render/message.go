@@ -20,13 +20,6 @@ type part struct {
 	htmlHead, htmlBody, htmlEnd string
 }
 
-// personal is what the per-subscriber templates see.
-type personal struct {
-	Name           string
-	UnsubscribeURL string
-	StatusURL      string
-}
-
 // Render renders ev for sub on channel ch. inc is the incident after the
 // event was applied (nil for a letter without one, or when unknown; it only
 // adds the update count). The event part is rendered once per (event id,
@@ -223,7 +216,8 @@ func (ls *langSet) execHTML(name string, data any) (string, error) {
 }
 
 // personalize adds the subscriber's unsubscribe link and, for email, the
-// greeting and footer. This is the only per-subscriber work.
+// greeting and footer. This is the only per-subscriber work; see
+// personal.go for what is cached.
 func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
 	m := p.msg
 	m.UnsubscribeURL = r.cfg.PublicURL + "/unsubscribe/" + r.tokens.Sign(notifier.TokenClaims{
@@ -232,37 +226,31 @@ func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.Ch
 	if ch != notifier.Email {
 		return &m, nil
 	}
-	pd := personal{Name: strings.Join(strings.Fields(sub.Name), " "), UnsubscribeURL: m.UnsubscribeURL, StatusURL: m.StatusURL}
 	ls := p.ls
-	greeting, err := ls.execText("email.txt.greeting", pd)
+	pd := personal{Name: normalName(sub.Name), UnsubscribeURL: m.UnsubscribeURL, StatusURL: m.StatusURL}
+	g, err := ls.greeting(pd)
 	if err != nil {
 		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
 	}
-	footer, err := ls.execText("email.txt.footer", pd)
-	if err != nil {
-		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
-	}
-	hGreeting, err := ls.execHTML("email.html.greeting", pd)
-	if err != nil {
-		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
-	}
-	hFooter, err := ls.execHTML("email.html.footer", pd)
+	hFooter, err := ls.execHTML(tmplHTMLFooter, pd)
 	if err != nil {
 		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
 	}
 	var b strings.Builder
-	b.Grow(len(greeting) + len(p.text) + len(footer) + 5)
-	b.WriteString(greeting)
+	b.Grow(len(g.text) + len(p.text) + 256 + len(pd.UnsubscribeURL))
+	b.WriteString(g.text)
 	b.WriteString("\n\n")
 	b.WriteString(p.text)
 	b.WriteString("\n\n")
-	b.WriteString(footer)
+	if err := ls.writeTextFooter(&b, pd); err != nil {
+		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
+	}
 	b.WriteString("\n")
 	m.Text = b.String()
 	b = strings.Builder{}
-	b.Grow(len(p.htmlHead) + len(hGreeting) + len(p.htmlBody) + len(hFooter) + len(p.htmlEnd))
+	b.Grow(len(p.htmlHead) + len(g.html) + len(p.htmlBody) + len(hFooter) + len(p.htmlEnd))
 	b.WriteString(p.htmlHead)
-	b.WriteString(hGreeting)
+	b.WriteString(g.html)
 	b.WriteString(p.htmlBody)
 	b.WriteString(hFooter)
 	b.WriteString(p.htmlEnd)

@@ -75,6 +75,8 @@ type langSet struct {
 	consts sync.Map // message id → string
 	text   *texttemplate.Template
 	html   *htmltemplate.Template
+	// personal is the plan for the per-subscriber parts of an email.
+	personal *personalParts
 }
 
 // New loads the catalogues and templates (the embedded ones, overridden by
@@ -198,6 +200,9 @@ func (ls *langSet) parse(files map[string]string) error {
 				return fmt.Errorf("parse template: %w", err)
 			}
 		}
+	}
+	if err := ls.planPersonal(); err != nil {
+		return fmt.Errorf("plan personal templates: %w", err)
 	}
 	return nil
 }
