@@ -97,6 +97,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		CheckWebhookTarget: func(ctx context.Context, url string) error {
 			return webhook.CheckTarget(ctx, url, cfg.WebhookAllowPrivate)
 		},
+		SendEmail: s.sendSignupEmail,
 	}, logger)
 	s.listener, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -239,6 +240,35 @@ func (s *service) sendWebhookNotice(ctx context.Context, sub *notifier.Subscribe
 // notice-webhook-disabled-20190917T100000-123456789Z.
 func noticeEventID(t time.Time) string {
 	return "notice-webhook-disabled-" + t.UTC().Format("20060102T150405") + "-" + fmt.Sprintf("%09d", t.Nanosecond()) + "Z"
+}
+
+// sendSignupEmail sends the confirmation email of a sign-up on the status
+// page through the email channel (web.Deps.SendEmail). Like a notice it is
+// not an event: it gets a synthetic one, unique per email, and a transient
+// subscriber with the id the sign-up will have once confirmed; nothing is
+// stored. Errors are the channel's.
+func (s *service) sendSignupEmail(ctx context.Context, to string, m *notifier.Message) error {
+	if s.email == nil {
+		return errors.New("send sign-up confirmation: no email channel")
+	}
+	now := time.Now().UTC()
+	ev := &notifier.Event{ID: signupEventID(now), Type: notifier.IncidentUpdated, Time: now}
+	sub := &notifier.Subscriber{ID: web.SubscriberID(to), Email: to, Locale: m.Locale}
+	d := &notifier.Delivery{ID: notifier.DeliveryID(ev.ID, sub.ID, notifier.Email), Channel: notifier.Email,
+		Event: ev, Subscriber: sub, Message: m, Attempt: 1}
+	receipt, _, err := s.email.Notify(ctx, d)
+	if err != nil {
+		return fmt.Errorf("send sign-up confirmation: %w", err)
+	}
+	s.logger.Debug("sign-up confirmation handed over", "subscriber", sub.ID, "to", notifier.MaskEmail(to), "notice", ev.ID,
+		"provider_id", receipt.ProviderID)
+	return nil
+}
+
+// signupEventID names a confirmation email sent at t in notifier.ValidID
+// form, e.g. notice-signup-20190917T100000-123456789Z.
+func signupEventID(t time.Time) string {
+	return "notice-signup-" + t.UTC().Format("20060102T150405") + "-" + fmt.Sprintf("%09d", t.Nanosecond()) + "Z"
 }
 
 // run runs the pipeline until ctx is cancelled, then drains and shuts down.

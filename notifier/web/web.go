@@ -1,5 +1,6 @@
 // Package web serves Varsel over HTTP: the public status page, incident
-// pages and feeds, the admin API, unsubscribe links, Twilio callbacks, and
+// pages and feeds, self-service sign-up with double opt-in, the admin API,
+// unsubscribe links, Twilio callbacks, and
 // the operators' metrics and health checks.
 package web
 
@@ -36,6 +37,8 @@ type Localizer interface {
 	T(locale, messageID string, data map[string]any) string
 	FormatTime(t time.Time, locale, timezone string) string
 	Text(l notifier.Localized, locale string) (text, lang string)
+	// ConfirmSubscription renders the email with a sign-up's confirmation link.
+	ConfirmSubscription(email, locale, confirmURL string) (*notifier.Message, error)
 }
 
 // Deps are the parts the handlers use.
@@ -50,17 +53,26 @@ type Deps struct {
 	// CheckWebhookTarget refuses webhook URLs Varsel must not call
 	// (private addresses); nil skips the check.
 	CheckWebhookTarget func(ctx context.Context, rawURL string) error
+	// SendEmail sends a sign-up's confirmation email to the address to;
+	// nil turns sign-up off (POST /subscribe answers 503).
+	SendEmail func(ctx context.Context, to string, m *notifier.Message) error
 }
 
 type server struct {
 	cfg    Config
 	deps   Deps
 	logger *slog.Logger
+	now    func() time.Time
+	// signupIP and signupTo limit confirmation emails per client network
+	// and per recipient address.
+	signupIP, signupTo *keyLimiter
 }
 
 // New returns the handler for every path in DESIGN.md's HTTP table.
 func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
-	s := &server{cfg: cfg, deps: deps, logger: logger.With("component", "http")}
+	s := &server{cfg: cfg, deps: deps, logger: logger.With("component", "http"), now: time.Now,
+		signupIP: newKeyLimiter(signupIPEvery, signupIPBurst, signupKeys),
+		signupTo: newKeyLimiter(signupToEvery, signupToBurst, signupKeys)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.statusPage)
 	mux.HandleFunc("GET /incidents/{id}", s.incidentPage)
@@ -76,6 +88,10 @@ func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 	mux.Handle("POST /api/v1/events", s.admin(s.postEvent))
 	mux.Handle("GET /api/v1/deliveries", s.admin(s.listDeliveries))
 	mux.Handle("POST /api/v1/deliveries/{id}/retry", s.admin(s.retryDelivery))
+
+	mux.HandleFunc("GET /subscribe", s.subscribeForm)
+	mux.HandleFunc("POST /subscribe", s.subscribe)
+	mux.HandleFunc("GET /confirm/{token}", s.confirm)
 
 	mux.HandleFunc("GET /unsubscribe/{token}", s.unsubscribeForm)
 	mux.HandleFunc("POST /unsubscribe/{token}", s.unsubscribe)
