@@ -238,6 +238,10 @@ func TestConfirmRefusesAlteredAndExpiredLinks(t *testing.T) {
 	good := pending{Email: "kari@example.com", Locale: "nb", Issued: now.Unix(), Expires: now.Add(time.Hour).Unix()}
 	tok := signPending(f.tokens, good)
 	payload, sig, _ := strings.Cut(tok, ".")
+	flipped := "A"
+	if sig[0] == 'A' {
+		flipped = "B"
+	}
 	other, _ := notifier.NewTokens([]byte("another-secret-another-secret!!"))
 	evil := good
 	evil.Email = "mallory@example.com"
@@ -248,7 +252,7 @@ func TestConfirmRefusesAlteredAndExpiredLinks(t *testing.T) {
 		token, want string
 	}{
 		"altered payload":   {strings.Split(evilTok, ".")[0] + "." + sig, "Denne lenken virker ikke"},
-		"altered signature": {payload + "." + strings.ToUpper(sig[:6]) + sig[6:], "Denne lenken virker ikke"},
+		"altered signature": {payload + "." + flipped + sig[1:], "Denne lenken virker ikke"},
 		"other secret":      {signPending(other, good), "Denne lenken virker ikke"},
 		"unsubscribe token": {f.tokens.Sign(notifier.TokenClaims{Purpose: notifier.PurposeUnsubscribe, SubscriberID: payload, Channel: notifier.Email}), "Denne lenken virker ikke"},
 		"garbage":           {"not-a-token", "Denne lenken virker ikke"},
