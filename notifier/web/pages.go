@@ -45,14 +45,37 @@ func (rd reader) T(id string, kv ...any) string {
 // Time formats t for the reader: "17.09.2019 kl. 10:00" or "17 Sep 2019, 10:00 CEST".
 func (rd reader) Time(t time.Time) string { return rd.loc.FormatTime(t, rd.Locale, rd.Zone) }
 
-// Text picks the reader's language from free text, saying so when it
-// falls back to another.
+// Text picks the reader's language from free text, marking the language
+// when it falls back to another.
 func (rd reader) Text(l notifier.Localized) template.HTML {
 	text, lang := rd.loc.Text(l, rd.Locale)
-	if lang == "" || notifier.BaseLanguage(lang) == rd.Locale {
-		return template.HTML(template.HTMLEscapeString(text))
+	return rd.wrap(template.HTMLEscapeString(text), lang, "span")
+}
+
+// Paragraphs is Text for longer free text: blank lines separate paragraphs
+// and single line breaks (the seed's bullet lists) are kept.
+func (rd reader) Paragraphs(l notifier.Localized) template.HTML {
+	text, lang := rd.loc.Text(l, rd.Locale)
+	var b strings.Builder
+	for _, para := range strings.Split(strings.TrimSpace(strings.ReplaceAll(text, "\r\n", "\n")), "\n\n") {
+		if para = strings.TrimSpace(para); para == "" {
+			continue
+		}
+		lines := strings.Split(para, "\n")
+		for i, line := range lines {
+			lines[i] = template.HTMLEscapeString(strings.TrimSpace(line))
+		}
+		b.WriteString("<p>" + strings.Join(lines, "<br>\n") + "</p>\n")
 	}
-	return template.HTML(`<span lang="` + template.HTMLEscapeString(lang) + `">` + template.HTMLEscapeString(text) + `</span>`)
+	return rd.wrap(b.String(), lang, "div")
+}
+
+// wrap marks escaped text with its language when it is not the reader's.
+func (rd reader) wrap(escaped, lang, tag string) template.HTML {
+	if lang == "" || notifier.BaseLanguage(lang) == rd.Locale {
+		return template.HTML(escaped)
+	}
+	return template.HTML("<" + tag + ` lang="` + template.HTMLEscapeString(lang) + `">` + escaped + "</" + tag + ">")
 }
 
 // Status and Impact name an incident's status and impact.

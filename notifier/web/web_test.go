@@ -255,3 +255,19 @@ func TestAdminAPIRefusesBadParameters(t *testing.T) {
 		t.Errorf("status filter let a sent delivery through: %s", out)
 	}
 }
+
+func TestIncidentPageKeepsParagraphsAndLines(t *testing.T) {
+	f := newFixture(t)
+	raw := `{"id":"p1","type":"incident.updated","time":"2019-09-18T07:40:00+02:00","incident":{"id":"inc","title":{"nb":"Innlogging"},"status":"identified","impact":"critical","components":["web"],"started_at":"2019-09-16T07:50:00+02:00","message":{"nb":"Oppsummering:\n- Mandag <16/9>\n- Tirsdag\n\nNeste avsnitt."}}}`
+	ev, err := notifier.DecodeEvent([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.conn.Incidents.Update(context.Background(), "inc", func(s *notifier.IncidentState) error { s.Apply(ev); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, page := f.do(t, http.MethodGet, "/incidents/inc?lang=nb", "", nil)
+	if !strings.Contains(page, "<p>Oppsummering:<br>\n- Mandag &lt;16/9&gt;<br>\n- Tirsdag</p>\n<p>Neste avsnitt.</p>") {
+		t.Errorf("paragraphs and line breaks not kept (or not escaped):\n%s", page)
+	}
+}
