@@ -188,21 +188,27 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 	if d.Published != nil {
 		d.Published(rec)
 	}
-	log := d.Logger.With("delivery", del.ID, "to", MaskContact(del.Channel, del.Subscriber.Contact(del.Channel)), "attempt", del.Attempt)
+	// Built only when a line is written: a fan-out's successes log nothing
+	// at the default level, and this runs once per message.
+	log := func() *slog.Logger {
+		return d.Logger.With("delivery", del.ID, "to", MaskContact(del.Channel, del.Subscriber.Contact(del.Channel)), "attempt", del.Attempt)
+	}
 	switch {
 	case sendErr == nil:
 		d.Metrics.Deliveries.WithLabelValues(chName, "sent", "").Inc()
 		d.Metrics.Latency.WithLabelValues(chName).Observe(d.now().Sub(evr.ReceivedAt).Seconds())
-		log.Debug("sent", "provider_id", receipt.ProviderID)
+		if d.Logger.Enabled(ctx, slog.LevelDebug) {
+			log().Debug("sent", "provider_id", receipt.ProviderID)
+		}
 		if del.Subscriber.Failures[del.Channel] > 0 {
 			d.updateSubscriber(ctx, del.Subscriber.ID, func(s *Subscriber) { delete(s.Failures, del.Channel) })
 		}
 	case verdict.Retry:
 		d.Metrics.Deliveries.WithLabelValues(chName, "retry", string(rec.Reason)).Inc()
-		log.Warn("send failed, will retry", "reason", rec.Reason, "in", verdict.RetryIn.Round(time.Millisecond), "error", sendErr)
+		log().Warn("send failed, will retry", "reason", rec.Reason, "in", verdict.RetryIn.Round(time.Millisecond), "error", sendErr)
 	default:
 		d.Metrics.Deliveries.WithLabelValues(chName, "failed", string(rec.Reason)).Inc()
-		log.Error("send failed for good", "reason", rec.Reason, "attempts", del.Attempt, "error", sendErr)
+		log().Error("send failed for good", "reason", rec.Reason, "attempts", del.Attempt, "error", sendErr)
 		d.afterFailure(ctx, del, sendErr, final)
 	}
 	return verdict, nil
