@@ -44,6 +44,20 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// getInLanguage GETs path with an Accept-Language header and returns the body.
+func (f *fixture) getInLanguage(t *testing.T, path, acceptLanguage string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+path, nil)
+	req.Header.Set("Accept-Language", acceptLanguage)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
 func (f *fixture) do(t *testing.T, method, path, token string, body io.Reader) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, f.srv.URL+path, body)
@@ -158,15 +172,8 @@ func TestStatusPagesAndFeeds(t *testing.T) {
 			t.Errorf("Norwegian incident page lacks %q", want)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/", nil)
-	req.Header.Set("Accept-Language", "nn-NO,nn;q=0.9,en;q=0.5")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if !strings.Contains(string(page), `lang="nb"`) {
+	page := f.getInLanguage(t, "/", "nn-NO,nn;q=0.9,en;q=0.5")
+	if !strings.Contains(page, `lang="nb"`) {
 		t.Errorf("Accept-Language nn did not give the Bokmål page")
 	}
 	_, js := f.do(t, http.MethodGet, "/api/v1/status", "", nil)
