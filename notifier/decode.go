@@ -95,6 +95,9 @@ func DecodeEvent(b []byte) (*Event, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
+	if ev.Incident != nil && ev.Incident.Data != nil {
+		ev.Incident.Data.normalize()
+	}
 	return &ev, nil
 }
 
@@ -106,7 +109,9 @@ var timeFields = [][]string{
 	{"incident", "next_update_at"},
 	{"incident", "scheduled_start"},
 	{"incident", "scheduled_end"},
+	{"incident", "holding_since"},
 	{"incident", "data", "restored_from_backup_at"},
+	{"incident", "data", "restore", "from_backup_at"},
 }
 
 // jsonProblem turns a decoding error into a FieldError that names the field
@@ -169,7 +174,8 @@ func jsonKind(goType string) string {
 		return "an object"
 	case strings.HasPrefix(goType, "[]"):
 		return "an array"
-	case goType == "string" || strings.HasSuffix(goType, "notifier.EventType") || strings.HasSuffix(goType, "notifier.Status") || strings.HasSuffix(goType, "notifier.Impact"):
+	case goType == "string" || strings.HasSuffix(goType, "notifier.EventType") || strings.HasSuffix(goType, "notifier.Status") ||
+		strings.HasSuffix(goType, "notifier.Impact") || strings.HasSuffix(goType, "notifier.Risk") || strings.HasSuffix(goType, "notifier.RestoreState"):
 		return "a string"
 	case goType == "bool":
 		return "true or false"
@@ -224,8 +230,20 @@ func (in *Incident) validate(v *ValidationError, e *Event) {
 		v.add("incident.id", "%q must be 1–128 letters, digits, '-' or '_'", in.ID)
 	}
 	validateLocalized(v, "incident.title", in.Title, true)
-	validateLocalized(v, "incident.message", in.Message, true)
+	// A holding update says "the update of then still applies" by itself.
+	validateLocalized(v, "incident.message", in.Message, in.HoldingSince == nil)
 	validateLocalized(v, "incident.contact", in.Contact, false)
+	if in.HoldingSince != nil {
+		switch {
+		case e.Type != IncidentUpdated:
+			v.add("incident.holding_since", "only allowed on incident.updated")
+		case !e.Time.IsZero() && in.HoldingSince.After(e.Time):
+			v.add("incident.holding_since", "%s is after the event time %s", in.HoldingSince.Format(time.RFC3339), e.Time.Format(time.RFC3339))
+		}
+	}
+	if in.Data != nil {
+		in.Data.validate(v, e.Time)
+	}
 
 	statuses, kind := IncidentStatuses, "an incident"
 	if e.Type.IsMaintenance() {
@@ -281,9 +299,50 @@ func (in *Incident) validate(v *ValidationError, e *Event) {
 	}
 }
 
+// validate checks the data statement: known values, no contradiction
+// between a field and its older form, and no backup point after the event.
+func (d *DataSafety) validate(v *ValidationError, eventTime time.Time) {
+	if d.Risk == "" && d.Restore == nil && d.AtRisk == nil && d.RestoredFromBackupAt == nil {
+		v.add("incident.data", `empty: give "risk", "restore" or both, or leave "data" out`)
+		return
+	}
+	if d.Risk != "" && !slices.Contains(Risks, d.Risk) {
+		v.add("incident.data.risk", "unknown risk %q (want one of %s)", d.Risk, joinQuoted(Risks))
+	}
+	if d.Risk != "" && d.AtRisk != nil {
+		if want := d.Risk == RiskConfirmed; *d.AtRisk != want || d.Risk != RiskNone && d.Risk != RiskConfirmed {
+			v.add("incident.data.at_risk", "%t contradicts risk %q (at_risk is the older form of risk: false is \"none\", true is \"confirmed\"; give one of them)", *d.AtRisk, d.Risk)
+		}
+	}
+	afterEvent := func(field string, t time.Time) {
+		if !eventTime.IsZero() && t.After(eventTime) {
+			v.add(field, "the backup point %s is after the event time %s", t.Format(time.RFC3339), eventTime.Format(time.RFC3339))
+		}
+	}
+	if r := d.Restore; r != nil {
+		if r.FromBackupAt.IsZero() {
+			v.add("incident.data.restore.from_backup_at", "required: the time of the backup the data is restored from")
+		} else {
+			afterEvent("incident.data.restore.from_backup_at", r.FromBackupAt)
+		}
+		switch {
+		case r.State == "":
+			v.add("incident.data.restore.state", "required (want one of %s)", joinQuoted(RestoreStates))
+		case !slices.Contains(RestoreStates, r.State):
+			v.add("incident.data.restore.state", "unknown state %q (want one of %s)", r.State, joinQuoted(RestoreStates))
+		}
+		if old := d.RestoredFromBackupAt; old != nil && (r.State != RestoreDone || !old.Equal(r.FromBackupAt)) {
+			v.add("incident.data.restored_from_backup_at", "contradicts restore (restored_from_backup_at is the older form of a restore in state \"done\"; give one of them)")
+		}
+	} else if old := d.RestoredFromBackupAt; old != nil {
+		afterEvent("incident.data.restored_from_backup_at", *old)
+	}
+}
+
 // requiredStatus is the status an event type implies.
 var requiredStatus = map[EventType]Status{
 	IncidentResolved:     StatusResolved,
+	IncidentPostmortem:   StatusResolved,
 	MaintenanceScheduled: StatusScheduled,
 	MaintenanceStarted:   StatusInProgress,
 	MaintenanceCompleted: StatusCompleted,

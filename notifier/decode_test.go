@@ -133,6 +133,20 @@ var badEvents = []struct {
 	{"blank contact", edit(validIncident, "incident.contact", map[string]any{"nb": ""}), "incident.contact.nb", "empty"},
 	{"text is a number", edit(validIncident, "incident.message", map[string]any{"en": 12}), "incident.message", "must be a string"},
 	{"at_risk not a bool", edit(validIncident, "incident.data.at_risk", "no"), "incident.data.at_risk", "true or false"},
+	{"unknown risk", edit(validIncident, "incident.data", map[string]any{"risk": "medium"}), "incident.data.risk", `unknown risk "medium"`},
+	{"at_risk contradicts risk", edit(validIncident, "incident.data", map[string]any{"risk": "low", "at_risk": false}), "incident.data.at_risk", "contradicts risk"},
+	{"empty data", edit(validIncident, "incident.data", map[string]any{}), "incident.data", "empty"},
+	{"restore without state", edit(validIncident, "incident.data", map[string]any{"restore": map[string]any{"from_backup_at": "2019-09-15T03:00:00+02:00"}}), "incident.data.restore.state", "required"},
+	{"unknown restore state", edit(validIncident, "incident.data", map[string]any{"restore": map[string]any{"from_backup_at": "2019-09-15T03:00:00+02:00", "state": "running"}}), "incident.data.restore.state", `unknown state "running"`},
+	{"restore without backup point", edit(validIncident, "incident.data", map[string]any{"restore": map[string]any{"state": "planned"}}), "incident.data.restore.from_backup_at", "required"},
+	{"bad restore time", edit(validIncident, "incident.data", map[string]any{"restore": map[string]any{"from_backup_at": "15.09.2019", "state": "done"}}), "incident.data.restore.from_backup_at", "RFC 3339"},
+	{"backup point after the event", edit(validIncident, "incident.data", map[string]any{"restore": map[string]any{"from_backup_at": "2019-09-18T03:00:00+02:00", "state": "planned"}}), "incident.data.restore.from_backup_at", "after the event time"},
+	{"old backup point after the event", edit(validIncident, "incident.data.restored_from_backup_at", "2019-09-18T03:00:00+02:00"), "incident.data.restored_from_backup_at", "after the event time"},
+	{"restored_from_backup_at contradicts restore", edit(validIncident, "incident.data.restore", map[string]any{"from_backup_at": "2019-09-15T03:00:00+02:00", "state": "in_progress"}), "incident.data.restored_from_backup_at", "contradicts restore"},
+	{"holding update on opened", edit(edit(validIncident, "type", "incident.opened"), "incident.holding_since", "2019-09-17T08:00:00+02:00"), "incident.holding_since", "only allowed on incident.updated"},
+	{"holding since after the event", edit(validIncident, "incident.holding_since", "2019-09-17T11:00:00+02:00"), "incident.holding_since", "after the event time"},
+	{"no message and no holding", edit(validIncident, "incident.message", remove), "incident.message", "required"},
+	{"postmortem of an open incident", edit(edit(validIncident, "type", "incident.postmortem"), "incident.next_update_at", remove), "incident.status", `must be "resolved" on incident.postmortem`},
 	{"next_update_at before time", edit(validIncident, "incident.next_update_at", "2019-09-17T09:59:00+02:00"), "incident.next_update_at", "before the event time"},
 	{"scheduled window on incident", edit(validIncident, "incident.scheduled_start", "2019-09-20T22:00:00+02:00"), "incident.scheduled_start", "only allowed on maintenance"},
 	{"maintenance without window", edit(edit(validIncident, "type", "maintenance.scheduled"), "incident.status", "scheduled"), "incident.scheduled_start", "required for maintenance"},
@@ -244,6 +258,75 @@ func TestDecodeEventAccepts(t *testing.T) {
 	}
 }
 
+// TestDataStatementForms checks that the older data fields and the newer
+// ones mean the same and that a decoded event carries both forms, so
+// webhook receivers written for either keep working.
+func TestDataStatementForms(t *testing.T) {
+	backup := time.Date(2019, 9, 15, 3, 0, 0, 0, time.FixedZone("", 2*3600))
+	no, yes := false, true
+	tests := []struct {
+		name        string
+		data        map[string]any
+		wantRisk    Risk
+		wantRestore *Restore
+		wantAtRisk  *bool
+		wantOld     bool // restored_from_backup_at filled in
+	}{
+		{"at_risk false is none", map[string]any{"at_risk": false}, RiskNone, nil, &no, false},
+		{"at_risk true is confirmed", map[string]any{"at_risk": true}, RiskConfirmed, nil, &yes, false},
+		{"risk low has no older form", map[string]any{"risk": "low"}, RiskLow, nil, nil, false},
+		{"risk unknown has no older form", map[string]any{"risk": "unknown"}, RiskUnknown, nil, nil, false},
+		{"risk none and at_risk false agree", map[string]any{"risk": "none", "at_risk": false}, RiskNone, nil, &no, false},
+		{"restored_from_backup_at is a restore done", map[string]any{"restored_from_backup_at": "2019-09-15T03:00:00+02:00"}, "", &Restore{FromBackupAt: backup, State: RestoreDone}, nil, true},
+		{"restore in progress has no older form", map[string]any{"restore": map[string]any{"from_backup_at": "2019-09-15T03:00:00+02:00", "state": "in_progress"}}, "", &Restore{FromBackupAt: backup, State: RestoreInProgress}, nil, false},
+		{"restore done fills in the older form", map[string]any{"restore": map[string]any{"from_backup_at": "2019-09-15T03:00:00+02:00", "state": "done"}}, "", &Restore{FromBackupAt: backup, State: RestoreDone}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := DecodeEvent([]byte(edit(validIncident, "incident.data", tt.data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := ev.Incident.Data
+			if d.Risk != tt.wantRisk {
+				t.Errorf("risk = %q, want %q", d.Risk, tt.wantRisk)
+			}
+			switch {
+			case (d.Restore == nil) != (tt.wantRestore == nil):
+				t.Errorf("restore = %+v, want %+v", d.Restore, tt.wantRestore)
+			case d.Restore != nil && (d.Restore.State != tt.wantRestore.State || !d.Restore.FromBackupAt.Equal(tt.wantRestore.FromBackupAt)):
+				t.Errorf("restore = %+v, want %+v", d.Restore, tt.wantRestore)
+			}
+			if (d.AtRisk == nil) != (tt.wantAtRisk == nil) || d.AtRisk != nil && *d.AtRisk != *tt.wantAtRisk {
+				t.Errorf("at_risk = %v, want %v", d.AtRisk, tt.wantAtRisk)
+			}
+			if (d.RestoredFromBackupAt != nil) != tt.wantOld {
+				t.Errorf("restored_from_backup_at = %v, want it set: %v", d.RestoredFromBackupAt, tt.wantOld)
+			}
+			// A record stored with only the older fields reads the same.
+			old := &DataSafety{AtRisk: d.AtRisk, RestoredFromBackupAt: d.RestoredFromBackupAt}
+			oldRisk, oldRestore := old.Current()
+			if tt.wantAtRisk != nil && oldRisk != tt.wantRisk {
+				t.Errorf("at_risk %v alone reads as risk %q, want %q", *old.AtRisk, oldRisk, tt.wantRisk)
+			}
+			if tt.wantOld && (oldRestore == nil || oldRestore.State != RestoreDone || !oldRestore.FromBackupAt.Equal(backup)) {
+				t.Errorf("restored_from_backup_at alone reads as restore %+v, want done from %s", oldRestore, backup)
+			}
+		})
+	}
+}
+
+func TestHoldingUpdateNeedsNoMessage(t *testing.T) {
+	doc := edit(edit(validIncident, "incident.message", remove), "incident.holding_since", "2019-09-17T08:00:00+02:00")
+	ev, err := DecodeEvent([]byte(doc))
+	if err != nil {
+		t.Fatalf("holding update without message: %v", err)
+	}
+	if ev.Incident.HoldingSince == nil || ev.Incident.HoldingSince.Hour() != 8 {
+		t.Errorf("holding_since = %v", ev.Incident.HoldingSince)
+	}
+}
+
 // padTo pads doc with trailing whitespace to exactly n bytes.
 func padTo(doc string, n int) string {
 	return doc + strings.Repeat(" ", n-len(doc))
@@ -339,12 +422,15 @@ func eventDiff(a, b *Event) string {
 // eventTimes returns pointers to every timestamp of an event, nil where the
 // optional ones are absent, in a fixed order.
 func eventTimes(e *Event) []*time.Time {
-	ts := make([]*time.Time, 6)
+	ts := make([]*time.Time, 8)
 	ts[0] = &e.Time
 	if in := e.Incident; in != nil {
-		ts[1], ts[2], ts[3], ts[4] = &in.StartedAt, in.NextUpdateAt, in.ScheduledStart, in.ScheduledEnd
+		ts[1], ts[2], ts[3], ts[4], ts[5] = &in.StartedAt, in.NextUpdateAt, in.ScheduledStart, in.ScheduledEnd, in.HoldingSince
 		if in.Data != nil {
-			ts[5] = in.Data.RestoredFromBackupAt
+			ts[6] = in.Data.RestoredFromBackupAt
+			if in.Data.Restore != nil {
+				ts[7] = &in.Data.Restore.FromBackupAt
+			}
 		}
 	}
 	return ts

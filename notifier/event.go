@@ -102,20 +102,108 @@ type Incident struct {
 	// NextUpdateAt is a promise to customers: the time of the next update.
 	NextUpdateAt *time.Time `json:"next_update_at,omitempty"`
 	// ScheduledStart and ScheduledEnd bound a maintenance window.
-	ScheduledStart *time.Time  `json:"scheduled_start,omitempty"`
-	ScheduledEnd   *time.Time  `json:"scheduled_end,omitempty"`
-	Message        Localized   `json:"message"`
-	Data           *DataSafety `json:"data,omitempty"`
-	Contact        Localized   `json:"contact,omitempty"`
+	ScheduledStart *time.Time `json:"scheduled_start,omitempty"`
+	ScheduledEnd   *time.Time `json:"scheduled_end,omitempty"`
+	// HoldingSince makes an incident.updated a holding update: the update
+	// published at that time still applies. Varsel says so in each reader's
+	// language and zone, so Message may be left out or add to it.
+	HoldingSince *time.Time  `json:"holding_since,omitempty"`
+	Message      Localized   `json:"message,omitempty"`
+	Data         *DataSafety `json:"data,omitempty"`
+	Contact      Localized   `json:"contact,omitempty"`
 }
 
-// DataSafety says what happened to customer data.
+// DataSafety says what happened to customer data, in words that stay true
+// while it is still happening: how the risk to the data stands, and the
+// backup point a restore is planned from, running from or was done from.
+//
+// AtRisk and RestoredFromBackupAt are the older forms of Risk and Restore;
+// DecodeEvent accepts either and fills in both, so readers of stored events
+// of either age can use Current.
 type DataSafety struct {
-	// AtRisk is nil when the producer does not say.
+	// Risk is "" when the producer does not say.
+	Risk    Risk     `json:"risk,omitempty"`
+	Restore *Restore `json:"restore,omitempty"`
+	// AtRisk is the older form of Risk: false is RiskNone, true
+	// RiskConfirmed. It is set from Risk when Risk is one of those two.
 	AtRisk *bool `json:"at_risk,omitempty"`
-	// RestoredFromBackupAt is the backup point data was restored from; data
-	// entered after it may need re-entering.
+	// RestoredFromBackupAt is the older form of a Restore in state done.
 	RestoredFromBackupAt *time.Time `json:"restored_from_backup_at,omitempty"`
+}
+
+// Risk is how the risk to customer data stands.
+type Risk string
+
+// Risks, as the producer states them.
+const (
+	// RiskNone: checked, and the data was not at risk.
+	RiskNone Risk = "none"
+	// RiskLow: assessed as low; not a statement that nothing happened.
+	RiskLow Risk = "low"
+	// RiskUnknown: not known yet.
+	RiskUnknown Risk = "unknown"
+	// RiskConfirmed: data was exposed or lost.
+	RiskConfirmed Risk = "confirmed"
+)
+
+// Risks lists every valid risk.
+var Risks = []Risk{RiskNone, RiskLow, RiskUnknown, RiskConfirmed}
+
+// RestoreState says whether a restore from backup is planned, running or done.
+type RestoreState string
+
+// Restore states, in the order a restore goes through them.
+const (
+	RestorePlanned    RestoreState = "planned"
+	RestoreInProgress RestoreState = "in_progress"
+	RestoreDone       RestoreState = "done"
+)
+
+// RestoreStates lists every valid restore state.
+var RestoreStates = []RestoreState{RestorePlanned, RestoreInProgress, RestoreDone}
+
+// Restore is a restore of customer data from a backup: data entered after
+// the backup point may need entering again.
+type Restore struct {
+	FromBackupAt time.Time    `json:"from_backup_at"`
+	State        RestoreState `json:"state"`
+}
+
+// Current returns the risk and restore, reading the older fields where the
+// newer ones are missing (a record stored before they existed). d may be nil.
+func (d *DataSafety) Current() (Risk, *Restore) {
+	if d == nil {
+		return "", nil
+	}
+	risk, restore := d.Risk, d.Restore
+	if risk == "" && d.AtRisk != nil {
+		risk = RiskNone
+		if *d.AtRisk {
+			risk = RiskConfirmed
+		}
+	}
+	if restore == nil && d.RestoredFromBackupAt != nil {
+		restore = &Restore{FromBackupAt: *d.RestoredFromBackupAt, State: RestoreDone}
+	}
+	return risk, restore
+}
+
+// normalize fills in both forms of each field from whichever was given.
+func (d *DataSafety) normalize() {
+	risk, restore := d.Current()
+	d.Risk, d.Restore = risk, restore
+	switch risk {
+	case RiskNone, RiskConfirmed:
+		b := risk == RiskConfirmed
+		d.AtRisk = &b
+	default:
+		d.AtRisk = nil
+	}
+	d.RestoredFromBackupAt = nil
+	if restore != nil && restore.State == RestoreDone {
+		t := restore.FromBackupAt
+		d.RestoredFromBackupAt = &t
+	}
 }
 
 // Letter is a broadcast letter from support staff, typically an apology after

@@ -17,34 +17,48 @@ type IncidentState struct {
 	Sequence int64 `json:"sequence"`
 	// LastEventTime is the time of the newest event applied; an older event
 	// arriving late joins the timeline but does not change the state.
-	LastEventTime time.Time  `json:"last_event_time"`
-	FirstEventID  string     `json:"first_event_id"`
-	ResolvedAt    *time.Time `json:"resolved_at,omitempty"`
+	LastEventTime time.Time `json:"last_event_time"`
+	FirstEventID  string    `json:"first_event_id"`
+	// ResolvedAt is when the incident was resolved (the maintenance
+	// completed): the time of the event that closed it. A postmortem never
+	// moves it. Nil while it is open.
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
 	// PreviousImpact is the impact before the newest event, for the SMS rule
 	// "impact rises to major or critical".
-	PreviousImpact Impact   `json:"previous_impact,omitempty"`
-	Updates        []Update `json:"updates"`
+	PreviousImpact Impact `json:"previous_impact,omitempty"`
+	// PeakImpact is the worst impact of any update while it was open, so a
+	// closed incident can say what the impact was.
+	PeakImpact Impact   `json:"peak_impact,omitempty"`
+	Updates    []Update `json:"updates"`
 	// Letters holds the ids of broadcast letters about this incident.
 	Letters []string `json:"letters,omitempty"`
 }
 
 // Update is one entry of an incident's timeline.
 type Update struct {
-	EventID      string      `json:"event_id"`
-	Type         EventType   `json:"type"`
-	Time         time.Time   `json:"time"`
-	Sequence     int64       `json:"sequence"`
-	Status       Status      `json:"status"`
+	EventID  string    `json:"event_id"`
+	Type     EventType `json:"type"`
+	Time     time.Time `json:"time"`
+	Sequence int64     `json:"sequence"`
+	Status   Status    `json:"status"`
+	// Impact is "none" on an update that closes the incident: nothing is
+	// disrupted any more, whatever the producer left in the field.
 	Impact       Impact      `json:"impact"`
-	Message      Localized   `json:"message"`
+	Message      Localized   `json:"message,omitempty"`
 	NextUpdateAt *time.Time  `json:"next_update_at,omitempty"`
+	HoldingSince *time.Time  `json:"holding_since,omitempty"`
 	Data         *DataSafety `json:"data,omitempty"`
+	Contact      Localized   `json:"contact,omitempty"`
 }
 
 // Apply records ev in the state and reports whether it was new. An event
 // already in the timeline changes nothing. An event older than the newest
 // one applied joins the timeline in time order but leaves the current
 // status, impact, title and promises as they are.
+//
+// A closed incident (resolved, completed) has no current impact: its
+// impact, and that of its closing updates, is recorded as "none", and
+// PeakImpact keeps the worst impact it had while open.
 func (s *IncidentState) Apply(ev *Event) (changed bool) {
 	in := ev.Incident
 	if in == nil {
@@ -56,10 +70,17 @@ func (s *IncidentState) Apply(ev *Event) (changed bool) {
 		}
 	}
 	s.Sequence++
+	impact := in.Impact
+	if in.Status.Closed() {
+		impact = ImpactNone
+	}
 	u := Update{
 		EventID: ev.ID, Type: ev.Type, Time: ev.Time, Sequence: s.Sequence,
-		Status: in.Status, Impact: in.Impact, Message: in.Message,
-		NextUpdateAt: in.NextUpdateAt, Data: in.Data,
+		Status: in.Status, Impact: impact, Message: in.Message,
+		NextUpdateAt: in.NextUpdateAt, HoldingSince: in.HoldingSince, Data: in.Data, Contact: in.Contact,
+	}
+	if impact.Rank() > s.PeakImpact.Rank() {
+		s.PeakImpact = impact
 	}
 	i, _ := slices.BinarySearchFunc(s.Updates, u, func(a, b Update) int { return a.Time.Compare(b.Time) })
 	s.Updates = slices.Insert(s.Updates, i, u)
@@ -75,15 +96,56 @@ func (s *IncidentState) Apply(ev *Event) (changed bool) {
 	if !ev.Time.Before(s.LastEventTime) {
 		s.PreviousImpact = s.Incident.Impact
 		s.Incident = *in
+		s.Incident.Impact = impact
 		s.LastEventTime = ev.Time
-		if in.Status.Closed() {
-			t := ev.Time
-			s.ResolvedAt = &t
+	}
+	s.ResolvedAt = s.resolvedAt()
+	return true
+}
+
+// resolvedAt finds when the incident was closed: among the updates since it
+// was last open, the first that closed it other than a postmortem (a
+// postmortem only describes what happened); the first postmortem when
+// nothing else closed it. Nil while the newest state is open.
+func (s *IncidentState) resolvedAt() *time.Time {
+	if !s.Incident.Status.Closed() {
+		return nil
+	}
+	var first, firstPostmortem *Update
+	for i := len(s.Updates) - 1; i >= 0 && s.Updates[i].Status.Closed(); i-- {
+		u := &s.Updates[i]
+		if u.Type == IncidentPostmortem {
+			firstPostmortem = u
 		} else {
-			s.ResolvedAt = nil
+			first = u
 		}
 	}
-	return true
+	if first == nil {
+		first = firstPostmortem
+	}
+	if first == nil {
+		// A late open update sorted after the closing one: the newest state
+		// is still the closing event's.
+		t := s.LastEventTime
+		return &t
+	}
+	t := first.Time
+	return &t
+}
+
+// LatestData returns the newest data statement in the timeline up to and
+// including the update at time t (zero: all of it), or nil.
+func (s *IncidentState) LatestData(t time.Time) *DataSafety {
+	for i := len(s.Updates) - 1; i >= 0; i-- {
+		u := s.Updates[i]
+		if !t.IsZero() && u.Time.After(t) {
+			continue
+		}
+		if u.Data != nil {
+			return u.Data
+		}
+	}
+	return nil
 }
 
 // UpdateFor returns the timeline entry of an event, or nil.
