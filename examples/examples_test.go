@@ -90,7 +90,11 @@ func checkBilingual(t *testing.T, ev *notifier.Event) {
 	t.Helper()
 	texts := map[string]notifier.Localized{}
 	if in := ev.Incident; in != nil {
-		texts["title"], texts["message"] = in.Title, in.Message
+		texts["title"] = in.Title
+		// A holding update may say nothing but that an earlier one applies.
+		if in.Message != nil || in.HoldingSince == nil {
+			texts["message"] = in.Message
+		}
 		if in.Contact != nil {
 			texts["contact"] = in.Contact
 		}
@@ -199,26 +203,41 @@ func TestStyreWebPromisesAndBackup(t *testing.T) {
 		t.Errorf("the 10:00 update promises %v, want 12:00", next)
 	}
 
+	// The page first speaks of the data at 07:40 on the 18th: the risk
+	// assessed as low, the backup of 15.09.2019 kl. 03:00 not available yet;
+	// at 22:00 it runs in production; at 04:00 on the 19th it has been used.
 	backup := mustTime(t, "2019-09-15T03:00:00+02:00")
-	var withBackup []string
+	wantData := map[string]notifier.RestoreState{
+		"styreweb-2019-09-18-0740": notifier.RestorePlanned,
+		"styreweb-2019-09-18-2200": notifier.RestoreInProgress,
+		"styreweb-2019-09-19-0400": notifier.RestoreDone,
+	}
+	var withData []string
 	for _, ev := range events {
-		d := ev.Incident.Data
-		if d == nil {
+		risk, restore := ev.Incident.Data.Current()
+		if ev.Incident.Data == nil {
 			continue
 		}
-		if d.RestoredFromBackupAt == nil || !d.RestoredFromBackupAt.Equal(backup) {
-			t.Errorf("%s: restored_from_backup_at %v, want %s", ev.ID, d.RestoredFromBackupAt, backup.Format(time.RFC3339))
+		withData = append(withData, ev.ID)
+		if risk != notifier.RiskLow {
+			t.Errorf("%s: risk %q, want low (the page: the risk was assessed as low)", ev.ID, risk)
 		}
-		if d.AtRisk == nil || *d.AtRisk {
-			t.Errorf("%s: at_risk %v, want false", ev.ID, d.AtRisk)
+		switch {
+		case restore == nil:
+			t.Errorf("%s: no restore", ev.ID)
+		case !restore.FromBackupAt.Equal(backup) || restore.State != wantData[ev.ID]:
+			t.Errorf("%s: restore %s from %s, want %s from %s", ev.ID, restore.State, restore.FromBackupAt.Format(time.RFC3339), wantData[ev.ID], backup.Format(time.RFC3339))
 		}
-		withBackup = append(withBackup, ev.ID)
 	}
-	// The page first says the backup is used at 07:40 on the 18th and
-	// repeats it until the end.
-	wantBackup := []string{"styreweb-2019-09-18-0740", "styreweb-2019-09-18-2200", "styreweb-2019-09-19-0400"}
-	if !slices.Equal(withBackup, wantBackup) {
-		t.Errorf("events stating the backup point: %v, want %v", withBackup, wantBackup)
+	if want := slices.Sorted(maps.Keys(wantData)); !slices.Equal(withData, want) {
+		t.Errorf("events stating the data: %v, want %v", withData, want)
+	}
+	// The holding updates say the 14:00 update still applies, as the page did.
+	two := mustTime(t, "2019-09-17T14:00:00+02:00")
+	for _, id := range []string{"styreweb-2019-09-17-1600", "styreweb-2019-09-17-1800", "styreweb-2019-09-17-2000"} {
+		if h := byID[id].Incident.HoldingSince; h == nil || !h.Equal(two) {
+			t.Errorf("%s: holding_since %v, want 14:00", id, h)
+		}
 	}
 	if c := byID["styreweb-2019-09-18-0740"].Incident.Contact; !strings.Contains(c["nb"], "drift@styreweb.example") || !strings.Contains(c["en"], "drift@styreweb.example") {
 		t.Errorf("07:40 update contact %q does not give drift@styreweb.example", c)
@@ -286,24 +305,27 @@ func TestLEDScenarioEndsWithThePostmortemAndTheLetter(t *testing.T) {
 			}
 		}
 	}
-	if d := post.Incident.Data; d == nil || d.AtRisk == nil || *d.AtRisk || d.RestoredFromBackupAt == nil {
-		t.Errorf("postmortem data = %+v, want at_risk false and the backup point", d)
+	// The letter: "at no time was any of your data at risk"; the update of
+	// the 6th restores the backup from the previous day, which is done by
+	// the resolution.
+	wantRestore := map[string]notifier.RestoreState{
+		"led-2019-03-06-0930": notifier.RestoreInProgress,
+		"led-2019-03-06-2045": notifier.RestoreDone,
+		post.ID:               notifier.RestoreDone,
 	}
-
-	var restoring bool
+	_, final := resolved.Incident.Data.Current()
 	for _, ev := range events[:len(events)-1] {
-		if d := ev.Incident.Data; d != nil && d.RestoredFromBackupAt != nil {
-			restoring = true
-			if d.RestoredFromBackupAt.After(ev.Incident.StartedAt) {
-				t.Errorf("%s: backup point %s is after the outage began", ev.ID, d.RestoredFromBackupAt)
-			}
-			if !d.RestoredFromBackupAt.Equal(*resolved.Incident.Data.RestoredFromBackupAt) {
-				t.Errorf("%s: backup point %s differs from the resolution's", ev.ID, d.RestoredFromBackupAt)
-			}
+		risk, restore := ev.Incident.Data.Current()
+		want, stated := wantRestore[ev.ID]
+		switch {
+		case !stated && ev.Incident.Data != nil:
+			t.Errorf("%s states the data (%+v), want nothing before the restore", ev.ID, ev.Incident.Data)
+		case !stated:
+		case risk != notifier.RiskNone || restore == nil || restore.State != want:
+			t.Errorf("%s: risk %q, restore %+v; want risk none and a restore %s", ev.ID, risk, restore, want)
+		case final == nil || !restore.FromBackupAt.Equal(final.FromBackupAt) || restore.FromBackupAt.After(ev.Incident.StartedAt):
+			t.Errorf("%s: backup point %s is not the resolution's, before the outage", ev.ID, restore.FromBackupAt)
 		}
-	}
-	if !restoring {
-		t.Error("no LED event says which backup was restored")
 	}
 }
 
@@ -515,6 +537,42 @@ func TestEventsDocExamples(t *testing.T) {
 			t.Errorf("docs/events.md has no example of %s", typ)
 		} else if !fromFile[typ] {
 			t.Errorf("docs/events.md has no example of %s taken from a file in examples/", typ)
+		}
+	}
+}
+
+// clockTime finds a time of day in free text: "12:00", "kl. 14", "kl.08".
+var clockTime = regexp.MustCompile(`\b\d{1,2}:\d{2}\b|\bkl\. ?\d{1,2}\b`)
+
+// promise finds a free text repeating the next-update promise, which Varsel
+// states itself from next_update_at in each reader's zone.
+var promise = regexp.MustCompile(`(?i)next (status|update) (at|by|on)|neste (status|oppdatering|statusoppdatering) (kl|kommer|\d)`)
+
+// TestFreeTextHasOneClock: no example repeats the promise of the next
+// update in its free text, and a text that mentions a time of day names
+// the zone it is in, so a reader in New York never meets an Oslo time
+// beside the times Varsel writes in hers.
+func TestFreeTextHasOneClock(t *testing.T) {
+	for _, name := range Names() {
+		events, err := Scenario(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range events {
+			var texts []notifier.Localized
+			if in := ev.Incident; in != nil {
+				texts = append(texts, in.Message, in.Contact)
+			}
+			for _, l := range texts {
+				for lang, s := range l {
+					if m := promise.FindString(s); m != "" {
+						t.Errorf("%s (%s): free text repeats the promise %q", ev.ID, lang, m)
+					}
+					if m := clockTime.FindString(s); m != "" && !strings.Contains(s, "Norwegian time") && !strings.Contains(s, "norsk tid") {
+						t.Errorf("%s (%s): free text gives the time %q without naming its zone", ev.ID, lang, m)
+					}
+				}
+			}
 		}
 	}
 }

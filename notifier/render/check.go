@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"regexp"
@@ -61,14 +62,19 @@ var (
 // the channel policy never sends them by SMS. The notices Varsel sends about
 // a subscription (the webhook-disabled email, for every reason) are checked
 // in every locale too, under the event id "notice.webhook_disabled/REASON".
+//
+// Beside events, Check renders one copy of an incident event per data
+// statement, every risk with every restore state (and each alone), and
+// reports a message that does not state it in the words of the catalogue.
 func (r *Renderer) Check(events []*notifier.Event) []Problem {
 	var problems []Problem
 	foreign, err := r.foreignPhrases()
 	if err != nil {
 		return []Problem{{File: "locales", Message: err.Error()}}
 	}
+	variants := dataVariants(events)
 	states := map[string]*notifier.IncidentState{}
-	for _, ev := range events {
+	for _, ev := range append(slices.Clip(events), variants...) {
 		var inc *notifier.IncidentState
 		if ev.Incident != nil {
 			inc = states[ev.Incident.ID]
@@ -89,6 +95,13 @@ func (r *Renderer) Check(events []*notifier.Event) []Problem {
 					file, line, msg := r.locate(err, ch)
 					add(file, line, msg)
 					continue
+				}
+				if ch != notifier.SMS && slices.Contains(variants, ev) {
+					for _, want := range r.dataSentences(ev, locale) {
+						if !strings.Contains(m.Text+m.WebhookText, want) {
+							add(r.source(channelFile(ch)), 0, fmt.Sprintf("the data statement %q is missing", want))
+						}
+					}
 				}
 				if ch == notifier.SMS && m.Segments > 1 {
 					_, enc := Segments(m.SMS)
@@ -111,6 +124,63 @@ func (r *Renderer) Check(events []*notifier.Event) []Problem {
 		}
 	}
 	return append(problems, r.checkNotices(foreign)...)
+}
+
+// dataVariants returns copies of the first incident event of events (not
+// maintenance), one per data statement: each risk with each restore state,
+// and each alone. It returns nil when events hold no incident event.
+func dataVariants(events []*notifier.Event) []*notifier.Event {
+	var base *notifier.Event
+	for _, ev := range events {
+		if ev.Incident != nil && !ev.Type.IsMaintenance() && ev.Type != notifier.IncidentPostmortem {
+			base = ev
+			break
+		}
+	}
+	if base == nil {
+		return nil
+	}
+	backup := base.Time.Add(-24 * time.Hour)
+	var out []*notifier.Event
+	for _, risk := range append([]notifier.Risk{""}, notifier.Risks...) {
+		for _, state := range append([]notifier.RestoreState{""}, notifier.RestoreStates...) {
+			if risk == "" && state == "" {
+				continue
+			}
+			d := &notifier.DataSafety{Risk: risk}
+			if state != "" {
+				d.Restore = &notifier.Restore{FromBackupAt: backup, State: state}
+			}
+			ev := *base
+			in := *base.Incident
+			in.ID = "check-data"
+			in.Data = d
+			ev.ID = fmt.Sprintf("check-data-%s-%s", cmp.Or(string(risk), "no_risk"), cmp.Or(string(state), "no_restore"))
+			ev.Incident = &in
+			out = append(out, &ev)
+		}
+	}
+	return out
+}
+
+// dataSentences are the sentences a message must carry for the data
+// statement of ev, in locale, as the catalogue words them.
+func (r *Renderer) dataSentences(ev *notifier.Event, locale string) []string {
+	ls := r.sets[locale]
+	risk, restore := ev.Incident.Data.Current()
+	var out []string
+	if risk != "" {
+		if s, err := ls.phrase("DataRisk" + camel(string(risk))); err == nil {
+			out = append(out, s)
+		}
+	}
+	if restore != nil {
+		layout, _ := ls.timeLayout("FormatDateTime", false)
+		if s, err := ls.localize("DataRestore"+camel(string(restore.State)), nil, map[string]any{"Time": restore.FromBackupAt.In(r.defaultZone).Format(layout)}); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // noticeReasons are the suppressions the webhook notice is checked with:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/varsel/varsel/examples"
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/templates"
 )
 
 func TestCheckExamplesClean(t *testing.T) {
@@ -42,6 +43,19 @@ func TestCheckEveryEventTypeClean(t *testing.T) {
 	for _, p := range r.Check(events) {
 		t.Error(p)
 	}
+}
+
+// readTemplate returns an embedded template file.
+func readTemplate(t *testing.T, name string) string {
+	t.Helper()
+	b, err := templates.FS.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "{{restore") && name == "common.tmpl" {
+		t.Fatalf("%s no longer holds the restore sentence this test removes", name)
+	}
+	return string(b)
 }
 
 // writeOverride writes one template file into a fresh override directory.
@@ -87,6 +101,13 @@ func TestCheckFindsProblems(t *testing.T) {
 			name: "SMS over budget", title: long,
 			wantFile: "sms.tmpl", want: "segments, the budget is 1",
 		},
+		{
+			// An override that forgets the restore tells no one that data
+			// entered after the backup may be lost.
+			name: "data statement left out", file: "common.tmpl",
+			text:     strings.Replace(readTemplate(t, "common.tmpl"), `{{with .Restore}}{{restore . $.RestoreFrom}}{{end -}}`, "", 1),
+			wantFile: "email.txt.tmpl", want: `the data statement "We plan to restore data from the backup of`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,7 +146,6 @@ func everyType() []*notifier.Event {
 		return t
 	}
 	ptr := func(t time.Time) *time.Time { return &t }
-	no := false
 	incident := func(id string, typ notifier.EventType, when string, status notifier.Status, next *time.Time) *notifier.Event {
 		return &notifier.Event{ID: id, Type: typ, Time: at(when), Incident: &notifier.Incident{
 			ID:         "db-2024-05",
@@ -139,7 +159,7 @@ func everyType() []*notifier.Event {
 				"nb": "Medlemslister bruker opptil ett minutt på å åpne seg.",
 			},
 			NextUpdateAt: next,
-			Data:         &notifier.DataSafety{AtRisk: &no},
+			Data:         &notifier.DataSafety{Risk: notifier.RiskNone},
 			Contact:      notifier.Localized{"en": "Write to ops@example.com.", "nb": "Skriv til drift@example.com."},
 		}}
 	}

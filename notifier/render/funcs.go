@@ -36,9 +36,17 @@ func (ls *langSet) funcs() texttemplate.FuncMap {
 		},
 		"status": func(s string) (string, error) { return ls.phrase("Status" + camel(s)) },
 		"impact": func(s string) (string, error) { return ls.phrase("Impact" + camel(s)) },
-		"lower":  lowerFirst,
-		"paras":  paragraphs,
-		"lines":  func(s string) []string { return strings.Split(s, "\n") },
+		// impactWas names an impact in the past tense: "Service was down".
+		"impactWas": func(s string) (string, error) { return ls.phrase("ImpactWas" + camel(s)) },
+		// risk and restore are the sentences of a data statement:
+		// {{risk .Risk}}, {{restore .Restore .RestoreFrom}}.
+		"risk": func(s string) (string, error) { return ls.phrase("DataRisk" + camel(s)) },
+		"restore": func(state, from string) (string, error) {
+			return ls.localize("DataRestore"+camel(state), nil, map[string]any{"Time": from})
+		},
+		"lower": lowerFirst,
+		"paras": paragraphs,
+		"lines": func(s string) []string { return strings.Split(s, "\n") },
 		// oneline folds all whitespace, newlines included, into single spaces.
 		"oneline": func(s string) string { return strings.Join(strings.Fields(s), " ") },
 		"color":   impactColor,
@@ -132,4 +140,14 @@ func tidy(s string) string {
 		lines[i] = strings.TrimRight(l, " \t")
 	}
 	return strings.TrimSpace(blankRuns.ReplaceAllString(strings.Join(lines, "\n"), "\n\n"))
+}
+
+// foldLines folds the spaces of every line into single ones, so a one-line
+// summary whose optional parts are empty has no gaps.
+func foldLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
 }

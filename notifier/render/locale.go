@@ -109,13 +109,15 @@ func (r *Renderer) location(name string) *time.Location {
 // FormatTime formats t in the reader's zone and the locale's format:
 // "17.09.2019 kl. 10:00" in Norwegian, "17 Sep 2019, 10:00 CEST" in
 // English. An empty or unknown timezone means the default zone.
+// The zone is named when it is not the default zone (in English always).
 func (r *Renderer) FormatTime(t time.Time, locale, timezone string) string {
 	ls := r.set(locale)
-	layout, err := ls.phrase("FormatDateTime")
+	loc := r.location(timezone)
+	layout, err := ls.timeLayout("FormatDateTime", loc.String() != r.defaultZone.String())
 	if err != nil {
 		layout = time.RFC3339
 	}
-	return t.In(r.location(timezone)).Format(layout)
+	return t.In(loc).Format(layout)
 }
 
 // T returns the localized fixed phrase messageID, filled in with data (nil

@@ -104,88 +104,72 @@ func (r *Renderer) renderPart(ev *notifier.Event, inc *notifier.IncidentState, l
 		if err != nil {
 			return nil, v, wrap(err)
 		}
-		p.msg.WebhookText = tidy(text)
+		p.msg.WebhookText = foldLines(tidy(text))
 	default:
 		return nil, v, fmt.Errorf("render %s: %w %q", ev.ID, ErrUnknownChannel, ch)
 	}
 	return p, v, nil
 }
 
-// minSMSWords is the fewest words of free text worth keeping in a shortened
-// SMS; with fewer, the SMS goes without it and the link carries the rest.
-const minSMSWords = 3
-
 // renderSMS renders the SMS and, while it needs more than one segment,
-// drops optional parts, least useful first: it shortens the free text at a
-// word boundary, then drops it, then the next-update promise, then the end
-// of the maintenance window. The title, status and link always stay.
+// drops optional parts, least useful first: sentences of the free text from
+// the end (whole sentences only, never a cut one), then the holding note,
+// then the end of the maintenance window, then the next-update promise. The
+// title, status and link always stay.
 func (ls *langSet) renderSMS(v *view) (string, int, error) {
 	name, err := ls.pick("sms", v, false)
 	if err != nil {
 		return "", 0, err
 	}
-	if v.ContentLocale != v.Locale {
+	var text []string
+	if v.ContentLocale == v.Locale {
 		// A text in another language would need the "only available in"
 		// note, which an SMS has no room for: status and link say enough.
-		v.Message = ""
+		text = sentences(v.Message)
 	}
-	render := func() (string, int, error) {
+	render := func(n int) (string, int, error) {
+		v.Message = strings.Join(text[:n], " ")
 		s, err := ls.execText(name, v)
 		if err != nil {
 			return "", 0, err
 		}
 		s = NormalizeGSM(strings.TrimSpace(s))
-		n, _ := Segments(s)
-		return s, n, nil
+		segments, _ := Segments(s)
+		return s, segments, nil
 	}
-	body, segments, err := render()
+	// The most sentences that fit: adding one never makes an SMS shorter.
+	lo, hi := 0, len(text)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if _, n, err := render(mid); err != nil {
+			return "", 0, err
+		} else if n <= 1 {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	body, segments, err := render(lo)
 	if err != nil || segments <= 1 {
 		return body, segments, err
 	}
-	if v.Message != "" {
-		if body, segments, err = shortenSMSMessage(v, render); err != nil || segments <= 1 {
-			return body, segments, err
-		}
-	}
 	for _, drop := range []func() bool{
-		func() bool { changed := v.NextUpdateShort != ""; v.NextUpdateShort = ""; return changed },
+		func() bool { changed := v.HoldingShort != ""; v.HoldingShort = ""; return changed },
 		func() bool {
 			changed := v.WindowShort != v.windowShortStart
 			v.WindowShort = v.windowShortStart
 			return changed
 		},
+		func() bool { changed := v.NextUpdateShort != ""; v.NextUpdateShort = ""; return changed },
 	} {
 		if !drop() {
 			continue
 		}
-		if body, segments, err = render(); err != nil || segments <= 1 {
+		if body, segments, err = render(0); err != nil || segments <= 1 {
 			return body, segments, err
 		}
 	}
 	return body, segments, nil
-}
-
-// shortenSMSMessage keeps as many words of v.Message as fit (at least
-// minSMSWords, else none) and renders the SMS with them.
-func shortenSMSMessage(v *view, render func() (string, int, error)) (string, int, error) {
-	words := strings.Fields(v.Message)
-	best := 0
-	for lo, hi := minSMSWords, len(words)-1; lo <= hi; {
-		mid := (lo + hi) / 2
-		v.Message = shortenWords(words, mid)
-		if _, n, err := render(); err != nil {
-			return "", 0, err
-		} else if n <= 1 {
-			best, lo = mid, mid+1
-		} else {
-			hi = mid - 1
-		}
-	}
-	v.Message = ""
-	if best > 0 {
-		v.Message = shortenWords(words, best)
-	}
-	return render()
 }
 
 // pick returns the template for the view's event type, falling back to the

@@ -68,7 +68,7 @@ func (r *Renderer) webhookDisabledNotice(sub *notifier.Subscriber, why notifier.
 	}
 	v.Link = v.StatusURL
 	if !why.At.IsZero() {
-		layout, err := ls.phrase("FormatDateTime")
+		layout, err := ls.timeLayout("FormatDateTime", loc.String() != r.defaultZone.String())
 		if err != nil {
 			return nil, wrap(err)
 		}

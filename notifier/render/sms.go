@@ -105,13 +105,3 @@ var gsmReplacer = strings.NewReplacer(
 // unusual spaces with GSM-7 equivalents so a message stays in GSM-7. Other
 // characters are left as they are.
 func NormalizeGSM(s string) string { return gsmReplacer.Replace(s) }
-
-// shortenWords returns the first n words followed by an ellipsis (without
-// the punctuation that ended the last one, so never "problems...."), or all
-// of them when there are n or fewer. Words are never cut.
-func shortenWords(words []string, n int) string {
-	if n >= len(words) {
-		return strings.Join(words, " ")
-	}
-	return strings.TrimRight(strings.Join(words[:n], " "), ",;:-.") + "..."
-}

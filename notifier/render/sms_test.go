@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,41 +88,86 @@ func TestSMSOpenedFitsOneSegment(t *testing.T) {
 	}
 }
 
-func TestSMSShortensAtWordBoundaryAndKeepsLink(t *testing.T) {
+// TestSMSKeepsWholeSentences: a long text is cut to the sentences that
+// fit, never inside one, and a sentence that does not fit is left out
+// whole; status, the promise and the link stay.
+func TestSMSKeepsWholeSentences(t *testing.T) {
 	r := newTestRenderer(t, Config{})
-	long := map[string]string{
-		"en": strings.Repeat("The database cluster is rebuilding its indexes after the failover. ", 6),
-		"nb": strings.Repeat("Databaseklyngen bygger indeksene sine på nytt etter omkoblingen. ", 6),
+	tests := []struct {
+		name string
+		text map[string]string
+		// want is the free text the SMS must carry, "" for none.
+		want map[string]string
+	}{
+		{"two short sentences fit, the third does not",
+			map[string]string{
+				"en": "The database is rebuilding. Lists are slow. The rebuild has reached the member table of the largest organisations and continues.",
+				"nb": "Databasen bygges opp igjen. Lister er trege. Gjenoppbyggingen har nådd medlemstabellen til de største foreningene og fortsetter.",
+			},
+			map[string]string{"en": "The database is rebuilding. Lists are slow.", "nb": "Databasen bygges opp igjen. Lister er trege."}},
+		{"a first sentence too long leaves the text out",
+			map[string]string{
+				"en": "Some requests to the Gnist API are failing because one of the three database nodes lost its disk and the others are taking its load.",
+				"nb": "Noen forespørsler til Gnist-API-et feiler fordi en av de tre databasenodene mistet disken sin og de andre tar over lasten.",
+			},
+			map[string]string{"en": "", "nb": ""}},
+		{"abbreviations and times do not end a sentence",
+			map[string]string{
+				"en": "Back by approx. 14:00, e.g. for exports. More later today.",
+				"nb": "Tilbake ca. kl. 14, f.eks. eksport. Mer i kveld.",
+			},
+			map[string]string{"en": "Back by approx. 14:00, e.g. for exports. More later today.", "nb": "Tilbake ca. kl. 14, f.eks. eksport. Mer i kveld."}},
 	}
-	ev := everyType()[0]
-	ev.Incident.Message = notifier.Localized{"en": long["en"], "nb": long["nb"]}
-	for _, sub := range testSubscribers("") {
-		locale := ResolveLocale(sub.Locale, "en")
-		m, err := r.Render(ev, nil, sub, notifier.SMS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n, enc := Segments(m.SMS); n != 1 || enc != GSM7 {
-			t.Errorf("%s: %d %s segments: %q", locale, n, enc, m.SMS)
-		}
-		if !strings.HasSuffix(m.SMS, " "+m.IncidentURL) {
-			t.Errorf("%s: link lost: %q", locale, m.SMS)
-		}
-		head, _, ok := strings.Cut(m.SMS, "...")
-		if !ok {
-			t.Fatalf("%s: no ellipsis in shortened SMS %q", locale, m.SMS)
-		}
-		words := strings.Fields(head)
-		// The kept words, after the title and status, must be a prefix of
-		// the free text ending at a word boundary.
-		first := strings.Fields(long[locale])[0]
-		i := strings.Index(head, first)
-		if i < 0 {
-			t.Fatalf("%s: free text missing: %q", locale, m.SMS)
-		}
-		kept := head[i:]
-		if !strings.HasPrefix(long[locale], kept) || long[locale][len(kept)] != ' ' {
-			t.Errorf("%s: free text cut mid-word: %q (%d words)", locale, kept, len(words))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := *everyType()[0]
+			in := *ev.Incident
+			in.Message = notifier.Localized{"en": tt.text["en"], "nb": tt.text["nb"]}
+			ev.Incident, ev.ID = &in, "sms-"+tt.name
+			for _, sub := range testSubscribers("") {
+				m, err := r.Render(&ev, nil, sub, notifier.SMS)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n, enc := Segments(m.SMS); n != 1 || enc != GSM7 {
+					t.Errorf("%s: %d %s segments: %q", m.Locale, n, enc, m.SMS)
+				}
+				if strings.Contains(m.SMS, "...") || strings.Contains(m.SMS, "…") {
+					t.Errorf("%s: ellipsis in %q", m.Locale, m.SMS)
+				}
+				head := strings.TrimSuffix(m.SMS, " "+m.IncidentURL)
+				if head == m.SMS {
+					t.Errorf("%s: link lost: %q", m.Locale, m.SMS)
+				}
+				// The text comes after the status and the promise.
+				_, text, _ := strings.Cut(head, map[string]string{"en": "Next update by 10:30.", "nb": "Neste status kl. 10:30."}[m.Locale])
+				if got, want := strings.TrimSpace(text), tt.want[m.Locale]; got != want {
+					t.Errorf("%s: free text %q, want %q (SMS %q)", m.Locale, got, want, m.SMS)
+				}
+			}
+		})
+	}
+}
+
+func TestSentences(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"One. Two! Three?", []string{"One.", "Two!", "Three?"}},
+		{"Status fra kl. 14 gjelder. Neste kl. 16.", []string{"Status fra kl. 14 gjelder.", "Neste kl. 16."}},
+		{"Backup fra 15.09.2019 kl. 03:00 er brukt. Takk.", []string{"Backup fra 15.09.2019 kl. 03:00 er brukt.", "Takk."}},
+		{`It was "dead." Then it came back.`, []string{`It was "dead."`, "Then it came back."}},
+		{"Det var «død». Så kom den tilbake.", []string{"Det var «død».", "Så kom den tilbake."}},
+		{"A line without a stop\nAnother line.", []string{"A line without a stop.", "Another line."}},
+		{"Mr. Smith called. We answered.", []string{"Mr. Smith called.", "We answered."}},
+		{"Here is a summary:\n- one\n- two", nil},
+		{"First.\n\nHere is a summary:\n- one", []string{"First."}},
+		{"ends in lower case. and goes on", []string{"ends in lower case. and goes on."}},
+	}
+	for _, tt := range tests {
+		if got := sentences(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("sentences(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -187,10 +233,10 @@ func TestSMSMaintenanceWindow(t *testing.T) {
 		want string
 	}{
 		{"styreweb-db-2019-10-01-1000-scheduled", oslo[0], "Planlagt oppgradering av databasen i StyreWeb: planlagt. Når: 8.10. kl. 23:00-02:00. http"},
-		{"styreweb-db-2019-10-01-1000-scheduled", oslo[1], "Planned database upgrade in StyreWeb: planned. When: 8 Oct 23:00-02:00. We will upgrade the... http"},
+		{"styreweb-db-2019-10-01-1000-scheduled", oslo[1], "Planned database upgrade in StyreWeb: planned. When: 8 Oct 23:00-02:00. http"},
 		{"styreweb-db-2019-10-01-1000-scheduled", london, "When: 8 Oct 22:00-01:00 BST."},
 		{"styreweb-db-2019-10-08-2300-started", oslo[0], "Planlagt oppgradering av databasen i StyreWeb: pågår. Når: 8.10. kl. 23:00-02:00. http"},
-		{"styreweb-db-2019-10-08-2300-started", oslo[1], "Planned database upgrade in StyreWeb: under way. When: 8 Oct 23:00-02:00. The database upgrade... http"},
+		{"styreweb-db-2019-10-08-2300-started", oslo[1], "Planned database upgrade in StyreWeb: under way. When: 8 Oct 23:00-02:00. http"},
 	}
 	for _, tt := range tests {
 		m, err := r.Render(events[tt.id], states[tt.id], tt.sub, notifier.SMS)
@@ -261,8 +307,8 @@ func TestSMSWindowForms(t *testing.T) {
 }
 
 // TestSMSDropsOptionalPartsInOrder: with a title that leaves little room,
-// the free text goes first, then the next-update promise, then the end of
-// the window; the link never goes.
+// the free text goes first, then the end of the window, then the
+// next-update promise; the link never goes.
 func TestSMSDropsOptionalPartsInOrder(t *testing.T) {
 	r := newTestRenderer(t, Config{PublicURL: "https://status.example-company.com"})
 	next := time.Date(2024, 5, 10, 23, 0, 0, 0, time.FixedZone("CEST", 2*3600))
@@ -272,9 +318,9 @@ func TestSMSDropsOptionalPartsInOrder(t *testing.T) {
 		message, nextUp bool
 		end, over       bool
 	}{
-		{titleLen: 20, message: true, nextUp: true, end: true},
+		{titleLen: 1, message: true, nextUp: true, end: true},
 		{titleLen: 40, message: false, nextUp: true, end: true},
-		{titleLen: 60, message: false, nextUp: false, end: true},
+		{titleLen: 45, message: false, nextUp: true, end: false},
 		{titleLen: 68, message: false, nextUp: false, end: false},
 		// Nothing optional is left: over budget, but title and link stay.
 		{titleLen: 75, message: false, nextUp: false, end: false, over: true},
@@ -292,13 +338,33 @@ func TestSMSDropsOptionalPartsInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := struct{ message, nextUp, end bool }{
-			strings.Contains(m.SMS, "StyreWeb may"), strings.Contains(m.SMS, "Next update by 23:00"), strings.Contains(m.SMS, "22:00-23:30"),
+			strings.Contains(m.SMS, "StyreWeb may be slow for a few minutes."), strings.Contains(m.SMS, "Next update by 23:00"), strings.Contains(m.SMS, "22:00-23:30"),
 		}
 		if got.message != tt.message || got.nextUp != tt.nextUp || got.end != tt.end || !strings.Contains(m.SMS, "When: 10 May 22:00") {
 			t.Errorf("title of %d: got %q; want message %v, next update %v, window end %v", tt.titleLen, m.SMS, tt.message, tt.nextUp, tt.end)
 		}
 		if !strings.HasPrefix(m.SMS, title+": ") || !strings.HasSuffix(m.SMS, " "+m.IncidentURL) || (m.Segments == 1) == tt.over {
 			t.Errorf("title of %d: %d segments or link lost: %q", tt.titleLen, m.Segments, m.SMS)
+		}
+	}
+}
+
+// TestNoExampleSMSHasAnEllipsis: every example's SMS, in both languages
+// and zones, carries whole sentences or none: no "..." or "…" anywhere.
+func TestNoExampleSMSHasAnEllipsis(t *testing.T) {
+	r := newTestRenderer(t, Config{})
+	for _, name := range examples.Names() {
+		events, states := loadScenario(t, name)
+		for id, ev := range events {
+			for _, sub := range append(testSubscribers("America/New_York"), testSubscribers("")...) {
+				m, err := r.Render(ev, states[id], sub, notifier.SMS)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(m.SMS, "...") || strings.Contains(m.SMS, "…") {
+					t.Errorf("%s %s %s: %q", id, m.Locale, sub.Timezone, m.SMS)
+				}
+			}
 		}
 	}
 }

@@ -16,6 +16,7 @@ type view struct {
 	Kind        string // "incident" (maintenance included) or "letter"
 	Maintenance bool
 	Closed      bool // resolved or completed
+	Postmortem  bool
 	Locale      string
 	// ContentLocale is the language of the free text; LanguageName names it
 	// in the reader's language when it is not the reader's, else "".
@@ -26,16 +27,29 @@ type view struct {
 	Lead    string // the opening line of the event type, "" for none
 	Title   string // incident title, or the letter's subject
 	Status  string // raw: "identified"
-	Impact  string // raw: "major"
-	Message string
-	Contact string
+	// Impact is raw ("major") and "none" once closed: a resolved incident
+	// disrupts nothing, whatever the event's field says. ShowImpact is
+	// false then, and PeakImpact says what the impact was at its worst
+	// ("" when unknown or none). Expected marks the impact of maintenance
+	// not yet started, which is a forecast, not a fact.
+	Impact     string
+	ShowImpact bool
+	Expected   bool
+	PeakImpact string
+	Message    string
+	Contact    string
 
 	StartedAt    string
+	ResolvedAt   string // when it closed; "" while open
 	Updates      int    // updates since the incident opened, up to this event
 	NextUpdateAt string // full date and time, "" for no promise
 	NextUpdateIn string // "in 2 hours", "" when not a whole number of hours or under one
 	WindowStart  string
 	WindowEnd    string
+	// Holding is the time of the update that still applies (a holding
+	// update), "" otherwise; HoldingShort is its SMS form.
+	Holding      string
+	HoldingShort string
 
 	// SMS forms of the times (see smsClock): no year, no zone name unless
 	// the reader's zone is not the default one. NextUpdateShort is "" when
@@ -47,9 +61,12 @@ type view struct {
 	// has no room for it.
 	windowShortStart string
 
-	DataNotAtRisk bool
-	DataAtRisk    bool
-	RestoredAt    string
+	// The data statement of the event: Risk is "", "none", "low",
+	// "unknown" or "confirmed"; Restore is "", "planned", "in_progress" or
+	// "done", from the backup taken at RestoreFrom.
+	Risk        string
+	Restore     string
+	RestoreFrom string
 
 	WhatHappened, DataSafety, GoingForward, Apology, Body string
 	SignName, SignTitle                                   string
@@ -73,11 +90,23 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		Locale:    ls.locale,
 		StatusURL: r.cfg.PublicURL + "/",
 	}
-	layout, err := ls.phrase("FormatDateTime")
+	named := loc.String() != r.defaultZone.String()
+	layout, err := ls.timeLayout("FormatDateTime", named)
+	if err != nil {
+		return nil, err
+	}
+	dayLayout, err := ls.timeLayout("FormatTimeOfDay", named)
 	if err != nil {
 		return nil, err
 	}
 	format := func(t time.Time) string { return t.In(loc).Format(layout) }
+	// sameDayFormat leaves out the date of a time on the event's day.
+	sameDayFormat := func(t time.Time) string {
+		if sameDay(t.In(loc), ev.Time.In(loc)) {
+			return t.In(loc).Format(dayLayout)
+		}
+		return format(t)
+	}
 	text := func(l notifier.Localized) (string, string) { return chooseText(l, ls.locale, r.defaultLocale) }
 
 	if id := ev.IncidentID(); id != "" {
@@ -112,15 +141,33 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		in := ev.Incident
 		v.Maintenance = ev.Type.IsMaintenance()
 		v.Closed = in.Status.Closed()
+		v.Postmortem = ev.Type == notifier.IncidentPostmortem
 		v.Title, _ = text(in.Title)
 		v.Message, v.ContentLocale = text(in.Message)
 		v.Contact, _ = text(in.Contact)
 		v.Status, v.Impact = string(in.Status), string(in.Impact)
+		v.ShowImpact = !v.Closed
+		v.Expected = in.Status == notifier.StatusScheduled
+		if v.Closed {
+			v.Impact = string(notifier.ImpactNone)
+			resolved := ev.Time
+			if inc != nil && inc.ResolvedAt != nil {
+				resolved = *inc.ResolvedAt
+			}
+			v.ResolvedAt = format(resolved)
+			if !v.Maintenance && inc != nil && inc.PeakImpact.Rank() > notifier.ImpactNone.Rank() {
+				v.PeakImpact = string(inc.PeakImpact)
+			}
+		}
 		v.StartedAt = format(in.StartedAt)
 		v.Updates = updatesSince(inc, ev)
 		clock, err := r.smsClock(ls, loc, ev.Time)
 		if err != nil {
 			return nil, err
+		}
+		if in.HoldingSince != nil {
+			v.Holding = sameDayFormat(*in.HoldingSince)
+			v.HoldingShort = clock.when(*in.HoldingSince)
 		}
 		window := v.Maintenance && !v.Closed && in.ScheduledStart != nil
 		if in.NextUpdateAt != nil {
@@ -146,12 +193,10 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 				return nil, err
 			}
 		}
-		if d := in.Data; d != nil {
-			v.DataNotAtRisk = d.AtRisk != nil && !*d.AtRisk
-			v.DataAtRisk = d.AtRisk != nil && *d.AtRisk
-			if d.RestoredFromBackupAt != nil {
-				v.RestoredAt = format(*d.RestoredFromBackupAt)
-			}
+		risk, restore := in.Data.Current()
+		v.Risk = string(risk)
+		if restore != nil {
+			v.Restore, v.RestoreFrom = string(restore.State), format(restore.FromBackupAt)
 		}
 	default:
 		return nil, fmt.Errorf("event %s of type %s has neither incident nor letter", ev.ID, ev.Type)
@@ -180,6 +225,16 @@ func updatesSince(inc *notifier.IncidentState, ev *notifier.Event) int {
 		}
 	}
 	return max(n-1, 0)
+}
+
+// timeLayout returns a time layout from the catalogue; with named set, the
+// form that names the zone ("FormatDateTimeZone"), for a reader whose zone
+// is not the default one that every unnamed time is read in.
+func (ls *langSet) timeLayout(id string, named bool) (string, error) {
+	if named {
+		id += "Zone"
+	}
+	return ls.phrase(id)
 }
 
 func sameDay(a, b time.Time) bool {
@@ -228,7 +283,7 @@ func (r *Renderer) smsClock(ls *langSet, loc *time.Location, eventTime time.Time
 	if c.timeOnly, err = ls.phrase("FormatShortTime"); err != nil {
 		return nil, err
 	}
-	if c.full, err = ls.phrase("FormatDateTime"); err != nil {
+	if c.full, err = ls.timeLayout("FormatDateTime", c.zone); err != nil {
 		return nil, err
 	}
 	return c, nil
