@@ -20,8 +20,8 @@ var pageFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	// pair hands a card both the page (for language) and one incident.
-	"pair":  func(r any, i *incidentView) cardView { return cardView{R: r.(statusView), I: i} },
-	"deref": func(b *bool) bool { return b != nil && *b },
+	"pair": func(r any, i *incidentView) cardView { return cardView{R: r.(statusView), I: i} },
+	"rank": func(i notifier.Impact) int { return i.Rank() },
 }).ParseFS(pageFS, "pages/*.html"))
 
 // reader is who a page is for: language and time zone.
@@ -78,9 +78,41 @@ func (rd reader) wrap(escaped, lang, tag string) template.HTML {
 	return template.HTML("<" + tag + ` lang="` + template.HTMLEscapeString(lang) + `">` + escaped + "</" + tag + ">")
 }
 
-// Status and Impact name an incident's status and impact.
-func (rd reader) Status(s notifier.Status) string { return rd.T("Status" + camel(string(s))) }
-func (rd reader) Impact(i notifier.Impact) string { return rd.T("Impact" + camel(string(i))) }
+// Status and Impact name an incident's status and impact; ImpactWas names
+// an impact in the past tense ("Service was down").
+func (rd reader) Status(s notifier.Status) string    { return rd.T("Status" + camel(string(s))) }
+func (rd reader) Impact(i notifier.Impact) string    { return rd.T("Impact" + camel(string(i))) }
+func (rd reader) ImpactWas(i notifier.Impact) string { return rd.T("ImpactWas" + camel(string(i))) }
+
+// Data returns the sentences of a data statement, in the tense its restore
+// state needs; none for nil.
+func (rd reader) Data(d *notifier.DataSafety) []string {
+	risk, restore := d.Current()
+	return rd.dataSentences(risk, restore)
+}
+
+func (rd reader) dataSentences(risk notifier.Risk, restore *notifier.Restore) []string {
+	var out []string
+	if risk != "" {
+		out = append(out, rd.T("DataRisk"+camel(string(risk))))
+	}
+	if restore != nil {
+		out = append(out, rd.T("DataRestore"+camel(string(restore.State)), "Time", rd.Time(restore.FromBackupAt)))
+	}
+	return out
+}
+
+// Window is a maintenance window: "8 Oct 2019, 23:00 CEST to 9 Oct 2019,
+// 02:00 CEST", or its start alone.
+func (rd reader) Window(in notifier.Incident) string {
+	if in.ScheduledStart == nil {
+		return ""
+	}
+	if in.ScheduledEnd == nil {
+		return rd.Time(*in.ScheduledStart)
+	}
+	return rd.T("MaintenanceWindow", "Start", rd.Time(*in.ScheduledStart), "End", rd.Time(*in.ScheduledEnd))
+}
 
 func camel(s string) string {
 	parts := strings.Split(s, "_")
@@ -134,6 +166,32 @@ type cardView struct {
 type incidentView struct {
 	*notifier.IncidentState
 	Overdue bool
+	// Latest is the newest update, whose text the front page shows for an
+	// open incident.
+	Latest *notifier.Update
+}
+
+func newIncidentView(st *notifier.IncidentState, now time.Time) *incidentView {
+	iv := &incidentView{IncidentState: st, Overdue: st.Overdue(now)}
+	if n := len(st.Updates); n > 0 {
+		iv.Latest = &st.Updates[n-1]
+	}
+	return iv
+}
+
+// updateView is one entry of an incident's timeline on its page.
+type updateView struct {
+	notifier.Update
+	// Data holds the sentences of the data statement that changed with
+	// this update (the risk, the restore or both): the page shows each
+	// where it changed, not under every later update.
+	Data []string
+}
+
+// letterLink is a letter about an incident, linked from its page.
+type letterLink struct {
+	ID      string
+	Subject notifier.Localized
 }
 
 func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
@@ -145,7 +203,7 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v := statusView{reader: s.readerFor(r), PublicURL: s.cfg.PublicURL, Now: time.Now()}
 	for _, st := range all {
-		iv := &incidentView{IncidentState: st, Overdue: st.Overdue(v.Now)}
+		iv := newIncidentView(st, v.Now)
 		switch {
 		case st.ResolvedAt != nil:
 			if len(v.Past) < 20 {
@@ -172,18 +230,69 @@ func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rd := s.readerFor(r)
-	// Newest update first, as on the seed page.
-	updates := make([]notifier.Update, len(st.Updates))
+	// Newest update first, as on the seed page; the data statement only
+	// where it changed, read oldest first.
+	updates := make([]updateView, len(st.Updates))
+	var lastRisk notifier.Risk
+	var lastRestore *notifier.Restore
 	for i, u := range st.Updates {
-		updates[len(updates)-1-i] = u
+		uv := updateView{Update: u}
+		risk, restore := u.Data.Current()
+		var newRisk notifier.Risk
+		var newRestore *notifier.Restore
+		if risk != "" && risk != lastRisk {
+			newRisk, lastRisk = risk, risk
+		}
+		if restore != nil && (lastRestore == nil || restore.State != lastRestore.State || !restore.FromBackupAt.Equal(lastRestore.FromBackupAt)) {
+			newRestore, lastRestore = restore, restore
+		}
+		uv.Data = rd.dataSentences(newRisk, newRestore)
+		updates[len(updates)-1-i] = uv
+	}
+	var letters []letterLink
+	for _, id := range st.Letters {
+		rec, err := s.deps.Conn.Events.Get(r.Context(), id)
+		if err != nil || rec.Event == nil || rec.Event.Letter == nil {
+			s.logger.Warn("letter of an incident not readable", "incident", st.Incident.ID, "letter", id, "error", err)
+			continue
+		}
+		letters = append(letters, letterLink{ID: id, Subject: rec.Event.Letter.Subject})
 	}
 	s.render(w, "incident.html", struct {
 		reader
 		*notifier.IncidentState
-		Updates   []notifier.Update
-		Overdue   bool
+		Updates     []updateView
+		CurrentData *notifier.DataSafety
+		Letters     []letterLink
+		Overdue     bool
+		PublicURL   string
+	}{rd, st, updates, st.LatestData(time.Time{}), letters, st.Overdue(time.Now()), s.cfg.PublicURL})
+}
+
+// letterPage shows a broadcast letter in the reader's language, so the
+// status page holds what customers were sent.
+func (s *server) letterPage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !notifier.ValidID(id) {
+		http.NotFound(w, r)
+		return
+	}
+	rec, err := s.deps.Conn.Events.Get(r.Context(), id)
+	if errors.Is(err, notifier.ErrNotFound) || err == nil && (rec.Event == nil || rec.Event.Letter == nil || rec.PlannedAt == nil) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.logger.Error("read letter", "error", err)
+		http.Error(w, "status unavailable, try again shortly", http.StatusServiceUnavailable)
+		return
+	}
+	s.render(w, "letter.html", struct {
+		reader
+		*notifier.Letter
+		SentAt    time.Time
 		PublicURL string
-	}{rd, st, updates, st.Overdue(time.Now()), s.cfg.PublicURL})
+	}{s.readerFor(r), rec.Event.Letter, rec.Event.Time, s.cfg.PublicURL})
 }
 
 func (s *server) render(w http.ResponseWriter, name string, v any) {
@@ -201,18 +310,23 @@ func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type item struct {
-		ID           string             `json:"id"`
-		Kind         string             `json:"kind"`
-		Title        notifier.Localized `json:"title"`
-		Status       notifier.Status    `json:"status"`
-		Impact       notifier.Impact    `json:"impact"`
-		Components   []string           `json:"components"`
-		StartedAt    time.Time          `json:"started_at"`
-		UpdatedAt    time.Time          `json:"updated_at"`
-		ResolvedAt   *time.Time         `json:"resolved_at,omitempty"`
-		NextUpdateAt *time.Time         `json:"next_update_at,omitempty"`
-		Overdue      bool               `json:"next_update_overdue"`
-		URL          string             `json:"url"`
+		ID     string             `json:"id"`
+		Kind   string             `json:"kind"`
+		Title  notifier.Localized `json:"title"`
+		Status notifier.Status    `json:"status"`
+		// Impact is the current impact: "none" once resolved or completed.
+		Impact notifier.Impact `json:"impact"`
+		// PeakImpact is the worst impact while it was open.
+		PeakImpact     notifier.Impact `json:"peak_impact,omitempty"`
+		Components     []string        `json:"components"`
+		StartedAt      time.Time       `json:"started_at"`
+		UpdatedAt      time.Time       `json:"updated_at"`
+		ResolvedAt     *time.Time      `json:"resolved_at,omitempty"`
+		ScheduledStart *time.Time      `json:"scheduled_start,omitempty"`
+		ScheduledEnd   *time.Time      `json:"scheduled_end,omitempty"`
+		NextUpdateAt   *time.Time      `json:"next_update_at,omitempty"`
+		Overdue        bool            `json:"next_update_overdue"`
+		URL            string          `json:"url"`
 	}
 	out := struct {
 		Indicator string `json:"indicator"` // none, minor, major, critical: the worst open impact
@@ -222,9 +336,14 @@ func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	for _, st := range all {
 		in := st.Incident
-		it := item{ID: in.ID, Kind: st.Kind, Title: in.Title, Status: in.Status, Impact: in.Impact, Components: in.Components,
-			StartedAt: in.StartedAt, UpdatedAt: st.LastEventTime, ResolvedAt: st.ResolvedAt, NextUpdateAt: in.NextUpdateAt,
+		it := item{ID: in.ID, Kind: st.Kind, Title: in.Title, Status: in.Status, Impact: in.Impact, PeakImpact: st.PeakImpact,
+			Components: in.Components, StartedAt: in.StartedAt, UpdatedAt: st.LastEventTime, ResolvedAt: st.ResolvedAt,
+			ScheduledStart: in.ScheduledStart, ScheduledEnd: in.ScheduledEnd, NextUpdateAt: in.NextUpdateAt,
 			Overdue: st.Overdue(now), URL: s.cfg.PublicURL + "/incidents/" + in.ID}
+		if in.Status.Closed() {
+			// A state stored before closed incidents were given no impact.
+			it.Impact = notifier.ImpactNone
+		}
 		if st.ResolvedAt == nil {
 			out.Open = append(out.Open, it)
 			if in.Impact.Rank() > notifier.Impact(out.Indicator).Rank() {
@@ -276,8 +395,15 @@ func (s *server) feed(w http.ResponseWriter, r *http.Request) {
 		title, _ := rd.loc.Text(st.Incident.Title, rd.Locale)
 		for _, u := range st.Updates {
 			msg, _ := rd.loc.Text(u.Message, rd.Locale)
+			if u.HoldingSince != nil {
+				msg = strings.TrimSpace(rd.T("HoldingUpdate", "Time", rd.Time(*u.HoldingSince)) + " " + msg)
+			}
+			label := rd.Status(u.Status)
+			if u.Type == notifier.IncidentPostmortem {
+				label = rd.T("LabelPostmortem")
+			}
 			f.Entries = append(f.Entries, entry{
-				Title: title + " — " + rd.Status(u.Status), ID: s.cfg.PublicURL + "/incidents/" + st.Incident.ID + "#" + u.EventID,
+				Title: title + " — " + label, ID: s.cfg.PublicURL + "/incidents/" + st.Incident.ID + "#" + u.EventID,
 				Updated: u.Time.UTC().Format(time.RFC3339), Link: link{Href: s.cfg.PublicURL + "/incidents/" + st.Incident.ID},
 				Content: content{Type: "text", Body: msg},
 			})

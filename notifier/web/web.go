@@ -76,6 +76,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.statusPage)
 	mux.HandleFunc("GET /incidents/{id}", s.incidentPage)
+	mux.HandleFunc("GET /letters/{id}", s.letterPage)
 	mux.HandleFunc("GET /feed.atom", s.feed)
 	mux.HandleFunc("GET /api/v1/status", s.statusJSON)
 
