@@ -26,8 +26,9 @@ type IncidentState struct {
 	// PreviousImpact is the impact before the newest event, for the SMS rule
 	// "impact rises to major or critical".
 	PreviousImpact Impact `json:"previous_impact,omitempty"`
-	// PeakImpact is the worst impact of any update while it was open, so a
-	// closed incident can say what the impact was.
+	// PeakImpact is the worst impact of any update while it was open (not
+	// counting the expected impact of planned maintenance), so a closed
+	// incident can say what the impact was.
 	PeakImpact Impact   `json:"peak_impact,omitempty"`
 	Updates    []Update `json:"updates"`
 	// Letters holds the ids of broadcast letters about this incident.
@@ -79,7 +80,8 @@ func (s *IncidentState) Apply(ev *Event) (changed bool) {
 		Status: in.Status, Impact: impact, Message: in.Message,
 		NextUpdateAt: in.NextUpdateAt, HoldingSince: in.HoldingSince, Data: in.Data, Contact: in.Contact,
 	}
-	if impact.Rank() > s.PeakImpact.Rank() {
+	// Planned maintenance only expects its impact; it has not happened.
+	if in.Status != StatusScheduled && impact.Rank() > s.PeakImpact.Rank() {
 		s.PeakImpact = impact
 	}
 	i, _ := slices.BinarySearchFunc(s.Updates, u, func(a, b Update) int { return a.Time.Compare(b.Time) })

@@ -30,6 +30,9 @@ type Data struct {
 	// seen a higher sequence for the incident can ignore a lower one. Zero
 	// (omitted) for letters.
 	Sequence int64 `json:"sequence,omitempty"`
+	// PeakImpact is the worst impact of the incident while it was open;
+	// Incident.Impact is "none" once it is closed.
+	PeakImpact notifier.Impact `json:"peak_impact,omitempty"`
 	// Locale is the language of Text.
 	Locale string `json:"locale,omitempty"`
 	// Text is the message rendered for the subscriber's language.
@@ -61,6 +64,7 @@ func buildPayload(d *notifier.Delivery, now time.Time) *Payload {
 	case d.Incident != nil:
 		inc := d.Incident.Incident
 		p.Data.Incident = &inc
+		p.Data.PeakImpact = d.Incident.PeakImpact
 		if u := d.Incident.UpdateFor(d.Event.ID); u != nil {
 			p.Data.Update = u
 			p.Data.Sequence = u.Sequence

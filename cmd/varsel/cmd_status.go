@@ -107,6 +107,6 @@ func cmdTemplates(args []string, stdout io.Writer) error {
 	if len(problems) > 0 {
 		return errors.New(fmt.Sprint(len(problems), " template problems"))
 	}
-	fmt.Fprintf(stdout, "templates ok: %d example events, every event type, locales %v, channels email/sms/webhook\n", len(events), []string{"en", "nb"})
+	fmt.Fprintf(stdout, "templates ok: %d example events, every event type, every data risk with every restore state, locales %v, channels email/sms/webhook\n", len(events), []string{"en", "nb"})
 	return nil
 }

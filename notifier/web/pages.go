@@ -346,7 +346,8 @@ func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
 		}
 		if st.ResolvedAt == nil {
 			out.Open = append(out.Open, it)
-			if in.Impact.Rank() > notifier.Impact(out.Indicator).Rank() {
+			// Maintenance that has not started disrupts nothing yet.
+			if in.Status != notifier.StatusScheduled && in.Impact.Rank() > notifier.Impact(out.Indicator).Rank() {
 				out.Indicator = string(in.Impact)
 			}
 		} else if len(out.Recent) < 20 {

@@ -182,6 +182,16 @@ func TestMaintenanceShowsItsWindowAndCompletion(t *testing.T) {
 		}
 	}
 	apply(events[0]) // scheduled
+	_, js := f.do(t, http.MethodGet, "/api/v1/status", "", nil)
+	var st struct {
+		Indicator string `json:"indicator"`
+		Open      []struct {
+			PeakImpact string `json:"peak_impact"`
+		} `json:"open"`
+	}
+	if err := json.Unmarshal([]byte(js), &st); err != nil || st.Indicator != "none" || len(st.Open) != 1 || st.Open[0].PeakImpact != "" {
+		t.Errorf("planned maintenance disrupts nothing yet, want indicator none and no peak impact: %s", js)
+	}
 	for _, tc := range []struct{ path, want string }{
 		{"/?lang=nb", "Tidspunkt: 08.10.2019 kl. 23:00 til 09.10.2019 kl. 02:00"},
 		{"/?lang=nb&tz=America/New_York", "Tidspunkt: 08.10.2019 kl. 17:00 EDT til 08.10.2019 kl. 20:00 EDT"},
