@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io/fs"
 	"maps"
 	"os"
@@ -482,13 +483,16 @@ func TestSubscribersCSV(t *testing.T) {
 	}
 }
 
+var updateDocs = flag.Bool("update-docs", false, "copy the example files into the JSON blocks of docs/events.md that link them")
+
 // docExampleLink is a link from docs/events.md to an example file.
 var docExampleLink = regexp.MustCompile(`\]\(\.\./examples/([a-z]+/[^)/]+\.json)\)`)
 
 // TestEventsDocExamples keeps docs/events.md honest: every JSON block in it
 // is a valid event, every event type has a full example, and a block whose
 // introduction links an example file is that file, so the docs cannot drift
-// from the examples.
+// from the examples (go test ./examples -run EventsDoc -update-docs copies
+// them in).
 func TestEventsDocExamples(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "docs", "events.md"))
 	if err != nil {
@@ -505,6 +509,14 @@ func TestEventsDocExamples(t *testing.T) {
 		}
 		link := docExampleLink.FindStringSubmatch(intro)
 		intro = rest
+		if *updateDocs && link != nil {
+			raw, err := FS.ReadFile(link[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = strings.TrimRight(string(raw), "\n")
+			parts[i+1] = body + "\n```" + rest
+		}
 		ev, err := notifier.DecodeEvent([]byte(body))
 		if err != nil {
 			t.Errorf("JSON block %d: %v", i+1, err)
@@ -531,6 +543,11 @@ func TestEventsDocExamples(t *testing.T) {
 			continue
 		}
 		fromFile[ev.Type] = true
+	}
+	if *updateDocs {
+		if err := os.WriteFile(filepath.Join("..", "docs", "events.md"), []byte(strings.Join(parts, "```json\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, typ := range notifier.EventTypes {
 		if !types[typ] {

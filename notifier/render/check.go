@@ -97,7 +97,7 @@ func (r *Renderer) Check(events []*notifier.Event) []Problem {
 					continue
 				}
 				if ch != notifier.SMS && slices.Contains(variants, ev) {
-					for _, want := range r.dataSentences(ev, locale) {
+					for _, want := range r.DataStatement(ev.Incident.Data, locale, "") {
 						if !strings.Contains(m.Text+m.WebhookText, want) {
 							add(r.source(channelFile(ch)), 0, fmt.Sprintf("the data statement %q is missing", want))
 						}
@@ -158,26 +158,6 @@ func dataVariants(events []*notifier.Event) []*notifier.Event {
 			ev.ID = fmt.Sprintf("check-data-%s-%s", cmp.Or(string(risk), "no_risk"), cmp.Or(string(state), "no_restore"))
 			ev.Incident = &in
 			out = append(out, &ev)
-		}
-	}
-	return out
-}
-
-// dataSentences are the sentences a message must carry for the data
-// statement of ev, in locale, as the catalogue words them.
-func (r *Renderer) dataSentences(ev *notifier.Event, locale string) []string {
-	ls := r.sets[locale]
-	risk, restore := ev.Incident.Data.Current()
-	var out []string
-	if risk != "" {
-		if s, err := ls.phrase("DataRisk" + camel(string(risk))); err == nil {
-			out = append(out, s)
-		}
-	}
-	if restore != nil {
-		layout, _ := ls.timeLayout("FormatDateTime", false)
-		if s, err := ls.localize("DataRestore"+camel(string(restore.State)), nil, map[string]any{"Time": restore.FromBackupAt.In(r.defaultZone).Format(layout)}); err == nil {
-			out = append(out, s)
 		}
 	}
 	return out

@@ -39,8 +39,10 @@ func (ls *langSet) funcs() texttemplate.FuncMap {
 		// impactWas names an impact in the past tense: "Service was down".
 		"impactWas": func(s string) (string, error) { return ls.phrase("ImpactWas" + camel(s)) },
 		// risk and restore are the sentences of a data statement:
-		// {{risk .Risk}}, {{restore .Restore .RestoreFrom}}.
-		"risk": func(s string) (string, error) { return ls.phrase("DataRisk" + camel(s)) },
+		// {{risk .Risk .Restore}}, {{restore .Restore .RestoreFrom}}. Beside
+		// a restore, risk "none" says the data was not exposed: it cannot
+		// say the data was never at risk when recent entries may be lost.
+		"risk": func(risk, restore string) (string, error) { return ls.phrase(RiskPhrase(risk, restore)) },
 		"restore": func(state, from string) (string, error) {
 			return ls.localize("DataRestore"+camel(state), nil, map[string]any{"Time": from})
 		},
@@ -150,4 +152,13 @@ func foldLines(s string) string {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// RiskPhrase is the message id of the sentence for a data risk, given the
+// restore state beside it ("" for none).
+func RiskPhrase(risk, restore string) string {
+	if risk == "none" && restore != "" {
+		return "DataRiskNoneRestored"
+	}
+	return "DataRisk" + camel(risk)
 }

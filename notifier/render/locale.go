@@ -139,3 +139,23 @@ func (r *Renderer) T(locale, messageID string, data map[string]any) string {
 	}
 	return s
 }
+
+// DataStatement returns the sentences of a data statement for a reader, as
+// messages word it: the risk (worded for whether a restore stands beside
+// it), then the restore in the tense of its state with the backup point in
+// the reader's zone. It returns none for nil.
+func (r *Renderer) DataStatement(d *notifier.DataSafety, locale, timezone string) []string {
+	risk, restore := d.Current()
+	var out []string
+	state := ""
+	if restore != nil {
+		state = string(restore.State)
+	}
+	if risk != "" {
+		out = append(out, r.T(locale, RiskPhrase(string(risk), state), nil))
+	}
+	if restore != nil {
+		out = append(out, r.T(locale, "DataRestore"+camel(state), map[string]any{"Time": r.FormatTime(restore.FromBackupAt, locale, timezone)}))
+	}
+	return out
+}

@@ -114,8 +114,8 @@ func (r *Renderer) renderPart(ev *notifier.Event, inc *notifier.IncidentState, l
 // renderSMS renders the SMS and, while it needs more than one segment,
 // drops optional parts, least useful first: sentences of the free text from
 // the end (whole sentences only, never a cut one), then the holding note,
-// then the end of the maintenance window, then the next-update promise. The
-// title, status and link always stay.
+// then the end of the maintenance window, then the impact, then the
+// next-update promise. The title, status and link always stay.
 func (ls *langSet) renderSMS(v *view) (string, int, error) {
 	name, err := ls.pick("sms", v, false)
 	if err != nil {
@@ -160,6 +160,7 @@ func (ls *langSet) renderSMS(v *view) (string, int, error) {
 			v.WindowShort = v.windowShortStart
 			return changed
 		},
+		func() bool { changed := v.SMSImpact != ""; v.SMSImpact = ""; return changed },
 		func() bool { changed := v.NextUpdateShort != ""; v.NextUpdateShort = ""; return changed },
 	} {
 		if !drop() {

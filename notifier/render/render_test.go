@@ -21,7 +21,7 @@ func TestStyreWebUpdateAcceptance(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"nb": "Neste oppdatering kommer 17.09.2019 kl. 12:00",
+		"nb": "Neste oppdatering kommer senest 17.09.2019 kl. 12:00",
 		"en": "Next update by 17 Sep 2019, 12:00 CEST",
 	}
 	for _, sub := range testSubscribers("") {

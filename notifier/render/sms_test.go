@@ -101,10 +101,10 @@ func TestSMSKeepsWholeSentences(t *testing.T) {
 	}{
 		{"two short sentences fit, the third does not",
 			map[string]string{
-				"en": "The database is rebuilding. Lists are slow. The rebuild has reached the member table of the largest organisations and continues.",
-				"nb": "Databasen bygges opp igjen. Lister er trege. Gjenoppbyggingen har nådd medlemstabellen til de største foreningene og fortsetter.",
+				"en": "The database is rebuilding. Lists slow. The rebuild has reached the member table of the largest organisations and continues.",
+				"nb": "Databasen bygges om. Trege lister. Gjenoppbyggingen har nådd medlemstabellen til de største foreningene og fortsetter.",
 			},
-			map[string]string{"en": "The database is rebuilding. Lists are slow.", "nb": "Databasen bygges opp igjen. Lister er trege."}},
+			map[string]string{"en": "The database is rebuilding. Lists slow.", "nb": "Databasen bygges om. Trege lister."}},
 		{"a first sentence too long leaves the text out",
 			map[string]string{
 				"en": "Some requests to the Gnist API are failing because one of the three database nodes lost its disk and the others are taking its load.",
@@ -113,16 +113,17 @@ func TestSMSKeepsWholeSentences(t *testing.T) {
 			map[string]string{"en": "", "nb": ""}},
 		{"abbreviations and times do not end a sentence",
 			map[string]string{
-				"en": "Back by approx. 14:00, e.g. for exports. More later today.",
-				"nb": "Tilbake ca. kl. 14, f.eks. eksport. Mer i kveld.",
+				"en": "Back by approx. 14:00, e.g. later. More soon.",
+				"nb": "Om ca. 1 t, f.eks. kl. 14. Mer snart.",
 			},
-			map[string]string{"en": "Back by approx. 14:00, e.g. for exports. More later today.", "nb": "Tilbake ca. kl. 14, f.eks. eksport. Mer i kveld."}},
+			map[string]string{"en": "Back by approx. 14:00, e.g. later. More soon.", "nb": "Om ca. 1 t, f.eks. kl. 14. Mer snart."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := *everyType()[0]
 			in := *ev.Incident
 			in.Message = notifier.Localized{"en": tt.text["en"], "nb": tt.text["nb"]}
+			in.Title = notifier.Localized{"en": "Lists", "nb": "Lister"}
 			ev.Incident, ev.ID = &in, "sms-"+tt.name
 			for _, sub := range testSubscribers("") {
 				m, err := r.Render(&ev, nil, sub, notifier.SMS)
@@ -232,11 +233,11 @@ func TestSMSMaintenanceWindow(t *testing.T) {
 		sub  *notifier.Subscriber
 		want string
 	}{
-		{"styreweb-db-2019-10-01-1000-scheduled", oslo[0], "Planlagt oppgradering av databasen i StyreWeb: planlagt. Når: 8.10. kl. 23:00-02:00. http"},
-		{"styreweb-db-2019-10-01-1000-scheduled", oslo[1], "Planned database upgrade in StyreWeb: planned. When: 8 Oct 23:00-02:00. http"},
-		{"styreweb-db-2019-10-01-1000-scheduled", london, "When: 8 Oct 22:00-01:00 BST."},
-		{"styreweb-db-2019-10-08-2300-started", oslo[0], "Planlagt oppgradering av databasen i StyreWeb: pågår. Når: 8.10. kl. 23:00-02:00. http"},
-		{"styreweb-db-2019-10-08-2300-started", oslo[1], "Planned database upgrade in StyreWeb: under way. When: 8 Oct 23:00-02:00. http"},
+		{"styreweb-db-2019-10-01-1000-scheduled", oslo[0], "Oppgradering av databasen i StyreWeb: planlagt. Når: 8.10. kl. 23:00-9.10. kl. 02:00. http"},
+		{"styreweb-db-2019-10-01-1000-scheduled", oslo[1], "Database upgrade in StyreWeb: planned. When: 8 Oct 23:00-9 Oct 02:00. http"},
+		{"styreweb-db-2019-10-01-1000-scheduled", london, "When: 8 Oct 22:00-9 Oct 01:00 BST."},
+		{"styreweb-db-2019-10-08-2300-started", oslo[0], "Oppgradering av databasen i StyreWeb: pågår. Når: 8.10. kl. 23:00-9.10. kl. 02:00. http"},
+		{"styreweb-db-2019-10-08-2300-started", oslo[1], "Database upgrade in StyreWeb: under way. When: 8 Oct 23:00-9 Oct 02:00. http"},
 	}
 	for _, tt := range tests {
 		m, err := r.Render(events[tt.id], states[tt.id], tt.sub, notifier.SMS)
@@ -275,7 +276,7 @@ func TestSMSWindowForms(t *testing.T) {
 		{"same day, promise before the end", "2024-05-10T22:00:00+02:00", "2024-05-10T23:30:00+02:00", "2024-05-10T23:00:00+02:00",
 			"When: 10 May 22:00-23:30. Next update by 23:00. http", "Når: 10.5. kl. 22:00-23:30. Neste status kl. 23:00. http"},
 		{"into the next year", "2024-12-31T22:00:00+01:00", "2025-01-01T02:00:00+01:00", "",
-			"When: 31 Dec 22:00-02:00. http", "Når: 31.12. kl. 22:00-02:00. http"},
+			"When: 31 Dec 22:00-1 Jan 02:00. http", "Når: 31.12. kl. 22:00-1.1. kl. 02:00. http"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,7 +52,7 @@ func TestResolvedStatesNoCurrentImpact(t *testing.T) {
 		"en": {"Service down", "service down", "Impact:", "Major disruption"},
 		"nb": {"Tjenesten er nede", "tjenesten er nede", "Omfang:", "Store forstyrrelser"},
 	}
-	was := map[string]string{"en": "Impact at its worst: Service was down", "nb": "Omfang da det var verst: Tjenesten var nede"}
+	was := map[string]string{"en": "Worst impact: Service was down", "nb": "Største omfang: Tjenesten var nede"}
 	for _, sub := range testSubscribers("") {
 		locale := ResolveLocale(sub.Locale, "en")
 		got := renderAll(t, r, ev, st, sub)
@@ -83,16 +83,20 @@ func TestDataStatementFollowsItsState(t *testing.T) {
 	}{
 		{notifier.RiskLow, notifier.RestorePlanned,
 			map[string][]string{"en": {"assessed the risk to your data as low", "We plan to restore data from the backup of 1 May 2024, 05:00 CEST"},
-				"nb": {"vurdert risikoen for dataene dine som lav", "Vi planlegger å gjenopprette dataene fra backupen tatt 01.05.2024 kl. 05:00"}},
+				"nb": {"vurdert risikoen for dataene dine som lav", "Vi planlegger å gjenopprette dataene fra sikkerhetskopien fra 01.05.2024 kl. 05:00"}},
 			map[string][]string{"en": {"has not been at risk", "has been restored", "We are restoring"}, "nb": {"har ikke vært i fare", "er gjenopprettet", "gjenoppretter nå"}}},
 		{notifier.RiskUnknown, notifier.RestoreInProgress,
 			map[string][]string{"en": {"do not know yet whether your data has been affected", "We are restoring data from the backup of"},
-				"nb": {"vet ennå ikke om dataene dine er berørt", "Vi gjenoppretter nå dataene fra backupen tatt"}},
+				"nb": {"vet ennå ikke om dataene dine er berørt", "Vi gjenoppretter nå dataene fra sikkerhetskopien fra"}},
 			map[string][]string{"en": {"has been restored", "plan to"}, "nb": {"er gjenopprettet", "planlegger"}}},
 		{notifier.RiskNone, notifier.RestoreDone,
-			map[string][]string{"en": {"Your data has not been at risk.", "Data has been restored from the backup of"},
-				"nb": {"Dataene dine har ikke vært i fare.", "Dataene er gjenopprettet fra backupen tatt"}},
-			map[string][]string{"en": {"We are restoring", "plan to"}, "nb": {"gjenoppretter nå", "planlegger"}}},
+			// Not "never at risk": recent entries may be gone.
+			map[string][]string{"en": {"Your data has not been exposed to anyone.", "Data has been restored from the backup of"},
+				"nb": {"Dataene dine har ikke kommet på avveie.", "Dataene er gjenopprettet fra sikkerhetskopien fra"}},
+			map[string][]string{"en": {"We are restoring", "plan to", "has not been at risk"}, "nb": {"gjenoppretter nå", "planlegger", "har ikke vært i fare"}}},
+		{notifier.RiskNone, "",
+			map[string][]string{"en": {"Your data has not been at risk."}, "nb": {"Dataene dine har ikke vært i fare."}},
+			map[string][]string{"en": {"backup", "exposed"}, "nb": {"sikkerhetskopi", "avveie"}}},
 		{notifier.RiskConfirmed, "",
 			map[string][]string{"en": {"confirmed that data was exposed or lost"}, "nb": {"bekreftet at data har kommet på avveie eller gått tapt"}},
 			map[string][]string{"en": {"backup"}, "nb": {"backup"}}},
@@ -151,7 +155,7 @@ func TestOneClockPerReader(t *testing.T) {
 	}
 	// A Norwegian reader in the default zone needs no zone name.
 	got := renderAll(t, r, events["styreweb-2019-09-17-1000"], states["styreweb-2019-09-17-1000"], testSubscribers("")[0])
-	if !strings.Contains(got["text"], "Neste oppdatering kommer 17.09.2019 kl. 12:00 (om 2 timer).") {
+	if !strings.Contains(got["text"], "Neste oppdatering kommer senest 17.09.2019 kl. 12:00 (om 2 timer).") {
 		t.Errorf("Oslo reader:\n%s", got["text"])
 	}
 }
@@ -162,7 +166,7 @@ func TestHoldingUpdateInBothLanguages(t *testing.T) {
 	id := "styreweb-2019-09-17-2000"
 	want := map[string]string{
 		"en": "The update from 14:00 CEST still applies.\n\nWe can see that the work will have to go on through the night.\n\nNext update by 18 Sep 2019, 08:00 CEST (in 12 hours).",
-		"nb": "Statusen fra kl. 14:00 gjelder fortsatt.\n\nVi ser at arbeidet vil måtte pågå gjennom natten.\n\nNeste oppdatering kommer 18.09.2019 kl. 08:00 (om 12 timer).",
+		"nb": "Statusen fra kl. 14:00 gjelder fortsatt.\n\nVi ser at arbeidet vil måtte pågå gjennom natten.\n\nNeste oppdatering kommer senest 18.09.2019 kl. 08:00 (om 12 timer).",
 	}
 	for _, sub := range testSubscribers("") {
 		locale := ResolveLocale(sub.Locale, "en")

@@ -35,6 +35,9 @@ type view struct {
 	Impact     string
 	ShowImpact bool
 	Expected   bool
+	// SMSImpact is the impact an SMS names after the status: that of an
+	// open incident ("" otherwise, and when the SMS has no room).
+	SMSImpact  string
 	PeakImpact string
 	Message    string
 	Contact    string
@@ -147,6 +150,9 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		v.Contact, _ = text(in.Contact)
 		v.Status, v.Impact = string(in.Status), string(in.Impact)
 		v.ShowImpact = !v.Closed
+		if v.ShowImpact && !v.Maintenance {
+			v.SMSImpact = v.Impact
+		}
 		v.Expected = in.Status == notifier.StatusScheduled
 		if v.Closed {
 			v.Impact = string(notifier.ImpactNone)
@@ -320,9 +326,8 @@ func (c *smsClock) when(t time.Time) string {
 }
 
 // window formats a maintenance window, and its start alone: "8 Oct
-// 23:00-02:00" when it ends less than 24 hours after it starts (a reader
-// sees that 02:00 is the next night), with the date on both ends ("8 Oct
-// 23:00 to 10 Oct 02:00") when it is longer.
+// 22:00-23:30" within a day, "8 Oct 23:00-9 Oct 02:00" past midnight, and
+// "8 Oct 23:00 to 10 Oct 02:00" when it is longer than a day.
 func (c *smsClock) window(start time.Time, end *time.Time) (full, startOnly string, err error) {
 	s := c.at(start, true)
 	startOnly = s + c.zoneOf(start, s)
@@ -333,8 +338,14 @@ func (c *smsClock) window(start time.Time, end *time.Time) (full, startOnly stri
 	if start.In(c.loc).Format("MST") != e.Format("MST") {
 		s = startOnly // the zone changes within the window: name both
 	}
-	if e.Sub(start) < 24*time.Hour {
+	if sameDay(e, start.In(c.loc)) {
 		es := e.Format("15:04")
+		return s + "-" + es + c.zoneOf(e, es), startOnly, nil
+	}
+	if e.Sub(start) < 24*time.Hour {
+		// Past midnight: "23:00-02:00" would read as ending before it
+		// starts. Within a day of the start its year goes without saying.
+		es := e.Format(c.dateTime)
 		return s + "-" + es + c.zoneOf(e, es), startOnly, nil
 	}
 	es := c.at(e, true)

@@ -87,19 +87,7 @@ func (rd reader) ImpactWas(i notifier.Impact) string { return rd.T("ImpactWas" +
 // Data returns the sentences of a data statement, in the tense its restore
 // state needs; none for nil.
 func (rd reader) Data(d *notifier.DataSafety) []string {
-	risk, restore := d.Current()
-	return rd.dataSentences(risk, restore)
-}
-
-func (rd reader) dataSentences(risk notifier.Risk, restore *notifier.Restore) []string {
-	var out []string
-	if risk != "" {
-		out = append(out, rd.T("DataRisk"+camel(string(risk))))
-	}
-	if restore != nil {
-		out = append(out, rd.T("DataRestore"+camel(string(restore.State)), "Time", rd.Time(restore.FromBackupAt)))
-	}
-	return out
+	return rd.loc.DataStatement(d, rd.Locale, rd.Zone)
 }
 
 // Window is a maintenance window: "8 Oct 2019, 23:00 CEST to 9 Oct 2019,
@@ -233,20 +221,18 @@ func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
 	// Newest update first, as on the seed page; the data statement only
 	// where it changed, read oldest first.
 	updates := make([]updateView, len(st.Updates))
-	var lastRisk notifier.Risk
-	var lastRestore *notifier.Restore
+	var said []string // the sentences of the last data statement
 	for i, u := range st.Updates {
 		uv := updateView{Update: u}
-		risk, restore := u.Data.Current()
-		var newRisk notifier.Risk
-		var newRestore *notifier.Restore
-		if risk != "" && risk != lastRisk {
-			newRisk, lastRisk = risk, risk
+		if u.Data != nil {
+			now := rd.Data(u.Data)
+			for _, sentence := range now {
+				if !slices.Contains(said, sentence) {
+					uv.Data = append(uv.Data, sentence)
+				}
+			}
+			said = now
 		}
-		if restore != nil && (lastRestore == nil || restore.State != lastRestore.State || !restore.FromBackupAt.Equal(lastRestore.FromBackupAt)) {
-			newRestore, lastRestore = restore, restore
-		}
-		uv.Data = rd.dataSentences(newRisk, newRestore)
 		updates[len(updates)-1-i] = uv
 	}
 	var letters []letterLink

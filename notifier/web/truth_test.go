@@ -60,9 +60,9 @@ func TestIncidentPageStatesDataWhereItChanged(t *testing.T) {
 	// the restore at 07:40 (planned), 22:00 (running) and 04:00 (done).
 	for want, n := range map[string]int{
 		"Vi har vurdert risikoen for dataene dine som lav.":                           2,
-		"Vi planlegger å gjenopprette dataene fra backupen tatt 15.09.2019 kl. 03:00": 1,
-		"Vi gjenoppretter nå dataene fra backupen tatt 15.09.2019 kl. 03:00":          1,
-		"Dataene er gjenopprettet fra backupen tatt 15.09.2019 kl. 03:00":             2,
+		"Vi planlegger å gjenopprette dataene fra sikkerhetskopien fra 15.09.2019 kl. 03:00": 1,
+		"Vi gjenoppretter nå dataene fra sikkerhetskopien fra 15.09.2019 kl. 03:00":          1,
+		"Dataene er gjenopprettet fra sikkerhetskopien fra 15.09.2019 kl. 03:00":             2,
 	} {
 		if got := strings.Count(seen, want); got != n {
 			t.Errorf("%q appears %d times, want %d", want, got, n)
@@ -75,7 +75,7 @@ func TestIncidentPageStatesDataWhereItChanged(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Startet 16.09.2019 kl. 07:50, løst 19.09.2019 kl. 04:00",
-		"Omfang da det var verst: Tjenesten var nede",
+		"Største omfang: Tjenesten var nede",
 		// The contact of the 07:40 update, under it.
 		"Trenger du hjelp? I det øyeblikket vi har tilgang til backup",
 		// A holding update, written by Varsel.
@@ -193,11 +193,11 @@ func TestMaintenanceShowsItsWindowAndCompletion(t *testing.T) {
 		t.Errorf("planned maintenance disrupts nothing yet, want indicator none and no peak impact: %s", js)
 	}
 	for _, tc := range []struct{ path, want string }{
-		{"/?lang=nb", "Tidspunkt: 08.10.2019 kl. 23:00 til 09.10.2019 kl. 02:00"},
-		{"/?lang=nb&tz=America/New_York", "Tidspunkt: 08.10.2019 kl. 17:00 EDT til 08.10.2019 kl. 20:00 EDT"},
+		{"/?lang=nb", "Tidsrom: 08.10.2019 kl. 23:00 til 09.10.2019 kl. 02:00"},
+		{"/?lang=nb&tz=America/New_York", "Tidsrom: 08.10.2019 kl. 17:00 EDT til 08.10.2019 kl. 20:00 EDT"},
 		{"/?lang=en", "When: 8 Oct 2019, 23:00 CEST to 9 Oct 2019, 02:00 CEST"},
 		{"/?lang=en", "Expected impact: Minor disruption"},
-		{"/incidents/styreweb-db-upgrade-2019-10?lang=nb", "Tidspunkt: 08.10.2019 kl. 23:00 til 09.10.2019 kl. 02:00"},
+		{"/incidents/styreweb-db-upgrade-2019-10?lang=nb", "Tidsrom: 08.10.2019 kl. 23:00 til 09.10.2019 kl. 02:00"},
 		{"/incidents/styreweb-db-upgrade-2019-10?lang=en&tz=Europe/London", "When: 8 Oct 2019, 22:00 BST to 9 Oct 2019, 01:00 BST"},
 	} {
 		_, page := f.do(t, http.MethodGet, tc.path, "", nil)

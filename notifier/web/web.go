@@ -37,6 +37,9 @@ type Localizer interface {
 	T(locale, messageID string, data map[string]any) string
 	FormatTime(t time.Time, locale, timezone string) string
 	Text(l notifier.Localized, locale string) (text, lang string)
+	// DataStatement returns the sentences of a data statement, in the
+	// reader's language and zone; none for nil.
+	DataStatement(d *notifier.DataSafety, locale, timezone string) []string
 	// ConfirmSubscription renders the email with a sign-up's confirmation link.
 	ConfirmSubscription(email, locale, confirmURL string) (*notifier.Message, error)
 }
