@@ -101,6 +101,14 @@ func ReasonOf(err error) Reason {
 	return ReasonUnknown
 }
 
+// Endpointer is implemented by channels whose deliveries go to many
+// independent endpoints (webhooks): Endpoint names the one a subscriber's
+// delivery goes to ("https://hooks.example.com:443"), so a slow or failing
+// endpoint can be given only a few of the channel's workers.
+type Endpointer interface {
+	Endpoint(s *Subscriber) string
+}
+
 // Backoffer is implemented by channels that publish their own retry
 // schedule (webhooks follow Standard Webhooks' schedule). attempt is the
 // attempt that just failed, counting from 1.

@@ -28,6 +28,18 @@ type DispatchConfig struct {
 	// channel for a subscriber. A channel missing from the map takes
 	// DefaultSuppressAfter; 0 means never.
 	SuppressAfter map[ChannelName]int
+	// EndpointConcurrency bounds the sends in flight to one endpoint of a
+	// channel that has endpoints (Endpointer: webhooks), per process, so a
+	// slow endpoint cannot take every worker; a job over the bound is put
+	// back for a moment without counting an attempt. 0 means 4.
+	EndpointConcurrency int
+}
+
+func (c DispatchConfig) endpointConcurrency() int {
+	if c.EndpointConcurrency > 0 {
+		return c.EndpointConcurrency
+	}
+	return 4
 }
 
 func (c DispatchConfig) maxAttempts(ch ChannelName) int {
@@ -42,11 +54,21 @@ var DefaultSuppressAfter = map[ChannelName]int{Email: 3, Webhook: 5}
 
 // Verdict tells the queue what to do with a job after Handle.
 type Verdict struct {
-	// Retry asks for redelivery after RetryIn; otherwise the job is done
-	// (sent, skipped or failed for good) and is acknowledged.
+	// Retry asks for the job again after RetryIn, as attempt Attempt (0:
+	// whichever comes next); otherwise the job is done (sent, skipped or
+	// failed for good) and is acknowledged. The queue must not hold a
+	// worker or an in-flight slot while the job waits.
 	Retry   bool
 	RetryIn time.Duration
+	Attempt int
+	// Deferred marks a job put back without an attempt: its endpoint was
+	// busy.
+	Deferred bool
 }
+
+// earlySlack is how early a scheduled retry may arrive and still be taken
+// as due: the broker fires schedules on whole seconds.
+const earlySlack = 2 * time.Second
 
 // Dispatcher sends one job: it reads the delivery log, skips what is done
 // or unwanted, renders, sends through the channel, and records the outcome
@@ -69,6 +91,9 @@ type Dispatcher struct {
 	Now        func() time.Time
 
 	cache eventCache
+	// endpoints counts the sends in flight per endpoint.
+	endpointsMu sync.Mutex
+	endpoints   map[string]int
 }
 
 // Handle processes one job. An error means the job could not be processed
@@ -87,6 +112,13 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		// a re-plan after the dedupe window): never send again.
 		d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "skipped", "already_done").Inc()
 		return Verdict{}, nil
+	}
+	if next := rec.NextAttemptAt; rec.Status == StatusQueued && next != nil && d.now().Before(next.Add(-earlySlack)) {
+		// A copy of a job whose next attempt is scheduled for later (the
+		// original, redelivered after a crash between recording the
+		// failure and acknowledging it): put it back for that time. The
+		// queue keeps one schedule per delivery, so this never makes two.
+		return Verdict{Retry: true, RetryIn: next.Sub(d.now()), Attempt: rec.Attempts + 1}, nil
 	}
 	evr, inc, err := d.event(ctx, job.EventID)
 	if err != nil {
@@ -108,6 +140,14 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 	ch, ok := d.Channels[job.Channel]
 	if !ok {
 		return d.skip(ctx, job, evr, "channel not configured")
+	}
+	if ep, ok := ch.(Endpointer); ok {
+		key := string(job.Channel) + " " + ep.Endpoint(sub)
+		if !d.acquireEndpoint(key) {
+			d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "deferred", "endpoint_busy").Inc()
+			return Verdict{Retry: true, RetryIn: endpointWait(), Deferred: true}, nil
+		}
+		defer d.releaseEndpoint(key)
 	}
 
 	now := d.now()
@@ -158,7 +198,7 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 			if r.Status != StatusDelivered && r.Status != StatusUndelivered {
 				r.Status = StatusSent
 			}
-			r.LastError, r.Reason = "", ""
+			r.LastError, r.Reason, r.NextAttemptAt = "", "", nil
 			r.ProviderID, r.Segments, r.Note = receipt.ProviderID, receipt.Segments, receipt.Note
 			sent := r.UpdatedAt
 			r.SentAt = &sent
@@ -167,9 +207,12 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 		r.LastError, r.Reason = sendErr.Error(), ReasonOf(sendErr)
 		if retry && del.Attempt < maxAttempts {
 			r.Status = StatusQueued
-			verdict = Verdict{Retry: true, RetryIn: d.backoff(del, sendErr)}
+			verdict = Verdict{Retry: true, RetryIn: d.backoff(del, sendErr), Attempt: del.Attempt + 1}
+			next := d.now().Add(verdict.RetryIn)
+			r.NextAttemptAt = &next
 			return nil
 		}
+		r.NextAttemptAt = nil
 		r.Status = StatusFailed
 		final = true
 		return nil
@@ -351,6 +394,36 @@ func (d *Dispatcher) backoff(del *Delivery, err error) time.Duration {
 }
 
 func (d *Dispatcher) sendTimeout() time.Duration { return d.Config.Timeout() }
+
+// acquireEndpoint takes one of an endpoint's in-flight places, or reports
+// that all are taken.
+func (d *Dispatcher) acquireEndpoint(key string) bool {
+	d.endpointsMu.Lock()
+	defer d.endpointsMu.Unlock()
+	if d.endpoints == nil {
+		d.endpoints = map[string]int{}
+	}
+	if d.endpoints[key] >= d.Config.endpointConcurrency() {
+		return false
+	}
+	d.endpoints[key]++
+	return true
+}
+
+func (d *Dispatcher) releaseEndpoint(key string) {
+	d.endpointsMu.Lock()
+	defer d.endpointsMu.Unlock()
+	if d.endpoints[key]--; d.endpoints[key] <= 0 {
+		delete(d.endpoints, key)
+	}
+}
+
+// endpointWait is how long a job for a busy endpoint waits before it is
+// tried again: about a second, spread so the waiting jobs do not return
+// together.
+func endpointWait() time.Duration {
+	return time.Second + time.Duration(rand.Int64N(int64(time.Second)))
+}
 
 // Timeout is the bound on one Notify call: SendTimeout, or 30 s.
 func (c DispatchConfig) Timeout() time.Duration {

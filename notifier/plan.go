@@ -13,6 +13,9 @@ type Job struct {
 	EventID      string      `json:"event_id"`
 	SubscriberID string      `json:"subscriber_id"`
 	Channel      ChannelName `json:"channel"`
+	// Attempt is the attempt a scheduled retry is for (2 and up); 0 for a
+	// planned job or a retry asked for by hand.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // NewJob returns the job for one event, subscriber and channel.

@@ -48,6 +48,8 @@ type DeliveryRecord struct {
 	QueuedAt       time.Time  `json:"queued_at"`
 	FirstAttemptAt *time.Time `json:"first_attempt_at,omitempty"`
 	LastAttemptAt  *time.Time `json:"last_attempt_at,omitempty"`
+	// NextAttemptAt is when a queued delivery that failed is tried again.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	SentAt         *time.Time `json:"sent_at,omitempty"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 	// Revision is the store's revision of this record when it was read;

@@ -120,6 +120,22 @@ func newChannel(cfg Config, logger *slog.Logger, guard func(address string) erro
 // Name implements notifier.Channel.
 func (c *Channel) Name() notifier.ChannelName { return notifier.Webhook }
 
+var _ notifier.Endpointer = (*Channel)(nil)
+
+// Endpoint implements notifier.Endpointer: the scheme, host and port of the
+// subscriber's webhook, so one slow receiver gets only a few workers.
+func (c *Channel) Endpoint(s *notifier.Subscriber) string {
+	u, err := url.Parse(s.WebhookURL)
+	if err != nil || u.Host == "" {
+		return "invalid"
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
 // Backoff implements notifier.Backoffer: the wait after attempt (counting
 // from 1) failed, from Config.Schedule; past its end, the last entry.
 func (c *Channel) Backoff(attempt int) time.Duration {

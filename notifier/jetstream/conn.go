@@ -22,6 +22,10 @@ const (
 
 	EventsSubjects   = "varsel.events.>"
 	JobsPrefix       = "varsel.jobs."
+	// WaitPrefix holds one schedule per delivery waiting for its next
+	// attempt (varsel.jobs.wait.<delivery id>); the broker publishes the
+	// job to its channel's subject when it is due.
+	WaitPrefix = JobsPrefix + "wait."
 	RejectedSubject  = "varsel.rejected"
 	OutcomePrefix    = "varsel.deliveries."
 	SubscribersKV    = "varsel_subscribers"
@@ -159,6 +163,9 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 		Name: DeliveriesStream, Description: "One job per (event, subscriber, channel)",
 		Subjects: []string{JobsPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
 		Retention: jetstream.WorkQueuePolicy, MaxAge: 7 * 24 * time.Hour, Duplicates: time.Hour,
+		// Retries wait as schedules in the stream (NATS 2.12 message
+		// schedules), not as unacknowledged jobs holding a worker's slot.
+		AllowMsgSchedules: true, AllowRollup: true,
 	}, {
 		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,

@@ -45,7 +45,7 @@ func (c *Conn) RetryJob(ctx context.Context, id string) (*notifier.DeliveryRecor
 		if !retryable[r.Status] {
 			return fmt.Errorf("delivery %s is %s (since %s): only failed, undelivered or skipped deliveries can be retried", id, r.Status, r.UpdatedAt.Format(time.RFC3339))
 		}
-		r.Status, r.Attempts, r.Reason, r.UpdatedAt = notifier.StatusQueued, 0, "", time.Now().UTC()
+		r.Status, r.Attempts, r.Reason, r.UpdatedAt, r.NextAttemptAt = notifier.StatusQueued, 0, "", time.Now().UTC(), nil
 		r.Note = "retry requested after: " + r.LastError
 		return nil
 	})
@@ -61,6 +61,30 @@ func (c *Conn) RetryJob(ctx context.Context, id string) (*notifier.DeliveryRecor
 		return nil, fmt.Errorf("queue retry of %s: %w", id, err)
 	}
 	return rec, nil
+}
+
+// scheduleJob stores job to be published on its channel's subject at at: a
+// NATS message schedule on WaitPrefix + the delivery id. The broker keeps
+// one schedule per subject, so scheduling a delivery again replaces the
+// pending schedule instead of adding a second job. Nothing in this process
+// waits for it.
+func (c *Conn) scheduleJob(ctx context.Context, job notifier.Job, at time.Time) error {
+	b, err := json.Marshal(job)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(WaitPrefix + job.ID)
+	msg.Data = b
+	// Schedules fire on whole seconds: round up, never early.
+	at = at.UTC().Add(time.Second - 1).Truncate(time.Second)
+	msg.Header.Set("Nats-Schedule", "@at "+at.Format(time.RFC3339))
+	msg.Header.Set("Nats-Schedule-Target", jobSubject(string(job.Channel)))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.JS.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("schedule %s: %w", job.ID, err)
+	}
+	return nil
 }
 
 // reject stores an invalid event on VARSEL_REJECTED: the payload as it came,
@@ -178,4 +202,34 @@ func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
 		}
 	}
 	return nil
+}
+
+// InFlight returns how many jobs of a channel are taken by a worker (of any
+// process) and not yet acknowledged. Jobs waiting for a retry are not among
+// them: they wait as schedules (see WaitingRetries).
+func (c *Conn) InFlight(ctx context.Context, ch notifier.ChannelName) (uint64, error) {
+	cons, err := c.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+string(ch))
+	if err != nil {
+		return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+	}
+	return uint64(info.NumAckPending), nil
+}
+
+// WaitingRetries returns how many deliveries wait for their next attempt.
+// It lists the schedules' subjects, so it is for tests and tools, not for
+// a hot path.
+func (c *Conn) WaitingRetries(ctx context.Context) (int, error) {
+	st, err := c.JS.Stream(ctx, DeliveriesStream)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", DeliveriesStream, err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(WaitPrefix+">"))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", DeliveriesStream, err)
+	}
+	return len(info.State.Subjects), nil
 }

@@ -22,12 +22,13 @@ type Runner struct {
 	Conn       *Conn
 	Intake     *notifier.Intake
 	Dispatcher *notifier.Dispatcher
-	// Concurrency is the number of jobs in flight per channel, also the
-	// consumer's MaxAckPending; 0 means 32 (SMS: 4).
+	// Concurrency is the number of workers per channel in this process;
+	// 0 means 32 (SMS: 4). Jobs waiting for a retry take none of them.
 	Concurrency map[notifier.ChannelName]int
 	// AckWait is how long a job taken by a process that then died waits
-	// before another process gets it. 0 means 1 minute, or the send
-	// timeout plus 30 s if that is longer; tests set it short.
+	// before another process (or this one, restarted) gets it; 0 means
+	// DefaultAckWait. A send that takes longer tells the broker it is still
+	// at work every third of it, so no send is handed out twice.
 	AckWait time.Duration
 	// DrainTimeout bounds how long Run waits for in-flight sends after
 	// its context is cancelled; 0 means the send timeout plus 5 s.
@@ -92,7 +93,9 @@ func collect(ch <-chan error) []error {
 func (r *Runner) intakeConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
 		Durable: intakeConsumer, Description: "Varsel intake: validate, record, plan",
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute,
+		// Short, with heartbeats while a plan runs: a plan cut short by a
+		// crash resumes within seconds.
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: r.ackWait(),
 		// One event at a time across all instances keeps incident updates
 		// in order; planning only enqueues, so this is not the bottleneck.
 		MaxAckPending: 1,
@@ -135,7 +138,9 @@ func (r *Runner) handleEvent(ctx context.Context, msg jetstream.Msg) {
 	}
 	in.Enqueue = q.add
 	in.Flush = q.flush
-	err := in.Handle(ctx, msg.Subject(), msg.Data(), func() { _ = msg.InProgress() })
+	stop := r.heartbeat(msg)
+	err := in.Handle(ctx, msg.Subject(), msg.Data(), nil)
+	stop()
 	if err != nil && !errors.Is(err, notifier.ErrRejected) && meta != nil && meta.NumDelivered >= maxEventAttempts {
 		// An event that keeps failing must not hold up every event behind
 		// it (intake takes one at a time): keep it with its reason instead.
@@ -172,20 +177,49 @@ func (r *Runner) concurrency(ch notifier.ChannelName) int {
 	return 32
 }
 
+// DefaultAckWait is how long the broker waits for a process that took a
+// job (or an event to plan) before handing it to another: long enough for
+// a heartbeat to arrive on a busy machine, short enough that customers
+// hear within seconds when a process dies.
+const DefaultAckWait = 6 * time.Second
+
 func (r *Runner) ackWait() time.Duration {
 	if r.AckWait > 0 {
 		return r.AckWait
 	}
-	// Never shorter than a send, or a slow send would be handed to a second
-	// worker while the first is still at it.
-	return max(time.Minute, r.Dispatcher.Config.Timeout()+30*time.Second)
+	return DefaultAckWait
 }
+
+// heartbeat tells the broker, every third of the ack wait, that msg is
+// still being worked on, until the returned stop is called.
+func (r *Runner) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(r.ackWait() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// maxAckPendingPerWorker sizes a consumer's in-flight limit, which every
+// process shares: room for several processes' workers and prefetched jobs,
+// so the jobs a dead process held (until the ack wait passes) never stop
+// the living.
+const maxAckPendingPerWorker = 16
 
 func (r *Runner) dispatchConsumer(ctx context.Context, ch notifier.ChannelName) (jetstream.Consumer, error) {
 	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
 		Durable: dispatchConsumer + string(ch), Description: "Varsel " + string(ch) + " deliveries",
 		FilterSubject: jobSubject(string(ch)), AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: r.ackWait(), MaxAckPending: r.concurrency(ch), MaxDeliver: -1,
+		AckWait: r.ackWait(), MaxAckPending: r.concurrency(ch) * maxAckPendingPerWorker, MaxDeliver: -1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create %s consumer: %w", ch, err)
@@ -203,12 +237,25 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
+	// inFlight holds the stream sequences being worked on here, so a job
+	// redelivered while a worker of this process still has it (a send
+	// longer than the ack wait whose heartbeat came late) is not sent twice.
+	var inFlight sync.Map
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for msg := range work {
+				meta, err := msg.Metadata()
+				if err != nil {
+					r.handleJob(ctx, msg)
+					continue
+				}
+				if _, busy := inFlight.LoadOrStore(meta.Sequence.Stream, true); busy {
+					continue // the worker that has it acknowledges it
+				}
 				r.handleJob(ctx, msg)
+				inFlight.Delete(meta.Sequence.Stream)
 			}
 		}()
 	}
@@ -248,13 +295,23 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	stop := r.heartbeat(msg)
 	v, err := r.Dispatcher.Handle(context.WithoutCancel(ctx), job)
+	stop()
 	switch {
 	case err != nil:
 		r.Logger.Warn("job not processed, will retry", "delivery", job.ID, "error", err)
 		_ = msg.NakWithDelay(5 * time.Second)
 	case v.Retry:
-		_ = msg.NakWithDelay(v.RetryIn)
+		job.Attempt = v.Attempt
+		if err := r.Conn.scheduleJob(context.WithoutCancel(ctx), job, time.Now().Add(v.RetryIn)); err != nil {
+			// The schedule could not be stored: keep the job (and its
+			// slot) the old way rather than lose it.
+			r.Logger.Warn("retry not scheduled, holding the job instead", "delivery", job.ID, "error", err)
+			_ = msg.NakWithDelay(v.RetryIn)
+			return
+		}
+		_ = msg.Ack()
 	default:
 		_ = msg.Ack()
 	}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
+)
+
+// greylister is an SMTP server (go-smtp) that answers 451 to every RCPT of
+// an address starting with "grey" and accepts the rest.
+type greylister struct {
+	mu        sync.Mutex
+	delivered map[string]int
+	refused   atomic.Int64
+	addr      string
+}
+
+func startGreylister(t *testing.T) *greylister {
+	t.Helper()
+	g := &greylister{delivered: map[string]int{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := smtp.NewServer(g)
+	s.Domain = "localhost"
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(func() { _ = s.Close() })
+	g.addr = l.Addr().String()
+	return g
+}
+
+func (g *greylister) NewSession(*smtp.Conn) (smtp.Session, error) { return &greySession{g: g}, nil }
+
+func (g *greylister) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.delivered)
+}
+
+type greySession struct {
+	g  *greylister
+	to []string
+}
+
+func (s *greySession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *greySession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if strings.HasPrefix(to, "grey") {
+		s.g.refused.Add(1)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Greylisted, try again later"}
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+func (s *greySession) Reset()        { s.to = nil }
+func (s *greySession) Logout() error { return nil }
+func (s *greySession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	s.g.mu.Lock()
+	for _, to := range s.to {
+		s.g.delivered[to]++
+	}
+	s.g.mu.Unlock()
+	return nil
+}
+
+// faultEvent is an incident event for every component.
+func faultEvent(id string) string {
+	return fmt.Sprintf(`{"id":%q,"type":"incident.updated","time":"2019-09-17T10:00:00+02:00","incident":{"id":"faults","title":{"en":"Slow logins"},
+"status":"identified","impact":"minor","components":["web"],"started_at":"2019-09-17T09:00:00+02:00","message":{"en":"We are on it."}}}`, id)
+}
+
+// TestGreylistedRecipientsDoNotHoldUpTheRest: 40 of 1,000 recipients are
+// greylisted (SMTP 451, for ever). Their retries wait in the broker, not in
+// a worker's slot, so the other 960 are delivered within seconds, and the
+// 40 are recorded as waiting for their next attempt.
+func TestGreylistedRecipientsDoNotHoldUpTheRest(t *testing.T) {
+	g := startGreylister(t)
+	svc, _ := testService(t, func(c *Config) { c.SMTPURL = "smtp://" + g.addr + "?tls=none" })
+	ctx := context.Background()
+	if err := svc.conn.Subscribers.PutMany(ctx, 1000, func(i int) *notifier.Subscriber {
+		local := fmt.Sprintf("user%04d", i)
+		if i%25 == 0 {
+			local = fmt.Sprintf("grey%04d", i)
+		}
+		return &notifier.Subscriber{ID: fmt.Sprintf("s%04d", i), Email: local + "@example.com"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	publishEvent(t, svc, faultEvent("grey-1"))
+	waitFor(t, "960 healthy emails", func() bool { return g.count() == 960 })
+	t.Logf("960 healthy emails in %s; %d greylisted RCPTs so far", time.Since(start).Round(time.Millisecond), g.refused.Load())
+	waitFor(t, "40 greylisted deliveries waiting for a retry", func() bool {
+		waiting := 0
+		_ = svc.conn.Deliveries.List(ctx, jetstream.DeliveryFilter{EventID: "grey-1", Status: notifier.StatusQueued}, func(r *notifier.DeliveryRecord) error {
+			if r.NextAttemptAt != nil && r.LastError != "" && strings.Contains(r.LastError, "451") {
+				waiting++
+			}
+			return nil
+		})
+		return waiting == 40
+	})
+	assertRetriesHoldNoSlot(t, svc, notifier.Email, 40)
+}
+
+// assertRetriesHoldNoSlot checks that the deliveries waiting for a retry
+// wait in the broker as schedules, with no job of the channel in flight.
+func assertRetriesHoldNoSlot(t *testing.T, svc *service, ch notifier.ChannelName, want int) {
+	t.Helper()
+	ctx := context.Background()
+	waitFor(t, fmt.Sprintf("%d retries scheduled and nothing in flight", want), func() bool {
+		n, err := svc.conn.InFlight(ctx, ch)
+		w, werr := svc.conn.WaitingRetries(ctx)
+		return err == nil && werr == nil && n == 0 && w == want
+	})
+}
+
+// endpoints starts n webhook receivers on loopback, each its own endpoint;
+// fail says which answer 500, hang which never answer in time.
+func endpoints(t *testing.T, n int, behave func(i int, w http.ResponseWriter)) (urls []string, hits []*atomic.Int64) {
+	t.Helper()
+	for i := range n {
+		hit := &atomic.Int64{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			hit.Add(1)
+			behave(i, w)
+		}))
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL+"/hook")
+		hits = append(hits, hit)
+	}
+	return urls, hits
+}
+
+// TestFailingEndpointsDoNotHoldUpTheRest: 40 of 240 webhook endpoints
+// answer 500. Their retries wait in the broker (Standard Webhooks'
+// schedule), so the 200 healthy endpoints are reached within seconds.
+func TestFailingEndpointsDoNotHoldUpTheRest(t *testing.T) {
+	urls, hits := endpoints(t, 240, func(i int, w http.ResponseWriter) {
+		if i%6 == 0 {
+			http.Error(w, "down", http.StatusInternalServerError)
+		}
+	})
+	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
+	ctx := context.Background()
+	if err := svc.conn.Subscribers.PutMany(ctx, len(urls), func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("h%03d", i), WebhookURL: urls[i], WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	publishEvent(t, svc, faultEvent("hooks-1"))
+	healthy := func() (n int) {
+		for i, h := range hits {
+			if i%6 != 0 && h.Load() > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "200 healthy endpoints reached", func() bool { return healthy() == 200 })
+	t.Logf("200 healthy endpoints in %s", time.Since(start).Round(time.Millisecond))
+	assertRetriesHoldNoSlot(t, svc, notifier.Webhook, 40)
+}
+
+// TestSlowEndpointGetsOnlyAFewWorkers: 100 subscribers share one endpoint
+// that never answers in time; 100 others have endpoints of their own. The
+// slow endpoint gets at most EndpointConcurrency workers at a time, so the
+// other 100 are reached while it hangs.
+func TestSlowEndpointGetsOnlyAFewWorkers(t *testing.T) {
+	release := make(chan struct{})
+	var slowNow, slowMax atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := slowNow.Add(1)
+		defer slowNow.Add(-1)
+		for m := slowMax.Load(); n > m && !slowMax.CompareAndSwap(m, n); m = slowMax.Load() {
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	urls, hits := endpoints(t, 100, func(int, http.ResponseWriter) {})
+	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
+	// Let the hung requests go before the service drains its sends.
+	t.Cleanup(func() { close(release) })
+	ctx := context.Background()
+	if err := svc.conn.Subscribers.PutMany(ctx, 200, func(i int) *notifier.Subscriber {
+		u := slow.URL + fmt.Sprintf("/hook/%d", i)
+		if i%2 == 1 {
+			u = urls[i/2]
+		}
+		return &notifier.Subscriber{ID: fmt.Sprintf("w%03d", i), WebhookURL: u, WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	publishEvent(t, svc, faultEvent("slow-1"))
+	waitFor(t, "100 endpoints reached beside the slow one", func() bool {
+		n := 0
+		for _, h := range hits {
+			if h.Load() > 0 {
+				n++
+			}
+		}
+		return n == 100
+	})
+	t.Logf("100 healthy endpoints in %s while the slow one hangs", time.Since(start).Round(time.Millisecond))
+	if m := slowMax.Load(); m > 4 {
+		t.Errorf("the slow endpoint had %d requests at once, want at most 4", m)
+	}
+}
