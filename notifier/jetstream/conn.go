@@ -20,12 +20,12 @@ const (
 	DeliveriesStream = "VARSEL_DELIVERIES"
 	RejectedStream   = "VARSEL_REJECTED"
 
-	EventsSubjects   = "varsel.events.>"
-	JobsPrefix       = "varsel.jobs."
+	EventsSubjects = "varsel.events.>"
+	JobsPrefix     = "varsel.jobs."
 	// WaitPrefix holds one schedule per delivery waiting for its next
 	// attempt (varsel.jobs.wait.<delivery id>); the broker publishes the
 	// job to its channel's subject when it is due.
-	WaitPrefix = JobsPrefix + "wait."
+	WaitPrefix       = JobsPrefix + "wait."
 	RejectedSubject  = "varsel.rejected"
 	OutcomePrefix    = "varsel.deliveries."
 	SubscribersKV    = "varsel_subscribers"

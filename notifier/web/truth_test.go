@@ -59,7 +59,7 @@ func TestIncidentPageStatesDataWhereItChanged(t *testing.T) {
 	// Stated once at the top and once where it was first said (07:40);
 	// the restore at 07:40 (planned), 22:00 (running) and 04:00 (done).
 	for want, n := range map[string]int{
-		"Vi har vurdert risikoen for dataene dine som lav.":                           2,
+		"Vi har vurdert risikoen for dataene dine som lav.":                                  2,
 		"Vi planlegger å gjenopprette dataene fra sikkerhetskopien fra 15.09.2019 kl. 03:00": 1,
 		"Vi gjenoppretter nå dataene fra sikkerhetskopien fra 15.09.2019 kl. 03:00":          1,
 		"Dataene er gjenopprettet fra sikkerhetskopien fra 15.09.2019 kl. 03:00":             2,
