@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,6 +33,13 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 		// The demo's webhook subscribers point at 127.0.0.1:9999, where
 		// nothing listens: their webhooks go to the outbox instead.
 		cfg.WebhookOutbox = "true"
+		// Its own store, so replaying the examples never mixes them into
+		// a real one (and a running serve's directory lock is not hit).
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "data-dir" })
+		if !set && os.Getenv("VARSEL_DATA_DIR") == "" {
+			cfg.DataDir = demoDataDir
+		}
 	}
 	if err := errors.Join(flagErrs(), cfg.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -50,6 +58,10 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 	}
 	return svc.run(ctx)
 }
+
+// demoDataDir is where `varsel demo` keeps its store and outbox unless
+// VARSEL_DATA_DIR says otherwise: beside serve's ./data, never in it.
+const demoDataDir = "./data/demo"
 
 // replayDemo imports the demo subscribers and publishes every example
 // scenario (the two seeds and a maintenance window), then says where to look.

@@ -48,9 +48,15 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	tokens, _ := notifier.NewTokens(key)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	status, err := c.WatchStatus(watchCtx, logger)
+	if err != nil {
+		return err
+	}
 	h := web.New(web.Config{PublicURL: envOr("VARSEL_PUBLIC_URL", "http://localhost:8080"), DefaultLocale: envOr("VARSEL_DEFAULT_LOCALE", "en"),
 		DefaultTimezone: envOr("VARSEL_TIMEZONE", "Europe/Oslo")},
-		web.Deps{Conn: c, Localizer: r, Tokens: tokens, Registry: prometheus.NewRegistry()}, logger)
+		web.Deps{Status: status, Subscribers: c.Subscribers, Operator: c, Localizer: r, Tokens: tokens, Registry: prometheus.NewRegistry()}, logger)
 	files := map[string]string{
 		"index.html": "/", "index.en.html": "/?lang=en", "index.nb.html": "/?lang=nb",
 		"feed.atom": "/feed.atom", "feed.nb.atom": "/feed.atom?lang=nb", "api/v1/status.json": "/api/v1/status",

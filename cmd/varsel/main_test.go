@@ -22,9 +22,7 @@ import (
 func testService(t *testing.T, edit func(*Config)) (*service, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
-		MailFrom: "Status <status@example.com>", SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo",
-		TwilioAPIURL: "https://api.twilio.com", EmailBounceLimit: 3, WebhookFailureLimit: 5, AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123"}
+	cfg := testConfig(dir)
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -40,6 +38,13 @@ func testService(t *testing.T, edit func(*Config)) (*service, string) {
 	go func() { done <- svc.run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return svc, dir
+}
+
+// testConfig is a valid configuration on loopback with free ports, storing in dir.
+func testConfig(dir string) Config {
+	return Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
+		MailFrom: "Status <status@example.com>", SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo",
+		TwilioAPIURL: "https://api.twilio.com", EmailBounceLimit: 3, WebhookFailureLimit: 5, AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123"}
 }
 
 func varsel(t *testing.T, args ...string) (string, error) {

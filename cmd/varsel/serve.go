@@ -35,6 +35,7 @@ type service struct {
 	renderer *render.Renderer
 	http     *http.Server
 	listener net.Listener
+	lock     *jetstream.DirLock
 	closers  []func() error
 	logger   *slog.Logger
 	sinks    map[notifier.ChannelName]string // "outbox" or the provider, for the start-up log
@@ -50,9 +51,20 @@ type service struct {
 func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, error) {
 	s := &service{cfg: cfg, logger: logger, sinks: map[notifier.ChannelName]string{}}
 	var err error
+	// One process per data directory, before anything touches the store;
+	// then the HTTP address, so a taken port is reported at once.
+	if s.lock, err = jetstream.LockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	s.listener, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("VARSEL_HTTP_ADDR %s: %w (is another varsel running? stop it or choose another address)", cfg.HTTPAddr, err)
+	}
 	s.conn, err = jetstream.Connect(ctx, jetstream.Config{URL: cfg.NATSURL, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
 		Replicas: cfg.NATSReplicas}, logger)
 	if err != nil {
+		s.close()
 		return nil, err
 	}
 	secret, err := s.conn.Secret(ctx, cfg.Secret)
@@ -88,22 +100,26 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		OnSuppress: s.tellOwner,
 	})
 
+	// The pages' read model follows the incident bucket for as long as the
+	// service runs, and keeps serving what it knew while NATS is away.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	s.closers = append(s.closers, func() error { stopWatch(); return nil })
+	status, err := s.conn.WatchStatus(watchCtx, logger)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
 	handler := web.New(web.Config{
 		PublicURL: cfg.PublicURL, AdminToken: cfg.AdminToken, DefaultLocale: cfg.DefaultLocale, DefaultTimezone: cfg.Timezone,
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate, Version: version,
 	}, web.Deps{
-		Conn: s.conn, Localizer: s.renderer, Tokens: tokens, Registry: reg,
+		Status: status, Subscribers: s.conn.Subscribers, Operator: s.conn, Localizer: s.renderer, Tokens: tokens, Registry: reg,
 		TwilioInbound: s.twilioInbound(), TwilioStatus: s.twilioStatus(),
 		CheckWebhookTarget: func(ctx context.Context, url string) error {
 			return webhook.CheckTarget(ctx, url, cfg.WebhookAllowPrivate)
 		},
 		SendEmail: s.sendSignupEmail,
 	}, logger)
-	s.listener, err = net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		s.close()
-		return nil, fmt.Errorf("listen on VARSEL_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
@@ -295,4 +311,8 @@ func (s *service) close() {
 	if s.conn != nil {
 		s.conn.Close()
 	}
+	if s.listener != nil && s.http == nil {
+		_ = s.listener.Close()
+	}
+	_ = s.lock.Unlock()
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -63,6 +65,26 @@ type Conn struct {
 	config      jetstream.KeyValue
 
 	logger *slog.Logger
+	// onReconnect are told when the connection comes back after a loss.
+	mu          sync.Mutex
+	onReconnect []func()
+}
+
+// OnReconnect registers fn to be called (in its own goroutine) whenever the
+// connection to NATS comes back after it was lost.
+func (c *Conn) OnReconnect(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onReconnect = append(c.onReconnect, fn)
+}
+
+func (c *Conn) reconnected() {
+	c.mu.Lock()
+	fns := slices.Clone(c.onReconnect)
+	c.mu.Unlock()
+	for _, fn := range fns {
+		go fn()
+	}
 }
 
 // Connect starts the embedded server when cfg.URL is empty, connects, and
@@ -91,7 +113,10 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 				logger.Warn("nats disconnected", "error", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			c.reconnected()
+		}),
 	}
 	var err error
 	if cfg.URL == "" {

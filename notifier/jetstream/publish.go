@@ -204,6 +204,13 @@ func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
 	return nil
 }
 
+var _ notifier.Operator = (*Conn)(nil)
+
+// ListDeliveries implements notifier.Operator on the delivery log.
+func (c *Conn) ListDeliveries(ctx context.Context, f notifier.DeliveryFilter, fn func(*notifier.DeliveryRecord) error) error {
+	return c.Deliveries.List(ctx, f, fn)
+}
+
 // InFlight returns how many jobs of a channel are taken by a worker (of any
 // process) and not yet acknowledged. Jobs waiting for a retry are not among
 // them: they wait as schedules (see WaitingRetries).

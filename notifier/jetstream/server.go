@@ -27,6 +27,11 @@ func StartServer(storeDir, listen string, logger *slog.Logger) (*server.Server, 
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if l, err := net.Listen("tcp", listen); err != nil {
+		// nats-server would only log this and never become ready.
+		return nil, fmt.Errorf("embedded NATS on VARSEL_NATS_LISTEN %s: %w (is another varsel serve or a nats-server running? stop it, or set VARSEL_NATS_LISTEN)", listen, err)
+	} else {
+		_ = l.Close()
 	}
 	opts := &server.Options{
 		ServerName: "varsel",

@@ -190,10 +190,7 @@ func (s *Deliveries) Update(ctx context.Context, id string, fn func(*notifier.De
 }
 
 // DeliveryFilter narrows a listing of the delivery log.
-type DeliveryFilter struct {
-	EventID string                  // only this event's deliveries
-	Status  notifier.DeliveryStatus // only this status
-}
+type DeliveryFilter = notifier.DeliveryFilter
 
 // List calls fn for every record matching f, streaming.
 func (s *Deliveries) List(ctx context.Context, f DeliveryFilter, fn func(*notifier.DeliveryRecord) error) error {
@@ -249,12 +246,5 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 // Enable lifts the pause of one channel for a subscriber and forgets its
 // failure count, e.g. to re-enable a webhook that was disabled.
 func (s *Subscribers) Enable(ctx context.Context, id string, ch notifier.ChannelName) (*notifier.Subscriber, error) {
-	if !slices.Contains(notifier.ChannelNames, ch) {
-		return nil, fmt.Errorf("enable %q: %w", ch, notifier.ErrUnknownChannel)
-	}
-	return s.Update(ctx, id, func(sub *notifier.Subscriber) error {
-		delete(sub.Suppressed, ch)
-		delete(sub.Failures, ch)
-		return nil
-	})
+	return notifier.EnableChannel(ctx, s, id, ch)
 }

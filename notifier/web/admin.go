@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/varsel/varsel/notifier"
-	"github.com/varsel/varsel/notifier/jetstream"
 )
 
 // maxBody bounds admin request bodies.
@@ -20,7 +19,7 @@ const maxBody = 1 << 20
 func (s *server) listSubscribers(w http.ResponseWriter, r *http.Request) {
 	subs := []*notifier.Subscriber{}
 	limit := queryInt(r, "limit", 1000)
-	err := s.deps.Conn.Subscribers.Each(r.Context(), func(sub *notifier.Subscriber) error {
+	err := s.deps.Subscribers.Each(r.Context(), func(sub *notifier.Subscriber) error {
 		if len(subs) >= limit {
 			return errLimit
 		}
@@ -60,7 +59,7 @@ func (s *server) getSubscriber(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, err := s.deps.Conn.Subscribers.Get(r.Context(), id)
+	sub, err := s.deps.Subscribers.Get(r.Context(), id)
 	if errors.Is(err, notifier.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no subscriber "+strconv.Quote(r.PathValue("id")))
 		return
@@ -112,11 +111,11 @@ func (s *server) putSubscriber(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.deps.Conn.Subscribers.Put(r.Context(), &sub); err != nil {
+	if err := s.deps.Subscribers.Put(r.Context(), &sub); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	stored, err := s.deps.Conn.Subscribers.Get(r.Context(), sub.ID)
+	stored, err := s.deps.Subscribers.Get(r.Context(), sub.ID)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -130,7 +129,7 @@ func (s *server) deleteSubscriber(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.deps.Conn.Subscribers.Delete(r.Context(), id); err != nil {
+	if err := s.deps.Subscribers.Delete(r.Context(), id); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
@@ -145,7 +144,7 @@ func (s *server) enableChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ch := notifier.ChannelName(r.URL.Query().Get("channel"))
-	sub, err := s.deps.Conn.Subscribers.Enable(r.Context(), id, ch)
+	sub, err := notifier.EnableChannel(r.Context(), s.deps.Subscribers, id, ch)
 	switch {
 	case errors.Is(err, notifier.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -164,7 +163,7 @@ func (s *server) postEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	ev, err := s.deps.Conn.PublishEvent(r.Context(), raw)
+	ev, err := s.deps.Operator.PublishEvent(r.Context(), raw)
 	var ve *notifier.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -178,7 +177,7 @@ func (s *server) postEvent(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := jetstream.DeliveryFilter{EventID: q.Get("event"), Status: notifier.DeliveryStatus(q.Get("status"))}
+	f := notifier.DeliveryFilter{EventID: q.Get("event"), Status: notifier.DeliveryStatus(q.Get("status"))}
 	// The event id becomes part of a KV watch filter, where "*" and ">"
 	// are wildcards: only a valid id may get there.
 	if f.EventID != "" && !notifier.ValidID(f.EventID) {
@@ -195,7 +194,7 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := queryInt(r, "limit", 1000)
 	out := []*notifier.DeliveryRecord{}
-	err := s.deps.Conn.Deliveries.List(r.Context(), f, func(rec *notifier.DeliveryRecord) error {
+	err := s.deps.Operator.ListDeliveries(r.Context(), f, func(rec *notifier.DeliveryRecord) error {
 		if len(out) >= limit {
 			return errLimit
 		}
@@ -215,7 +214,7 @@ func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no delivery "+strconv.Quote(id)+" (ids are <event id>.<subscriber id>.<channel>)")
 		return
 	}
-	rec, err := s.deps.Conn.RetryJob(r.Context(), id)
+	rec, err := s.deps.Operator.RetryJob(r.Context(), id)
 	switch {
 	case errors.Is(err, notifier.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())

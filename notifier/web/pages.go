@@ -3,7 +3,6 @@ package web
 import (
 	"embed"
 	"encoding/xml"
-	"errors"
 	"html/template"
 	"net/http"
 	"slices"
@@ -28,6 +27,9 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 type reader struct {
 	Locale, Zone string
 	loc          Localizer
+	// StaleSince is when the page was last known current, formatted for
+	// the reader, while Varsel cannot reach its store; "" when live.
+	StaleSince string
 }
 
 // T is a fixed phrase in the reader's language, with key/value pairs.
@@ -136,6 +138,11 @@ func (s *server) readerFor(r *http.Request) reader {
 			rd.Zone = tz
 		}
 	}
+	if s.deps.Status != nil {
+		if f := s.deps.Status.Freshness(); f.Synced && !f.Live {
+			rd.StaleSince = rd.Time(f.AsOf)
+		}
+	}
 	return rd
 }
 
@@ -182,13 +189,21 @@ type letterLink struct {
 	Subject notifier.Localized
 }
 
-func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
-	all, err := s.deps.Conn.Incidents.List(r.Context())
-	if err != nil {
-		s.logger.Error("list incidents", "error", err)
+// synced answers 503 while the read model has never read the store (at
+// start-up): an empty page would say all is well, which is not known.
+func (s *server) synced(w http.ResponseWriter) bool {
+	if !s.deps.Status.Freshness().Synced {
 		http.Error(w, "status unavailable, try again shortly", http.StatusServiceUnavailable)
+		return false
+	}
+	return true
+}
+
+func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
+	if !s.synced(w) {
 		return
 	}
+	all := s.deps.Status.Incidents()
 	v := statusView{reader: s.readerFor(r), PublicURL: s.cfg.PublicURL, Now: time.Now()}
 	for _, st := range all {
 		iv := newIncidentView(st, v.Now)
@@ -207,14 +222,12 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
-	st, err := s.deps.Conn.Incidents.Get(r.Context(), r.PathValue("id"))
-	if errors.Is(err, notifier.ErrNotFound) {
-		http.NotFound(w, r)
+	if !s.synced(w) {
 		return
 	}
-	if err != nil {
-		s.logger.Error("read incident", "error", err)
-		http.Error(w, "status unavailable, try again shortly", http.StatusServiceUnavailable)
+	st, ok := s.deps.Status.Incident(r.PathValue("id"))
+	if !ok {
+		http.NotFound(w, r)
 		return
 	}
 	rd := s.readerFor(r)
@@ -237,12 +250,13 @@ func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	var letters []letterLink
 	for _, id := range st.Letters {
-		rec, err := s.deps.Conn.Events.Get(r.Context(), id)
-		if err != nil || rec.Event == nil || rec.Event.Letter == nil {
+		ev, ok, err := s.deps.Status.Letter(r.Context(), id)
+		if err != nil {
 			s.logger.Warn("letter of an incident not readable", "incident", st.Incident.ID, "letter", id, "error", err)
-			continue
 		}
-		letters = append(letters, letterLink{ID: id, Subject: rec.Event.Letter.Subject})
+		if ok {
+			letters = append(letters, letterLink{ID: id, Subject: ev.Letter.Subject})
+		}
 	}
 	s.render(w, "incident.html", struct {
 		reader
@@ -263,14 +277,14 @@ func (s *server) letterPage(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	rec, err := s.deps.Conn.Events.Get(r.Context(), id)
-	if errors.Is(err, notifier.ErrNotFound) || err == nil && (rec.Event == nil || rec.Event.Letter == nil || rec.PlannedAt == nil) {
-		http.NotFound(w, r)
+	ev, ok, err := s.deps.Status.Letter(r.Context(), id)
+	if err != nil {
+		s.logger.Warn("read letter", "letter", id, "error", err)
+		http.Error(w, "letter unavailable, try again shortly", http.StatusServiceUnavailable)
 		return
 	}
-	if err != nil {
-		s.logger.Error("read letter", "error", err)
-		http.Error(w, "status unavailable, try again shortly", http.StatusServiceUnavailable)
+	if !ok {
+		http.NotFound(w, r)
 		return
 	}
 	s.render(w, "letter.html", struct {
@@ -278,7 +292,7 @@ func (s *server) letterPage(w http.ResponseWriter, r *http.Request) {
 		*notifier.Letter
 		SentAt    time.Time
 		PublicURL string
-	}{s.readerFor(r), rec.Event.Letter, rec.Event.Time, s.cfg.PublicURL})
+	}{s.readerFor(r), ev.Letter, ev.Time, s.cfg.PublicURL})
 }
 
 func (s *server) render(w http.ResponseWriter, name string, v any) {
@@ -290,11 +304,12 @@ func (s *server) render(w http.ResponseWriter, name string, v any) {
 
 // statusJSON is the public machine-readable status.
 func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
-	all, err := s.deps.Conn.Incidents.List(r.Context())
-	if err != nil {
+	fresh := s.deps.Status.Freshness()
+	if !fresh.Synced {
 		writeError(w, http.StatusServiceUnavailable, "status unavailable")
 		return
 	}
+	all := s.deps.Status.Incidents()
 	type item struct {
 		ID     string             `json:"id"`
 		Kind   string             `json:"kind"`
@@ -316,9 +331,13 @@ func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	out := struct {
 		Indicator string `json:"indicator"` // none, minor, major, critical: the worst open impact
-		Open      []item `json:"open"`
-		Recent    []item `json:"recent"`
-	}{Indicator: "none", Open: []item{}, Recent: []item{}}
+		// AsOf is when this status was last known current; Stale is true
+		// while Varsel cannot reach its store and serves what it last knew.
+		AsOf   time.Time `json:"as_of"`
+		Stale  bool      `json:"stale"`
+		Open   []item    `json:"open"`
+		Recent []item    `json:"recent"`
+	}{Indicator: "none", AsOf: fresh.AsOf.UTC().Truncate(time.Second), Stale: !fresh.Live, Open: []item{}, Recent: []item{}}
 	now := time.Now()
 	for _, st := range all {
 		in := st.Incident
@@ -345,11 +364,10 @@ func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
 
 // feed is an Atom feed with one entry per incident update, newest first.
 func (s *server) feed(w http.ResponseWriter, r *http.Request) {
-	all, err := s.deps.Conn.Incidents.List(r.Context())
-	if err != nil {
-		http.Error(w, "feed unavailable", http.StatusServiceUnavailable)
+	if !s.synced(w) {
 		return
 	}
+	all := s.deps.Status.Incidents()
 	rd := s.readerFor(r)
 	type link struct {
 		Href string `xml:"href,attr"`

@@ -318,7 +318,7 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request) {
 func (s *server) confirmPending(ctx context.Context, p pending) (*notifier.Subscriber, error) {
 	id := SubscriberID(p.Email)
 	asked := time.Unix(p.Issued, 0)
-	sub, err := s.deps.Conn.Subscribers.Update(ctx, id, func(sub *notifier.Subscriber) error {
+	sub, err := s.deps.Subscribers.Update(ctx, id, func(sub *notifier.Subscriber) error {
 		sub.Email, sub.Locale = p.Email, p.Locale
 		if p.Phone != "" {
 			sub.Phone = p.Phone
@@ -338,7 +338,7 @@ func (s *server) confirmPending(ctx context.Context, p pending) (*notifier.Subsc
 	if err := sub.Validate(); err != nil {
 		return nil, fmt.Errorf("new subscriber: %w", err)
 	}
-	if err := s.deps.Conn.Subscribers.Put(ctx, sub); err != nil {
+	if err := s.deps.Subscribers.Put(ctx, sub); err != nil {
 		return nil, err
 	}
 	return sub, nil

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/varsel/varsel/notifier"
 	"github.com/varsel/varsel/notifier/jetstream"
 	"github.com/varsel/varsel/notifier/render"
@@ -63,9 +61,10 @@ func newSignupFixture(t *testing.T, send func(context.Context, string, *notifier
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"},
-		Deps{Conn: conn, Localizer: r, Tokens: tokens, Registry: prometheus.NewRegistry(), SendEmail: send}, logger)
-	f := &fixture{srv: httptest.NewServer(h), conn: conn, tokens: tokens}
+	deps, status := fixtureDeps(t, conn)
+	deps.Localizer, deps.Tokens, deps.SendEmail = r, tokens, send
+	h := New(Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, deps, logger)
+	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
 	t.Cleanup(f.srv.Close)
 	return f, logs
 }

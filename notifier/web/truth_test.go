@@ -31,16 +31,14 @@ func (f *fixture) replay(t *testing.T, scenario string) {
 		if id == "" {
 			continue
 		}
-		if _, err := f.conn.Incidents.Update(ctx, id, func(s *notifier.IncidentState) error {
+		f.update(t, id, func(s *notifier.IncidentState) error {
 			if ev.Letter != nil {
 				s.Letters = append(s.Letters, ev.ID)
 				return nil
 			}
 			s.Apply(ev)
 			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		})
 	}
 }
 
@@ -171,15 +169,12 @@ func TestStatusJSONResolutionTimeAndImpact(t *testing.T) {
 
 func TestMaintenanceShowsItsWindowAndCompletion(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	events, err := examples.Scenario("maintenance")
 	if err != nil {
 		t.Fatal(err)
 	}
 	apply := func(ev *notifier.Event) {
-		if _, err := f.conn.Incidents.Update(ctx, ev.Incident.ID, func(s *notifier.IncidentState) error { s.Apply(ev); return nil }); err != nil {
-			t.Fatal(err)
-		}
+		f.update(t, ev.Incident.ID, func(s *notifier.IncidentState) error { s.Apply(ev); return nil })
 	}
 	apply(events[0]) // scheduled
 	_, js := f.do(t, http.MethodGet, "/api/v1/status", "", nil)

@@ -40,7 +40,7 @@ func (s *server) unsubscribeForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if sub, err := s.deps.Conn.Subscribers.Get(r.Context(), c.SubscriberID); err == nil && r.URL.Query().Get("lang") == "" {
+	if sub, err := s.deps.Subscribers.Get(r.Context(), c.SubscriberID); err == nil && r.URL.Query().Get("lang") == "" {
 		if base := notifier.BaseLanguage(sub.Locale); base != "" {
 			v.Locale = base
 		}
@@ -57,7 +57,7 @@ func (s *server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, err := s.deps.Conn.Subscribers.Update(r.Context(), c.SubscriberID, func(sub *notifier.Subscriber) error {
+	sub, err := s.deps.Subscribers.Update(r.Context(), c.SubscriberID, func(sub *notifier.Subscriber) error {
 		if _, already := sub.Suppressed[c.Channel]; already {
 			return nil
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/varsel/varsel/notifier"
-	"github.com/varsel/varsel/notifier/jetstream"
 )
 
 // Config is the HTTP layer's settings.
@@ -44,12 +43,16 @@ type Localizer interface {
 	ConfirmSubscription(email, locale, confirmURL string) (*notifier.Message, error)
 }
 
-// Deps are the parts the handlers use.
+// Deps are the parts the handlers use. The web layer knows no broker: the
+// pages read Status, which keeps answering while the store is away; the
+// admin API and the subscriber links use Subscribers and Operator.
 type Deps struct {
-	Conn      *jetstream.Conn
-	Localizer Localizer
-	Tokens    *notifier.Tokens
-	Registry  *prometheus.Registry
+	Status      notifier.StatusReader
+	Subscribers notifier.SubscriberStore
+	Operator    notifier.Operator
+	Localizer   Localizer
+	Tokens      *notifier.Tokens
+	Registry    *prometheus.Registry
 	// TwilioInbound and TwilioStatus serve the Twilio callbacks; nil when
 	// Twilio is not configured (the paths then answer 404).
 	TwilioInbound, TwilioStatus http.Handler
@@ -124,7 +127,7 @@ func securityHeaders(h http.Handler) http.Handler {
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.deps.Conn.Ready(ctx); err != nil {
+	if err := s.deps.Operator.Ready(ctx); err != nil {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,7 +22,39 @@ import (
 type fixture struct {
 	srv    *httptest.Server
 	conn   *jetstream.Conn
+	status *jetstream.StatusCache
 	tokens *notifier.Tokens
+}
+
+// deps are the handlers' parts on conn, with a read model watching it.
+func fixtureDeps(t *testing.T, conn *jetstream.Conn) (Deps, *jetstream.StatusCache) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	status, err := conn.WatchStatus(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Deps{Status: status, Subscribers: conn.Subscribers, Operator: conn, Registry: prometheus.NewRegistry()}, status
+}
+
+// update changes an incident in the store and waits until the pages see it.
+func (f *fixture) update(t *testing.T, id string, fn func(*notifier.IncidentState) error) {
+	t.Helper()
+	st, err := f.conn.Incidents.Update(context.Background(), id, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got, ok := f.status.Incident(id); ok && got.Sequence == st.Sequence && len(got.Letters) == len(st.Letters) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pages did not see incident %s change", id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -37,9 +70,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"},
-		Deps{Conn: conn, Localizer: r, Tokens: tokens, Registry: prometheus.NewRegistry()}, logger)
-	f := &fixture{srv: httptest.NewServer(h), conn: conn, tokens: tokens}
+	deps, status := fixtureDeps(t, conn)
+	deps.Localizer, deps.Tokens = r, tokens
+	h := New(Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, deps, logger)
+	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -157,15 +191,12 @@ func TestAdminAPINeedsToken(t *testing.T) {
 
 func TestStatusPagesAndFeeds(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	raw := `{"id":"e1","type":"incident.opened","time":"2019-09-17T10:00:00+02:00","incident":{"id":"inc","title":{"en":"Login problems","nb":"Problemer med innlogging"},"status":"identified","impact":"major","components":["web"],"started_at":"2019-09-16T07:50:00+02:00","next_update_at":"2019-09-17T12:00:00+02:00","message":{"en":"Still working.","nb":"Arbeidet pågår."}}}`
 	ev, err := notifier.DecodeEvent([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.conn.Incidents.Update(ctx, "inc", func(s *notifier.IncidentState) error { s.Apply(ev); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	f.update(t, "inc", func(s *notifier.IncidentState) error { s.Apply(ev); return nil })
 	_, nb := f.do(t, http.MethodGet, "/incidents/inc?lang=nb", "", nil)
 	for _, want := range []string{"Problemer med innlogging", "Arbeidet pågår.", "17.09.2019 kl. 12:00"} {
 		if !strings.Contains(nb, want) {
@@ -270,9 +301,7 @@ func TestIncidentPageKeepsParagraphsAndLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.conn.Incidents.Update(context.Background(), "inc", func(s *notifier.IncidentState) error { s.Apply(ev); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	f.update(t, "inc", func(s *notifier.IncidentState) error { s.Apply(ev); return nil })
 	_, page := f.do(t, http.MethodGet, "/incidents/inc?lang=nb", "", nil)
 	if !strings.Contains(page, "<p>Oppsummering:<br>\n- Mandag &lt;16/9&gt;<br>\n- Tirsdag</p>\n<p>Neste avsnitt.</p>") {
 		t.Errorf("paragraphs and line breaks not kept (or not escaped):\n%s", page)
