@@ -1,0 +1,164 @@
+// Command faultsinks runs the failing recipients the reliability
+// measurements need, on loopback: an SMTP server (go-smtp) that greylists
+// some addresses for ever (451 at RCPT), and a set of webhook endpoints of
+// which some answer 500 and one hangs. It writes a subscriber CSV for
+// `varsel subscribers import` and serves counts at /stats, so a script can
+// time how long the healthy recipients wait. See docs/reliability.md.
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+type counts struct {
+	mu        sync.Mutex
+	emails    map[string]int
+	hooks     map[string]int
+	refused   atomic.Int64
+	failed    atomic.Int64
+	started   time.Time
+	lastHappy time.Time
+	// maxGap is the longest wait between two healthy deliveries: the
+	// stall a fault caused.
+	maxGap time.Duration
+}
+
+// happy notes a healthy delivery; c.mu is held.
+func (c *counts) happy() {
+	now := time.Now()
+	if !c.lastHappy.IsZero() && now.Sub(c.lastHappy) > c.maxGap {
+		c.maxGap = now.Sub(c.lastHappy)
+	}
+	c.lastHappy = now
+}
+
+func main() {
+	smtpAddr := flag.String("smtp", "127.0.0.1:2525", "SMTP listen address")
+	httpAddr := flag.String("http", "127.0.0.1:9099", "listen address of /stats")
+	emails := flag.Int("emails", 1000, "email subscribers")
+	greyEvery := flag.Int("grey-every", 25, "every Nth address is greylisted for ever (0: none)")
+	hooks := flag.Int("hooks", 240, "webhook subscribers, one endpoint each")
+	failEvery := flag.Int("fail-every", 6, "every Nth endpoint answers 500 (0: none)")
+	csvPath := flag.String("csv", "faults.csv", "where to write the subscribers")
+	flag.Parse()
+
+	c := &counts{emails: map[string]int{}, hooks: map[string]int{}, started: time.Now()}
+	l, err := net.Listen("tcp", *smtpAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := smtp.NewServer(backend{c})
+	s.Domain = "localhost"
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	go func() { _ = s.Serve(l) }()
+
+	rows := [][]string{{"id", "email", "webhook_url", "components"}}
+	for i := range *emails {
+		local := fmt.Sprintf("user%05d", i)
+		if *greyEvery > 0 && i%*greyEvery == 0 {
+			local = fmt.Sprintf("grey%05d", i)
+		}
+		rows = append(rows, []string{fmt.Sprintf("m%05d", i), local + "@example.com", "", ""})
+	}
+	for i := range *hooks {
+		hl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		fail := *failEvery > 0 && i%*failEvery == 0
+		name := fmt.Sprintf("h%05d", i)
+		go func() {
+			_ = http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				if fail {
+					c.failed.Add(1)
+					http.Error(w, "down", http.StatusInternalServerError)
+					return
+				}
+				c.mu.Lock()
+				c.hooks[name]++
+				c.happy()
+				c.mu.Unlock()
+			}))
+		}()
+		rows = append(rows, []string{name, "", "http://" + hl.Addr().String() + "/hook", ""})
+	}
+	f, err := os.Create(*csvPath)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w := csv.NewWriter(f)
+	_ = w.WriteAll(rows)
+	_ = f.Close()
+
+	http.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"emails_delivered": len(c.emails), "emails_total": total(c.emails), "emails_greylisted_rcpts": c.refused.Load(),
+			"hooks_delivered": len(c.hooks), "hooks_failed_requests": c.failed.Load(),
+			"last_healthy_at": c.lastHappy, "max_gap_ms": c.maxGap.Milliseconds(),
+		})
+	})
+	go func() { log.Fatal(http.ListenAndServe(*httpAddr, nil)) }()
+	fmt.Printf("smtp %s, stats http://%s/stats, subscribers %s\n", *smtpAddr, *httpAddr, *csvPath)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+}
+
+func total(m map[string]int) (n int) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+type backend struct{ c *counts }
+
+func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{c: b.c}, nil }
+
+type session struct {
+	c  *counts
+	to []string
+}
+
+func (s *session) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if strings.HasPrefix(to, "grey") {
+		s.c.refused.Add(1)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Greylisted, try again later"}
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+func (s *session) Reset()        { s.to = nil }
+func (s *session) Logout() error { return nil }
+func (s *session) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	s.c.mu.Lock()
+	for _, to := range s.to {
+		s.c.emails[to]++
+	}
+	s.c.happy()
+	s.c.mu.Unlock()
+	return nil
+}
