@@ -271,6 +271,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 				if note == "" {
 					note = r.Note
 				}
+				if r.Status == notifier.StatusQueued && r.NextAttemptAt != nil {
+					note = "next attempt " + r.NextAttemptAt.UTC().Format("2006-01-02 15:04:05Z") + "; " + note
+				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", r.ID, r.Status, r.Attempts, r.UpdatedAt.Format("2006-01-02 15:04:05"), note)
 				n++
 				return nil
