@@ -8,17 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/ratelimit"
 	"github.com/varsel/varsel/notifier/render"
 )
 
@@ -103,67 +99,6 @@ func SubscriberID(email string) string {
 	return "web-" + hex.EncodeToString(sum[:8])
 }
 
-// keyLimiter is a token bucket per key (a client network or an address)
-// with a bounded number of keys.
-type keyLimiter struct {
-	mu        sync.Mutex
-	every     time.Duration
-	burst     int
-	max       int
-	keys      map[string]*rate.Limiter
-	lastSweep time.Time
-}
-
-func newKeyLimiter(every time.Duration, burst, max int) *keyLimiter {
-	return &keyLimiter{every: every, burst: burst, max: max, keys: map[string]*rate.Limiter{}}
-}
-
-// allow takes one token from key's bucket at now. When the table is full it
-// forgets the keys whose bucket has filled up again (they are as good as
-// new), at most once a second; if it is still full, new keys are refused:
-// a flood of addresses must not reset everyone's limits.
-func (l *keyLimiter) allow(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim := l.keys[key]
-	if lim == nil {
-		if len(l.keys) >= l.max && now.Sub(l.lastSweep) >= time.Second {
-			l.lastSweep = now
-			for k, v := range l.keys {
-				if v.TokensAt(now) >= float64(l.burst) {
-					delete(l.keys, k)
-				}
-			}
-		}
-		if len(l.keys) >= l.max {
-			return false
-		}
-		lim = rate.NewLimiter(rate.Every(l.every), l.burst)
-		l.keys[key] = lim
-	}
-	return lim.AllowN(now, 1)
-}
-
-// clientKey is the rate-limit key of the client: its IP address, or for
-// IPv6 its /64 network, which one client usually has whole. It is the
-// connection's address: behind a reverse proxy every client shares it.
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
-
 // subscribeView is the sign-up page in one of its states.
 type subscribeView struct {
 	reader
@@ -219,7 +154,7 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		v.Locale = base
 	}
 	now := s.now()
-	if !s.signupIP.allow(clientKey(r), now) {
+	if !s.signupIP.Allow(ratelimit.ClientKey(r), now) {
 		v.State = "toomany"
 		w.Header().Set("Retry-After", strconv.Itoa(int(signupIPEvery/time.Second)))
 		s.subscribePage(w, http.StatusTooManyRequests, v)
@@ -249,7 +184,7 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	to := notifier.MaskEmail(sub.Email)
 	v.State, v.Email, v.Phone = "sent", "", ""
-	if !s.signupTo.allow(strings.ToLower(sub.Email), now) {
+	if !s.signupTo.Allow(strings.ToLower(sub.Email), now) {
 		// Same answer as a sent link: the limit is about the address, and
 		// saying so would tell who asked for it recently.
 		s.logger.Info("sign-up not sent: address asked too often", "to", to)

@@ -357,20 +357,6 @@ func TestSubscribeRateLimits(t *testing.T) {
 	}
 }
 
-func TestKeyLimiterIsBounded(t *testing.T) {
-	l := newKeyLimiter(time.Minute, 1, 2)
-	t0 := time.Unix(1_000_000, 0)
-	if !l.allow("a", t0) || !l.allow("b", t0) || l.allow("a", t0) {
-		t.Fatal("burst of one not kept")
-	}
-	if l.allow("c", t0.Add(2*time.Second)) {
-		t.Error("a new key got in while the table was full of active keys")
-	}
-	if !l.allow("c", t0.Add(2*time.Minute)) || len(l.keys) > 2 {
-		t.Errorf("idle keys were not forgotten: %d keys", len(l.keys))
-	}
-}
-
 func TestSubscribeUnavailableWithoutSender(t *testing.T) {
 	f, _ := newSignupFixture(t, nil)
 	res, body := f.do(t, http.MethodPost, "/subscribe", "", form("email", "kari@example.com"))

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/ratelimit"
 )
 
 // Config is the HTTP layer's settings.
@@ -71,14 +72,14 @@ type server struct {
 	now    func() time.Time
 	// signupIP and signupTo limit confirmation emails per client network
 	// and per recipient address.
-	signupIP, signupTo *keyLimiter
+	signupIP, signupTo *ratelimit.KeyLimiter
 }
 
 // New returns the handler for every path in DESIGN.md's HTTP table.
 func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 	s := &server{cfg: cfg, deps: deps, logger: logger.With("component", "http"), now: time.Now,
-		signupIP: newKeyLimiter(signupIPEvery, signupIPBurst, signupKeys),
-		signupTo: newKeyLimiter(signupToEvery, signupToBurst, signupKeys)}
+		signupIP: ratelimit.New(signupIPEvery, signupIPBurst, signupKeys),
+		signupTo: ratelimit.New(signupToEvery, signupToBurst, signupKeys)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.statusPage)
 	mux.HandleFunc("GET /incidents/{id}", s.incidentPage)
