@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/varsel/varsel/notifier/staff"
 )
 
 // Names of the streams, subjects and buckets: the public contract.
@@ -35,6 +37,8 @@ const (
 	DeliveriesKV     = "varsel_deliveries"
 	EventsKV         = "varsel_events"
 	ConfigKV         = "varsel_config"
+	StaffKV          = "varsel_staff"
+	SessionsKV       = "varsel_sessions"
 	intakeConsumer   = "varsel-intake"
 	dispatchConsumer = "varsel-deliver-"
 )
@@ -62,6 +66,8 @@ type Conn struct {
 	Incidents   *Incidents
 	Deliveries  *Deliveries
 	Events      *Events
+	Staff       *StaffAccounts
+	Sessions    *StaffSessions
 	config      jetstream.KeyValue
 
 	logger *slog.Logger
@@ -156,10 +162,13 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 	return c, nil
 }
 
+// buckets are every KeyValue bucket Varsel uses.
+var buckets = []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV, StaffKV, SessionsKV}
+
 // bind opens the existing buckets.
 func (c *Conn) bind(ctx context.Context) error {
 	kvs := map[string]jetstream.KeyValue{}
-	for _, name := range []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV} {
+	for _, name := range buckets {
 		kv, err := c.JS.KeyValue(ctx, name)
 		if err != nil {
 			return fmt.Errorf("open bucket %s (has `varsel serve` run against this NATS?): %w", name, err)
@@ -175,6 +184,8 @@ func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
 	c.Incidents = &Incidents{kv: kvs[IncidentsKV]}
 	c.Deliveries = &Deliveries{kv: kvs[DeliveriesKV]}
 	c.Events = &Events{kv: kvs[EventsKV]}
+	c.Staff = &StaffAccounts{kv: kvs[StaffKV]}
+	c.Sessions = &StaffSessions{kv: kvs[SessionsKV]}
 	c.config = kvs[ConfigKV]
 }
 
@@ -202,10 +213,12 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 		}
 	}
 	kvs := map[string]jetstream.KeyValue{}
-	for _, name := range []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV} {
-		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
-		})
+	for _, name := range buckets {
+		cfg := jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}
+		if name == SessionsKV {
+			cfg.TTL = staff.DefaultLifetime // a session ends with its entry
+		}
+		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

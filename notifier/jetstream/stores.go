@@ -2,15 +2,18 @@ package jetstream
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/staff"
 )
 
 // Subscribers is the subscriber store on the varsel_subscribers bucket.
@@ -247,4 +250,77 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 // failure count, e.g. to re-enable a webhook that was disabled.
 func (s *Subscribers) Enable(ctx context.Context, id string, ch notifier.ChannelName) (*notifier.Subscriber, error) {
 	return notifier.EnableChannel(ctx, s, id, ch)
+}
+
+// StaffAccounts is the staff account store on the varsel_staff bucket,
+// keyed by the hex of the lower-case email (KV keys cannot hold "@").
+type StaffAccounts struct{ kv jetstream.KeyValue }
+
+var _ staff.AccountStore = (*StaffAccounts)(nil)
+
+func staffKey(email string) string { return hex.EncodeToString([]byte(strings.ToLower(email))) }
+
+// Get implements staff.AccountStore.
+func (s *StaffAccounts) Get(ctx context.Context, email string) (*staff.Account, error) {
+	a := new(staff.Account)
+	if _, err := getJSON(ctx, s.kv, staffKey(email), a); err != nil {
+		return nil, fmt.Errorf("staff account %s: %w", notifier.MaskEmail(email), errors.Unwrap(err))
+	}
+	return a, nil
+}
+
+// Put implements staff.AccountStore.
+func (s *StaffAccounts) Put(ctx context.Context, a *staff.Account) error {
+	return putJSON(ctx, s.kv, staffKey(a.Email), a)
+}
+
+// Delete implements staff.AccountStore.
+func (s *StaffAccounts) Delete(ctx context.Context, email string) error {
+	if _, err := s.Get(ctx, email); err != nil {
+		return err
+	}
+	// Purge, not delete: nothing of the account stays in the bucket.
+	if err := s.kv.Purge(ctx, staffKey(email)); err != nil {
+		return fmt.Errorf("remove staff account: %w", err)
+	}
+	return nil
+}
+
+// List implements staff.AccountStore.
+func (s *StaffAccounts) List(ctx context.Context) ([]*staff.Account, error) {
+	var out []*staff.Account
+	err := eachJSON(ctx, s.kv, ">", func(a *staff.Account) error {
+		out = append(out, a)
+		return nil
+	})
+	slices.SortFunc(out, func(a, b *staff.Account) int { return strings.Compare(a.Email, b.Email) })
+	return out, err
+}
+
+// StaffSessions is the session store on the varsel_sessions bucket, whose
+// entries expire with the bucket's TTL (staff.DefaultLifetime).
+type StaffSessions struct{ kv jetstream.KeyValue }
+
+var _ staff.SessionStore = (*StaffSessions)(nil)
+
+// Get implements staff.SessionStore.
+func (s *StaffSessions) Get(ctx context.Context, key string) (*staff.Session, error) {
+	v := new(staff.Session)
+	if _, err := getJSON(ctx, s.kv, key, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Put implements staff.SessionStore.
+func (s *StaffSessions) Put(ctx context.Context, key string, v *staff.Session) error {
+	return putJSON(ctx, s.kv, key, v)
+}
+
+// Delete implements staff.SessionStore.
+func (s *StaffSessions) Delete(ctx context.Context, key string) error {
+	if err := s.kv.Purge(ctx, key); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,197 @@
+package staff_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/varsel/varsel/notifier/jetstream"
+	"github.com/varsel/varsel/notifier/staff"
+)
+
+func stores(t *testing.T) *jetstream.Conn {
+	t.Helper()
+	c, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestNewAccountChecksEverythingAtOnce(t *testing.T) {
+	_, err := staff.NewAccount("not-an-address", " ", "de", "short")
+	if !errors.Is(err, staff.ErrInvalidAccount) {
+		t.Fatalf("got %v", err)
+	}
+	for _, want := range []string{"email", "name", "locale", "password is 5 characters"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	if _, err := staff.NewAccount("kari@example.com", "Kari", "nb", strings.Repeat("å", 37)); err == nil || !strings.Contains(err.Error(), "at most 72") {
+		t.Errorf("a password bcrypt would cut: %v", err)
+	}
+	a, err := staff.NewAccount(" Kari@Example.com ", "Kari Nordmann", "nb-NO", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Email != "kari@example.com" || a.Locale != "nb" || !strings.HasPrefix(a.PasswordHash, "$2a$12$") {
+		t.Errorf("account = %+v", a)
+	}
+	if strings.Contains(a.PasswordHash, "horse") || !a.CheckPassword("correct horse battery") || a.CheckPassword("correct horse batterY") {
+		t.Error("password not hashed or not checked")
+	}
+}
+
+// console is a tiny app on the Manager: a sign-in form and one guarded
+// form that echoes the signed-in staff member.
+func console(m *staff.Manager) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(m.LoginToken(w, r))) })
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		if !m.CheckLoginToken(r) {
+			http.Error(w, "no token", http.StatusForbidden)
+			return
+		}
+		if _, err := m.SignIn(r.Context(), w, r, r.PostFormValue("email"), r.PostFormValue("password")); err != nil {
+			code := http.StatusUnauthorized
+			if errors.Is(err, staff.ErrTooManyAttempts) {
+				code = http.StatusTooManyRequests
+			}
+			http.Error(w, err.Error(), code)
+		}
+	})
+	mux.Handle("/app", m.Require("/login", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, a, _ := staff.FromContext(r.Context())
+		_, _ = w.Write([]byte(a.Name + " " + s.CSRF))
+	})))
+	return mux
+}
+
+type browser struct {
+	t      *testing.T
+	base   string
+	jar    []*http.Cookie
+	client *http.Client
+}
+
+func (b *browser) do(method, path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, b.base+path, strings.NewReader(form.Encode()))
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, c := range b.jar {
+		req.AddCookie(c)
+	}
+	res, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := res.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	for _, c := range res.Cookies() {
+		kept := b.jar[:0]
+		for _, old := range b.jar {
+			if old.Name != c.Name {
+				kept = append(kept, old)
+			}
+		}
+		b.jar = append(kept, c)
+	}
+	return res, sb.String()
+}
+
+func TestSignInSessionsAndCSRF(t *testing.T) {
+	c := stores(t)
+	ctx := context.Background()
+	a, err := staff.NewAccount("kari@example.com", "Kari Nordmann", "nb", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Staff.Put(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	m := staff.NewManager(c.Staff, c.Sessions, true, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(console(m))
+	defer srv.Close()
+	b := &browser{t: t, base: srv.URL, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+
+	if res, _ := b.do(http.MethodGet, "/app", nil); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/login?next=") {
+		t.Fatalf("unsigned GET: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	_, token := b.do(http.MethodGet, "/login", nil)
+	if res, _ := b.do(http.MethodPost, "/login", url.Values{"email": {"kari@example.com"}, "password": {"correct horse battery"}}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in without the form's token: %d, want 403", res.StatusCode)
+	}
+	if res, _ := b.do(http.MethodPost, "/login", url.Values{"csrf": {token}, "email": {"kari@example.com"}, "password": {"wrong password!"}}); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d", res.StatusCode)
+	}
+	res, _ := b.do(http.MethodPost, "/login", url.Values{"csrf": {token}, "email": {"KARI@example.com"}, "password": {"correct horse battery"}})
+	if res.StatusCode != 200 {
+		t.Fatalf("sign-in: %d", res.StatusCode)
+	}
+	var session *http.Cookie
+	for _, ck := range res.Cookies() {
+		if ck.Name == staff.SessionCookie {
+			session = ck
+		}
+	}
+	if session == nil || !session.HttpOnly || !session.Secure || session.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("session cookie %+v: want HttpOnly, Secure, SameSite=Lax", session)
+	}
+	res, page := b.do(http.MethodGet, "/app", nil)
+	if res.StatusCode != 200 || !strings.HasPrefix(page, "Kari Nordmann ") {
+		t.Fatalf("signed-in GET: %d %q", res.StatusCode, page)
+	}
+	csrf := strings.TrimPrefix(page, "Kari Nordmann ")
+	if res, _ := b.do(http.MethodPost, "/app", url.Values{"x": {"1"}}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("POST without CSRF token: %d, want 403", res.StatusCode)
+	}
+	if res, _ := b.do(http.MethodPost, "/app", url.Values{"csrf": {csrf + "x"}}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("POST with a wrong CSRF token: %d, want 403", res.StatusCode)
+	}
+	if res, _ := b.do(http.MethodPost, "/app", url.Values{"csrf": {csrf}}); res.StatusCode != 200 {
+		t.Errorf("POST with the CSRF token: %d", res.StatusCode)
+	}
+	// Removing the account ends its sessions at once.
+	if err := c.Staff.Delete(ctx, "kari@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := b.do(http.MethodGet, "/app", nil); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("GET after the account was removed: %d", res.StatusCode)
+	}
+}
+
+func TestSignInIsRateLimited(t *testing.T) {
+	c := stores(t)
+	m := staff.NewManager(c.Staff, c.Sessions, false, slog.New(slog.DiscardHandler))
+	limited := 0
+	for i := range 8 {
+		req := httptest.NewRequest(http.MethodPost, "/login", nil)
+		req.RemoteAddr = "192.0.2.1:1234"
+		_, err := m.SignIn(context.Background(), httptest.NewRecorder(), req, "nobody@example.com", "guess number "+string(rune('a'+i)))
+		if errors.Is(err, staff.ErrTooManyAttempts) {
+			limited++
+		} else if !errors.Is(err, staff.ErrBadCredentials) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if limited != 3 {
+		t.Errorf("%d of 8 attempts on one account refused, want the 3 after the first 5", limited)
+	}
+}
