@@ -66,6 +66,39 @@ type Verdict struct {
 	Deferred bool
 }
 
+// recountWithin bounds how old an outcome may be to be counted again: well
+// inside the counters' one-hour dedupe window.
+const recountWithin = 45 * time.Minute
+
+// outcomeCounter is the counter a final status adds to.
+func outcomeCounter(s DeliveryStatus) Counted {
+	switch s {
+	case StatusFailed:
+		return CountFailed
+	case StatusSkipped:
+		return CountSkipped
+	}
+	return CountSent // sent, delivered, undelivered: it went out
+}
+
+// count adds delta to the event's counter for r's channel, once per
+// delivery, retry generation, counter and sign. A failure to count is
+// logged: the delivery itself is recorded.
+func (d *Dispatcher) count(ctx context.Context, r *DeliveryRecord, what Counted, delta int64) {
+	if d.Counter == nil {
+		return
+	}
+	if err := d.Counter.Count(ctx, r.EventID, r.Channel, what, delta, CountKey(r.ID, r.Retries, what, delta)); err != nil {
+		d.Logger.Warn("delivery not counted in the event's summary", "delivery", r.ID, "counter", what, "error", err)
+	}
+}
+
+// waitingForRetry reports whether a record is a failed attempt waiting
+// for the next one.
+func waitingForRetry(r *DeliveryRecord) bool {
+	return r.Status == StatusQueued && r.NextAttemptAt != nil
+}
+
 // earlySlack is how early a scheduled retry may arrive and still be taken
 // as due: the broker fires schedules on whole seconds.
 const earlySlack = 2 * time.Second
@@ -88,7 +121,9 @@ type Dispatcher struct {
 	// OnSuppress is told when a channel is paused for a subscriber, so the
 	// owner can be told; it may be nil.
 	OnSuppress func(ctx context.Context, s *Subscriber, ch ChannelName, why Suppression)
-	Now        func() time.Time
+	// Counter keeps the per-event summary; nil keeps none.
+	Counter ProgressCounter
+	Now     func() time.Time
 
 	cache eventCache
 	// endpoints counts the sends in flight per endpoint.
@@ -109,8 +144,14 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 	}
 	if rec.Status.Done() {
 		// Redelivered after the outcome was recorded (a lost ack, a crash,
-		// a re-plan after the dedupe window): never send again.
+		// a re-plan after the dedupe window): never send again. Count the
+		// outcome again in case the process died between recording and
+		// counting it; within the counters' dedupe window a count that
+		// was made is not made twice.
 		d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "skipped", "already_done").Inc()
+		if d.now().Sub(rec.UpdatedAt) < recountWithin {
+			d.count(ctx, rec, outcomeCounter(rec.Status), 1)
+		}
 		return Verdict{}, nil
 	}
 	if next := rec.NextAttemptAt; rec.Status == StatusQueued && next != nil && d.now().Before(next.Add(-earlySlack)) {
@@ -178,6 +219,7 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 // record writes the outcome of one attempt and decides the verdict.
 func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRecord, evr *EventRecord, receipt Receipt, retry bool, sendErr error, started time.Time) (Verdict, error) {
 	chName := string(del.Channel)
+	wasWaiting := waitingForRetry(read)
 	maxAttempts := d.Config.maxAttempts(del.Channel)
 	if b, ok := d.Channels[del.Channel].(Backoffer); ok && d.Config.MaxAttempts[del.Channel] == 0 {
 		maxAttempts = b.MaxAttempts()
@@ -235,6 +277,17 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 	// at the default level, and this runs once per message.
 	log := func() *slog.Logger {
 		return d.Logger.With("delivery", del.ID, "to", MaskContact(del.Channel, del.Subscriber.Contact(del.Channel)), "attempt", del.Attempt)
+	}
+	switch {
+	case sendErr == nil:
+		d.count(ctx, rec, CountSent, 1)
+	case verdict.Retry && !wasWaiting:
+		d.count(ctx, rec, CountRetrying, 1)
+	case !verdict.Retry:
+		d.count(ctx, rec, CountFailed, 1)
+	}
+	if wasWaiting && !verdict.Retry {
+		d.count(ctx, rec, CountRetrying, -1)
 	}
 	switch {
 	case sendErr == nil:
@@ -340,7 +393,10 @@ func (d *Dispatcher) updateSubscriber(ctx context.Context, id string, fn func(*S
 }
 
 func (d *Dispatcher) skip(ctx context.Context, job Job, evr *EventRecord, why string) (Verdict, error) {
+	wasWaiting := false
 	rec, err := d.Log.Update(ctx, job.ID, func(r *DeliveryRecord) error {
+		wasWaiting = waitingForRetry(r)
+		r.NextAttemptAt = nil
 		r.ID, r.EventID, r.EventType, r.SubscriberID, r.Channel = job.ID, job.EventID, evr.Event.Type, job.SubscriberID, job.Channel
 		r.EventTime = evr.Event.Time
 		if r.QueuedAt.IsZero() {
@@ -351,6 +407,10 @@ func (d *Dispatcher) skip(ctx context.Context, job Job, evr *EventRecord, why st
 	})
 	if err != nil {
 		return Verdict{}, fmt.Errorf("record skipped delivery: %w", err)
+	}
+	d.count(ctx, rec, CountSkipped, 1)
+	if wasWaiting {
+		d.count(ctx, rec, CountRetrying, -1)
 	}
 	if d.Published != nil {
 		d.Published(rec)

@@ -70,6 +70,8 @@ type Intake struct {
 	Metrics *Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Counter keeps the per-event summary: the jobs planned per channel.
+	Counter ProgressCounter
 }
 
 // ErrRejected is returned by Handle for an event that was rejected and
@@ -126,6 +128,7 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 			return fmt.Errorf("record incident %s: %w", id, err)
 		}
 	}
+	perChannel := map[ChannelName]int{}
 	if ev.Incident != nil && state != nil && state.LastEventTime.After(ev.Time) {
 		rec.Late = true
 		in.Logger.Warn("late event recorded in the timeline but not sent: a newer update was already applied",
@@ -136,6 +139,7 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 			if count++; count%1000 == 0 && progress != nil {
 				progress()
 			}
+			perChannel[j.Channel]++
 			return in.Enqueue(ctx, j)
 		})
 		if err != nil {
@@ -146,6 +150,18 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 	if in.Flush != nil {
 		if err := in.Flush(ctx); err != nil {
 			return fmt.Errorf("queue jobs of %s: %w", ev.ID, err)
+		}
+	}
+	if in.Counter != nil {
+		for _, ch := range ChannelNames {
+			// Counted before the event is marked planned: a plan cut short
+			// after this is run again, and its count, under the same key,
+			// is not made twice.
+			if n := perChannel[ch]; n > 0 {
+				if err := in.Counter.Count(ctx, ev.ID, ch, CountPlanned, int64(n), ev.ID+".plan."+string(ch)); err != nil {
+					return fmt.Errorf("count the plan of %s: %w", ev.ID, err)
+				}
+			}
 		}
 	}
 	rec.Incident = state

@@ -50,8 +50,11 @@ type DeliveryRecord struct {
 	LastAttemptAt  *time.Time `json:"last_attempt_at,omitempty"`
 	// NextAttemptAt is when a queued delivery that failed is tried again.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
-	SentAt        *time.Time `json:"sent_at,omitempty"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	// Retries counts the retries asked for by hand, which start the
+	// delivery over; it keeps its progress counts apart.
+	Retries   int        `json:"retries,omitempty"`
+	SentAt    *time.Time `json:"sent_at,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 	// Revision is the store's revision of this record when it was read;
 	// zero for a record not yet stored. It is not part of the record.
 	Revision uint64 `json:"-"`

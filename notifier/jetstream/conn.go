@@ -68,6 +68,7 @@ type Conn struct {
 	Events      *Events
 	Staff       *StaffAccounts
 	Sessions    *StaffSessions
+	Counts      *Counts
 	config      jetstream.KeyValue
 
 	logger *slog.Logger
@@ -186,6 +187,7 @@ func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
 	c.Events = &Events{kv: kvs[EventsKV]}
 	c.Staff = &StaffAccounts{kv: kvs[StaffKV]}
 	c.Sessions = &StaffSessions{kv: kvs[SessionsKV]}
+	c.Counts = &Counts{c: c}
 	c.config = kvs[ConfigKV]
 }
 
@@ -202,6 +204,11 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 		// Retries wait as schedules in the stream (NATS 2.12 message
 		// schedules), not as unacknowledged jobs holding a worker's slot.
 		AllowMsgSchedules: true, AllowRollup: true,
+	}, {
+		Name: CountsStream, Description: "Per-event delivery counts by channel and state (NATS counters)",
+		Subjects: []string{CountPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
+		// A counter is its last message; older ones are history nobody reads.
+		AllowMsgCounter: true, MaxMsgsPerSubject: 1, Duplicates: time.Hour,
 	}, {
 		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,

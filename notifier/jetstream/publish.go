@@ -37,20 +37,30 @@ func (c *Conn) PublishEvent(ctx context.Context, raw []byte) (*notifier.Event, e
 func (c *Conn) RetryJob(ctx context.Context, id string) (*notifier.DeliveryRecord, error) {
 	// Only a delivery that ended without going out may be sent again; a
 	// queued one is still in the queue (a second job could send it twice).
-	retryable := map[notifier.DeliveryStatus]bool{notifier.StatusFailed: true, notifier.StatusUndelivered: true, notifier.StatusSkipped: true}
+	retryable := map[notifier.DeliveryStatus]notifier.Counted{notifier.StatusFailed: notifier.CountFailed,
+		notifier.StatusUndelivered: notifier.CountSent, notifier.StatusSkipped: notifier.CountSkipped}
+	var uncount notifier.Counted
+	var generation int
 	rec, err := c.Deliveries.Update(ctx, id, func(r *notifier.DeliveryRecord) error {
 		if r.EventID == "" {
 			return fmt.Errorf("delivery %s: %w", id, notifier.ErrNotFound)
 		}
-		if !retryable[r.Status] {
+		what, ok := retryable[r.Status]
+		if !ok {
 			return fmt.Errorf("delivery %s is %s (since %s): only failed, undelivered or skipped deliveries can be retried", id, r.Status, r.UpdatedAt.Format(time.RFC3339))
 		}
+		uncount, generation = what, r.Retries
 		r.Status, r.Attempts, r.Reason, r.UpdatedAt, r.NextAttemptAt = notifier.StatusQueued, 0, "", time.Now().UTC(), nil
+		r.Retries++
 		r.Note = "retry requested after: " + r.LastError
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The delivery is waiting again: it leaves its outcome's count.
+	if err := c.Counts.Count(ctx, rec.EventID, rec.Channel, uncount, -1, notifier.CountKey(rec.ID, generation, uncount, -1)); err != nil {
+		c.logger.Warn("retried delivery not uncounted", "delivery", id, "error", err)
 	}
 	job := notifier.Job{ID: rec.ID, EventID: rec.EventID, SubscriberID: rec.SubscriberID, Channel: rec.Channel}
 	b, _ := json.Marshal(job)

@@ -360,10 +360,10 @@ func (c *Conn) NewRunner(p Pipeline) *Runner {
 	planner := &notifier.Planner{Subscribers: c.Subscribers, Policy: policy, Metrics: p.Metrics, Logger: p.Logger}
 	return &Runner{
 		Conn: c,
-		Intake: &notifier.Intake{Events: c.Events, Incidents: c.Incidents, Planner: planner,
+		Intake: &notifier.Intake{Events: c.Events, Incidents: c.Incidents, Planner: planner, Counter: c.Counts,
 			Metrics: p.Metrics, Logger: p.Logger.With("stage", "intake")},
 		Dispatcher: &notifier.Dispatcher{Channels: p.Channels, Renderer: p.Renderer, Subscribers: c.Subscribers,
-			Log: c.Deliveries, Events: c.Events, Incidents: c.Incidents, Config: p.Dispatch, Metrics: p.Metrics,
+			Log: c.Deliveries, Events: c.Events, Incidents: c.Incidents, Config: p.Dispatch, Metrics: p.Metrics, Counter: c.Counts,
 			OnSuppress: p.OnSuppress, Logger: p.Logger.With("stage", "dispatch")},
 		Concurrency: p.Concurrency,
 		Logger:      p.Logger,
