@@ -23,6 +23,9 @@ type EventRecord struct {
 	// Incident is the incident as this event left it, so every delivery of
 	// the event shows the same state even when newer events follow.
 	Incident *IncidentState `json:"incident,omitempty"`
+	// PublishedBy says who published the event, for staff ("Kari Nordmann
+	// <kari@example.com> (console)"); never shown to customers.
+	PublishedBy string `json:"published_by,omitempty"`
 }
 
 // EventStore keeps every accepted event.
@@ -72,6 +75,9 @@ type Intake struct {
 	Now     func() time.Time
 	// Counter keeps the per-event summary: the jobs planned per channel.
 	Counter ProgressCounter
+	// PublishedBy is who published the event being handled, from the
+	// message's Varsel-Published-By header; "" when unknown.
+	PublishedBy string
 }
 
 // ErrRejected is returned by Handle for an event that was rejected and
@@ -103,7 +109,7 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 		// A plan was cut short: finish it with the event as first stored.
 		ev = rec.Event
 	case errors.Is(err, ErrNotFound):
-		rec = &EventRecord{Event: ev, ReceivedAt: now}
+		rec = &EventRecord{Event: ev, ReceivedAt: now, PublishedBy: in.PublishedBy}
 		if err := in.Events.Put(ctx, rec); err != nil {
 			return fmt.Errorf("store event %s: %w", ev.ID, err)
 		}

@@ -46,9 +46,15 @@ type DeliveryFilter struct {
 // Operator is what the admin API asks of the pipeline beyond the
 // subscriber store. notifier/jetstream implements it on its connection.
 type Operator interface {
-	// PublishEvent validates raw and publishes it; a *ValidationError
-	// means it was invalid and was not published.
-	PublishEvent(ctx context.Context, raw []byte) (*Event, error)
+	// PublishEventAs validates raw and publishes it, recording who did
+	// (by) for staff; a *ValidationError means it was invalid and was not
+	// published. duplicate reports an event already published under its id.
+	PublishEventAs(ctx context.Context, raw []byte, by string) (ev *Event, duplicate bool, err error)
+	// Progress reads how far an event's deliveries have got.
+	Progress(ctx context.Context, eventID string) (*Progress, error)
+	// Event returns an accepted event's record, or an error wrapping
+	// ErrNotFound.
+	Event(ctx context.Context, id string) (*EventRecord, error)
 	// RetryJob queues a failed, undelivered or skipped delivery again; an
 	// error wrapping ErrNotFound means there is no such delivery.
 	RetryJob(ctx context.Context, id string) (*DeliveryRecord, error)

@@ -14,21 +14,37 @@ import (
 	"github.com/varsel/varsel/notifier"
 )
 
+// PublishedByHeader carries who published an event, for the audit trail
+// staff see in the console; it is never shown to customers.
+const PublishedByHeader = "Varsel-Published-By"
+
 // PublishEvent publishes a raw event on varsel.events.<type> with
 // Nats-Msg-Id set to its id, and waits for the stream to store it. The event
 // is validated first; an invalid one is not published.
 func (c *Conn) PublishEvent(ctx context.Context, raw []byte) (*notifier.Event, error) {
-	ev, err := notifier.DecodeEvent(raw)
+	ev, _, err := c.PublishEventAs(ctx, raw, "")
+	return ev, err
+}
+
+// PublishEventAs is PublishEvent recording who published the event (by;
+// "" for nobody in particular). duplicate reports that the stream already
+// had an event with this id, so nothing new will be sent.
+func (c *Conn) PublishEventAs(ctx context.Context, raw []byte, by string) (ev *notifier.Event, duplicate bool, err error) {
+	ev, err = notifier.DecodeEvent(raw)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	msg := nats.NewMsg("varsel.events." + string(ev.Type))
 	msg.Data = raw
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-	if _, err := c.JS.PublishMsg(ctx, msg); err != nil {
-		return nil, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	if by != "" {
+		msg.Header.Set(PublishedByHeader, by)
 	}
-	return ev, nil
+	ack, err := c.JS.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, false, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	}
+	return ev, ack.Duplicate, nil
 }
 
 // RetryJob queues a delivery again: its record goes back to queued with the
@@ -215,6 +231,16 @@ func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
 }
 
 var _ notifier.Operator = (*Conn)(nil)
+
+// Progress implements notifier.Operator from the event's counters.
+func (c *Conn) Progress(ctx context.Context, eventID string) (*notifier.Progress, error) {
+	return c.Counts.Progress(ctx, eventID)
+}
+
+// Event implements notifier.Operator.
+func (c *Conn) Event(ctx context.Context, id string) (*notifier.EventRecord, error) {
+	return c.Events.Get(ctx, id)
+}
 
 // ListDeliveries implements notifier.Operator on the delivery log.
 func (c *Conn) ListDeliveries(ctx context.Context, f notifier.DeliveryFilter, fn func(*notifier.DeliveryRecord) error) error {

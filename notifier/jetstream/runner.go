@@ -138,6 +138,9 @@ func (r *Runner) handleEvent(ctx context.Context, msg jetstream.Msg) {
 	}
 	in.Enqueue = q.add
 	in.Flush = q.flush
+	if h := msg.Headers(); h != nil {
+		in.PublishedBy = h.Get(PublishedByHeader)
+	}
 	stop := r.heartbeat(msg)
 	err := in.Handle(ctx, msg.Subject(), msg.Data(), nil)
 	stop()

@@ -163,7 +163,7 @@ func (s *server) postEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	ev, err := s.deps.Operator.PublishEvent(r.Context(), raw)
+	ev, _, err := s.deps.Operator.PublishEventAs(r.Context(), raw, "admin API")
 	var ve *notifier.ValidationError
 	switch {
 	case errors.As(err, &ve):
