@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -87,5 +88,34 @@ func TestLatestData(t *testing.T) {
 	}
 	if got := s.LatestData(at("08:00")); got != nil {
 		t.Errorf("LatestData(08:00) = %+v, want nil", got)
+	}
+}
+
+func TestHoldingUpdateRefersToTheLastRealUpdate(t *testing.T) {
+	s := &IncidentState{}
+	s.Apply(incidentEvent("opened", IncidentOpened, at("07:20"), StatusInvestigating, ImpactMajor))
+	s.Apply(incidentEvent("two", IncidentUpdated, at("14:00"), StatusIdentified, ImpactMajor))
+	first, err := HoldingUpdate(s, at("16:00"), at("18:00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Incident.HoldingSince == nil || !first.Incident.HoldingSince.Equal(at("14:00")) || first.Incident.Message != nil ||
+		!first.Incident.NextUpdateAt.Equal(at("18:00")) || first.Incident.Status != StatusIdentified {
+		t.Errorf("first holding update = %+v", first.Incident)
+	}
+	s.Apply(first)
+	second, err := HoldingUpdate(s, at("18:00"), at("20:00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Incident.HoldingSince.Equal(at("14:00")) || second.ID == first.ID {
+		t.Errorf("second holding update refers to %s (id %s), want the 14:00 update", second.Incident.HoldingSince, second.ID)
+	}
+	if _, err := HoldingUpdate(s, at("19:00"), at("18:30")); err == nil {
+		t.Error("a promise in the past was accepted")
+	}
+	s.Apply(incidentEvent("done", IncidentResolved, at("21:00"), StatusResolved, ImpactMajor))
+	if _, err := HoldingUpdate(s, at("22:00"), at("23:00")); !errors.Is(err, ErrNoHolding) {
+		t.Errorf("holding update of a resolved incident: %v", err)
 	}
 }

@@ -106,3 +106,9 @@ func (a *Account) CheckPassword(password string) bool {
 // dummyHash is compared against when an account does not exist, so a
 // sign-in with an unknown email takes as long as one with a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password of anyone's"), bcryptCost)
+
+// Publisher names a staff member for the audit trail of what they
+// publish: "Kari Nordmann <kari@example.com> (console)".
+func Publisher(a *Account, via string) string {
+	return a.Name + " <" + a.Email + "> (" + via + ")"
+}

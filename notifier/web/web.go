@@ -18,6 +18,7 @@ import (
 
 	"github.com/varsel/varsel/notifier"
 	"github.com/varsel/varsel/notifier/ratelimit"
+	"github.com/varsel/varsel/notifier/staff"
 )
 
 // Config is the HTTP layer's settings.
@@ -51,9 +52,12 @@ type Deps struct {
 	Status      notifier.StatusReader
 	Subscribers notifier.SubscriberStore
 	Operator    notifier.Operator
-	Localizer   Localizer
-	Tokens      *notifier.Tokens
-	Registry    *prometheus.Registry
+	// Staff lets signed-in staff use the API paths that take a bearer
+	// token or a staff session; nil means the token only.
+	Staff     *staff.Manager
+	Localizer Localizer
+	Tokens    *notifier.Tokens
+	Registry  *prometheus.Registry
 	// TwilioInbound and TwilioStatus serve the Twilio callbacks; nil when
 	// Twilio is not configured (the paths then answer 404).
 	TwilioInbound, TwilioStatus http.Handler
@@ -96,6 +100,8 @@ func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 	mux.Handle("POST /api/v1/events", s.admin(s.postEvent))
 	mux.Handle("GET /api/v1/deliveries", s.admin(s.listDeliveries))
 	mux.Handle("POST /api/v1/deliveries/{id}/retry", s.admin(s.retryDelivery))
+	mux.Handle("POST /api/v1/incidents/{id}/holding", s.adminOrStaff(s.holding))
+	mux.Handle("GET /api/v1/progress/{event}", s.adminOrStaff(s.progress))
 
 	mux.HandleFunc("GET /subscribe", s.subscribeForm)
 	mux.HandleFunc("POST /subscribe", s.subscribe)
