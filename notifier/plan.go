@@ -37,24 +37,14 @@ type Planner struct {
 // ids, which the queue deduplicates, so a plan cut short by a crash is
 // finished by planning again. It returns the number of jobs emitted.
 func (p *Planner) Plan(ctx context.Context, ev *Event, inc *IncidentState, emit func(Job) error) (int, error) {
-	channels := p.Policy.Channels(ev, inc)
-	components := ev.Components()
 	n := 0
-	err := p.Subscribers.Each(ctx, func(s *Subscriber) error {
-		if !s.Follows(components) {
-			return nil
+	err := p.Each(ctx, ev, inc, func(s *Subscriber, ch ChannelName) error {
+		if err := emit(NewJob(ev.ID, s.ID, ch)); err != nil {
+			return fmt.Errorf("queue job for %s on %s: %w", s.ID, ch, err)
 		}
-		for _, ch := range channels {
-			if !s.Reachable(ch) {
-				continue
-			}
-			if err := emit(NewJob(ev.ID, s.ID, ch)); err != nil {
-				return fmt.Errorf("queue job for %s on %s: %w", s.ID, ch, err)
-			}
-			n++
-			if p.Metrics != nil {
-				p.Metrics.JobsPlanned.WithLabelValues(string(ch)).Inc()
-			}
+		n++
+		if p.Metrics != nil {
+			p.Metrics.JobsPlanned.WithLabelValues(string(ch)).Inc()
 		}
 		return nil
 	})
@@ -62,4 +52,45 @@ func (p *Planner) Plan(ctx context.Context, ev *Event, inc *IncidentState, emit 
 		return n, fmt.Errorf("plan event %s: %w", ev.ID, err)
 	}
 	return n, nil
+}
+
+// Each calls fn for every (subscriber, channel) the event goes to: the
+// subscribers who follow its components, on the channels the policy
+// chooses that they can be reached on. Plan and the console's audience
+// count both use it, so a preview counts exactly whom a publish reaches.
+func (p *Planner) Each(ctx context.Context, ev *Event, inc *IncidentState, fn func(*Subscriber, ChannelName) error) error {
+	channels := p.Policy.Channels(ev, inc)
+	components := ev.Components()
+	return p.Subscribers.Each(ctx, func(s *Subscriber) error {
+		if !s.Follows(components) {
+			return nil
+		}
+		for _, ch := range channels {
+			if !s.Reachable(ch) {
+				continue
+			}
+			if err := fn(s, ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Audience counts whom an event reaches, by channel and by the language
+// they read (en or nb, as messages resolve it with defaultLocale).
+func (p *Planner) Audience(ctx context.Context, ev *Event, inc *IncidentState, defaultLocale string) (map[ChannelName]map[string]int, error) {
+	out := map[ChannelName]map[string]int{}
+	err := p.Each(ctx, ev, inc, func(s *Subscriber, ch ChannelName) error {
+		lang := BaseLanguage(s.Locale)
+		if lang == "" {
+			lang = BaseLanguage(defaultLocale)
+		}
+		if out[ch] == nil {
+			out[ch] = map[string]int{}
+		}
+		out[ch][lang]++
+		return nil
+	})
+	return out, err
 }

@@ -19,7 +19,7 @@ func BenchmarkRenderUncached(b *testing.B) {
 				sub := &notifier.Subscriber{ID: "s", Name: "Kari Nordmann", Locale: locale}
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := r.renderUncached(events[id], states[id], sub, ch); err != nil {
+					if _, err := r.Preview(events[id], states[id], sub, ch); err != nil {
 						b.Fatal(err)
 					}
 				}

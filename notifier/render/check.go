@@ -90,7 +90,7 @@ func (r *Renderer) Check(events []*notifier.Event) []Problem {
 					problems = append(problems, Problem{File: file, Line: line, Locale: locale, Channel: string(ch), EventID: ev.ID, Message: msg})
 				}
 				sub := &notifier.Subscriber{ID: "check", Name: "Kari Nordmann", Locale: locale}
-				m, err := r.renderUncached(ev, inc, sub, ch)
+				m, err := r.Preview(ev, inc, sub, ch)
 				if err != nil {
 					file, line, msg := r.locate(err, ch)
 					add(file, line, msg)
@@ -109,7 +109,7 @@ func (r *Renderer) Check(events []*notifier.Event) []Problem {
 				}
 				// Render again with every free text replaced by a neutral
 				// mark, so only fixed phrases remain to be checked.
-				pm, err := r.renderUncached(probeEvent(ev), inc, &notifier.Subscriber{ID: "check", Name: "§", Locale: locale}, ch)
+				pm, err := r.Preview(probeEvent(ev), inc, &notifier.Subscriber{ID: "check", Name: "§", Locale: locale}, ch)
 				if err != nil {
 					continue // reported above
 				}
@@ -209,14 +209,6 @@ func (r *Renderer) checkNotices(foreign map[string][]phrase) []Problem {
 
 // noticeFile holds the notices' subject and text templates.
 const noticeFile = "notice.tmpl"
-
-func (r *Renderer) renderUncached(ev *notifier.Event, inc *notifier.IncidentState, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
-	p, _, err := r.renderPart(ev, inc, ResolveLocale(sub.Locale, r.defaultLocale), ch, r.defaultZone)
-	if err != nil {
-		return nil, err
-	}
-	return r.personalize(p, sub, ch)
-}
 
 // locate finds the file and line in a template error.
 func (r *Renderer) locate(err error, ch notifier.ChannelName) (string, int, string) {

@@ -241,3 +241,18 @@ func (r *Renderer) set(locale string) *langSet {
 	}
 	return r.sets[ResolveLocale(locale, r.defaultLocale)]
 }
+
+// Preview renders ev for sub on ch as Render does, but never from or into
+// the cache: the console previews events that are not published yet, and
+// may preview the same id again after an edit.
+func (r *Renderer) Preview(ev *notifier.Event, inc *notifier.IncidentState, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
+	tz := sub.Timezone
+	if tz == "" {
+		tz = r.cfg.DefaultTimezone
+	}
+	p, _, err := r.renderPart(ev, inc, ResolveLocale(sub.Locale, r.defaultLocale), ch, r.location(tz))
+	if err != nil {
+		return nil, err
+	}
+	return r.personalize(p, sub, ch)
+}
