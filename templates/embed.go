@@ -37,3 +37,10 @@ import "embed"
 //
 //go:embed *.tmpl
 var FS embed.FS
+
+// ConsoleFS holds the staff console's pages (console/*.html, html/template,
+// every fixed phrase from the catalogues) and its static files
+// (console/static: the style sheet and the progress view's script).
+//
+//go:embed console/*.html console/static/*
+var ConsoleFS embed.FS

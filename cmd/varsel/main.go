@@ -27,6 +27,7 @@ Usage:
   varsel letter preview FILE --locale nb [--channel email|sms|webhook]
   varsel letter send FILE [--dry-run] [--test-to ADDRESS]
   varsel deliveries list [--event ID] [--status failed]  |  varsel deliveries retry ID
+  varsel staff add --email E --name N [--locale nb] --password-stdin | staff list | staff remove EMAIL
   varsel rejected list                       invalid events and why they were rejected
   varsel status export DIR                   write the status page and feeds as static files
   varsel templates check                     every template renders in every locale
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdRejected(ctx, rest, stdout)
 	case "letter":
 		return cmdLetter(ctx, rest, stdout, stderr)
+	case "staff":
+		return cmdStaff(ctx, rest, stdin, stdout)
 	case "status":
 		return cmdStatus(ctx, rest, stdout)
 	case "templates":

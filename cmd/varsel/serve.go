@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +20,10 @@ import (
 	"github.com/varsel/varsel/channels/sms"
 	"github.com/varsel/varsel/channels/webhook"
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/console"
 	"github.com/varsel/varsel/notifier/jetstream"
 	"github.com/varsel/varsel/notifier/render"
+	"github.com/varsel/varsel/notifier/staff"
 	"github.com/varsel/varsel/notifier/web"
 )
 
@@ -109,17 +112,29 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		s.close()
 		return nil, err
 	}
-	handler := web.New(web.Config{
+	staffManager := staff.NewManager(s.conn.Staff, s.conn.Sessions, strings.HasPrefix(cfg.PublicURL, "https://"), logger)
+	consoleHandler, err := console.New(console.Config{PublicURL: cfg.PublicURL, DefaultLocale: cfg.DefaultLocale, Timezone: cfg.Timezone},
+		console.Deps{Staff: staffManager, Status: status, Operator: s.conn, Renderer: s.renderer, SendTest: s.sendConsoleTest, Logger: logger,
+			Planner: &notifier.Planner{Subscribers: s.conn.Subscribers, Policy: notifier.DefaultPolicy{}, Logger: logger}})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	pages := web.New(web.Config{
 		PublicURL: cfg.PublicURL, AdminToken: cfg.AdminToken, DefaultLocale: cfg.DefaultLocale, DefaultTimezone: cfg.Timezone,
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate, Version: version,
 	}, web.Deps{
-		Status: status, Subscribers: s.conn.Subscribers, Operator: s.conn, Localizer: s.renderer, Tokens: tokens, Registry: reg,
+		Status: status, Subscribers: s.conn.Subscribers, Operator: s.conn, Staff: staffManager, Localizer: s.renderer, Tokens: tokens, Registry: reg,
 		TwilioInbound: s.twilioInbound(), TwilioStatus: s.twilioStatus(),
 		CheckWebhookTarget: func(ctx context.Context, url string) error {
 			return webhook.CheckTarget(ctx, url, cfg.WebhookAllowPrivate)
 		},
 		SendEmail: s.sendSignupEmail,
 	}, logger)
+	handler := http.NewServeMux()
+	handler.Handle(console.Prefix, consoleHandler)
+	handler.Handle(console.Prefix+"/", consoleHandler)
+	handler.Handle("/", pages)
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
@@ -254,37 +269,48 @@ func (s *service) sendWebhookNotice(ctx context.Context, sub *notifier.Subscribe
 
 // noticeEventID names a notice sent at t in notifier.ValidID form, e.g.
 // notice-webhook-disabled-20190917T100000-123456789Z.
-func noticeEventID(t time.Time) string {
-	return "notice-webhook-disabled-" + t.UTC().Format("20060102T150405") + "-" + fmt.Sprintf("%09d", t.Nanosecond()) + "Z"
-}
+func noticeEventID(t time.Time) string { return oneOffEventID("webhook-disabled", t) }
 
 // sendSignupEmail sends the confirmation email of a sign-up on the status
-// page through the email channel (web.Deps.SendEmail). Like a notice it is
-// not an event: it gets a synthetic one, unique per email, and a transient
+// page through the email channel (web.Deps.SendEmail), to a transient
 // subscriber with the id the sign-up will have once confirmed; nothing is
-// stored. Errors are the channel's.
+// stored.
 func (s *service) sendSignupEmail(ctx context.Context, to string, m *notifier.Message) error {
+	return s.sendOneOff(ctx, "signup", web.SubscriberID(to), to, m)
+}
+
+// sendConsoleTest sends a test of a letter to the staff member who asked
+// for it in the console (console.Deps.SendTest).
+func (s *service) sendConsoleTest(ctx context.Context, to string, m *notifier.Message) error {
+	return s.sendOneOff(ctx, "console-test", "staff-"+web.SubscriberID(to), to, m)
+}
+
+// sendOneOff sends one email that is not a delivery of an event (a sign-up
+// confirmation, a console test) through the email channel. Like a notice
+// it gets a synthetic event, unique per email, so the outbox and the
+// Message-ID never collide with a real event's. Errors are the channel's.
+func (s *service) sendOneOff(ctx context.Context, kind, subscriberID, to string, m *notifier.Message) error {
 	if s.email == nil {
-		return errors.New("send sign-up confirmation: no email channel")
+		return fmt.Errorf("send %s email: no email channel", kind)
 	}
 	now := time.Now().UTC()
-	ev := &notifier.Event{ID: signupEventID(now), Type: notifier.IncidentUpdated, Time: now}
-	sub := &notifier.Subscriber{ID: web.SubscriberID(to), Email: to, Locale: m.Locale}
+	ev := &notifier.Event{ID: oneOffEventID(kind, now), Type: notifier.IncidentUpdated, Time: now}
+	sub := &notifier.Subscriber{ID: subscriberID, Email: to, Locale: m.Locale}
 	d := &notifier.Delivery{ID: notifier.DeliveryID(ev.ID, sub.ID, notifier.Email), Channel: notifier.Email,
 		Event: ev, Subscriber: sub, Message: m, Attempt: 1}
 	receipt, _, err := s.email.Notify(ctx, d)
 	if err != nil {
-		return fmt.Errorf("send sign-up confirmation: %w", err)
+		return fmt.Errorf("send %s email: %w", kind, err)
 	}
-	s.logger.Debug("sign-up confirmation handed over", "subscriber", sub.ID, "to", notifier.MaskEmail(to), "notice", ev.ID,
+	s.logger.Debug("one-off email handed over", "kind", kind, "subscriber", sub.ID, "to", notifier.MaskEmail(to), "notice", ev.ID,
 		"provider_id", receipt.ProviderID)
 	return nil
 }
 
-// signupEventID names a confirmation email sent at t in notifier.ValidID
-// form, e.g. notice-signup-20190917T100000-123456789Z.
-func signupEventID(t time.Time) string {
-	return "notice-signup-" + t.UTC().Format("20060102T150405") + "-" + fmt.Sprintf("%09d", t.Nanosecond()) + "Z"
+// oneOffEventID names a one-off email sent at t in notifier.ValidID form,
+// e.g. notice-signup-20190917T100000-123456789Z.
+func oneOffEventID(kind string, t time.Time) string {
+	return "notice-" + kind + "-" + t.UTC().Format("20060102T150405") + "-" + fmt.Sprintf("%09d", t.Nanosecond()) + "Z"
 }
 
 // run runs the pipeline until ctx is cancelled, then drains and shuts down.

@@ -1,0 +1,59 @@
+package console
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// incidentRow is one incident on the dashboard.
+type incidentRow struct {
+	*notifier.IncidentState
+	Latest      notifier.Update
+	PublishedBy string
+	Overdue     bool
+	// DueIn is how long until the promised update, "" without one.
+	DueSoon bool
+}
+
+type dashboardView struct {
+	Page
+	Open, Closed []incidentRow
+}
+
+// dashboard lists what is open, with its promise, and what closed lately:
+// GET /console/.
+func (c *console) dashboard(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(r, "ConsoleDashboard")
+	p.Notice = noticeFrom(p, r)
+	v := dashboardView{Page: p}
+	now := c.now()
+	for _, st := range c.deps.Status.Incidents() {
+		if len(st.Updates) == 0 {
+			continue
+		}
+		row := incidentRow{IncidentState: st, Latest: st.Updates[len(st.Updates)-1], Overdue: st.Overdue(now)}
+		if next := st.Incident.NextUpdateAt; next != nil && !row.Overdue && next.Sub(now) < 15*time.Minute {
+			row.DueSoon = true
+		}
+		if rec, err := c.deps.Operator.Event(r.Context(), row.Latest.EventID); err == nil {
+			row.PublishedBy = rec.PublishedBy
+		}
+		if st.ResolvedAt == nil {
+			v.Open = append(v.Open, row)
+		} else if len(v.Closed) < 10 {
+			v.Closed = append(v.Closed, row)
+		}
+	}
+	c.render(w, "dashboard.html", v)
+}
+
+// noticeFrom turns the ?done= of a redirect into a sentence.
+func noticeFrom(p Page, r *http.Request) string {
+	switch r.URL.Query().Get("done") {
+	case "published":
+		return p.T("ConsoleNoticePublished")
+	}
+	return ""
+}

@@ -1,0 +1,44 @@
+package console
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// holding publishes a holding update in one click, composed by Varsel in
+// every language ("the update from 14:00 still applies"), with the next
+// promise 1, 2 or 4 hours ahead: POST /console/incidents/{id}/holding.
+func (c *console) holding(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(r, "ConsoleHolding")
+	st, ok := c.deps.Status.Incident(r.PathValue("id"))
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	in := map[string]time.Duration{"1h": time.Hour, "2h": 2 * time.Hour, "4h": 4 * time.Hour}[r.PostFormValue("next")]
+	if in == 0 {
+		in = 2 * time.Hour
+	}
+	now := c.now()
+	ev, err := notifier.HoldingUpdate(st, now, now.Add(in).Truncate(time.Minute))
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, notifier.ErrNoHolding) {
+			status = http.StatusConflict
+		}
+		c.problem(w, p, status, err.Error())
+		return
+	}
+	raw, _ := json.Marshal(ev)
+	if _, _, err := c.deps.Operator.PublishEventAs(r.Context(), raw, who(r)); err != nil {
+		c.log.Error("holding update from the console", "incident", st.Incident.ID, "error", err)
+		c.problem(w, p, http.StatusServiceUnavailable, p.T("ConsoleUnavailable"))
+		return
+	}
+	c.log.Info("holding update published from the console", "incident", st.Incident.ID, "event", ev.ID)
+	http.Redirect(w, r, Prefix+"/progress/"+ev.ID, http.StatusSeeOther)
+}
