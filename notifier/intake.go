@@ -78,6 +78,9 @@ type Intake struct {
 	// PublishedBy is who published the event being handled, from the
 	// message's Varsel-Published-By header; "" when unknown.
 	PublishedBy string
+	// Reminders schedules the staff's reminders of the promise each new
+	// state makes; nil schedules none.
+	Reminders Reminders
 }
 
 // ErrRejected is returned by Handle for an event that was rejected and
@@ -132,6 +135,13 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 		})
 		if err != nil {
 			return fmt.Errorf("record incident %s: %w", id, err)
+		}
+	}
+	if ev.Incident != nil && state != nil && !state.LastEventTime.After(ev.Time) && in.Reminders != nil {
+		// Before planning: reminders are for staff, and a plan of many
+		// jobs must not delay the timer of a promise due soon.
+		if err := in.Reminders.Promised(ctx, state); err != nil {
+			in.Logger.Error("staff reminders of the promise not scheduled", "incident", state.Incident.ID, "error", err)
 		}
 	}
 	perChannel := map[ChannelName]int{}

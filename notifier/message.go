@@ -21,6 +21,10 @@ type Message struct {
 	StatusURL      string // public status page
 	IncidentURL    string // the incident's page, "" for letters without one
 	UnsubscribeURL string // one-click unsubscribe for this subscriber and channel
+
+	// Staff marks an email to Varsel's own staff (a promise reminder), not
+	// to a subscriber: it has no unsubscribe link and no List-Unsubscribe.
+	Staff bool
 }
 
 // Renderer turns an event into a message for one subscriber on one channel.

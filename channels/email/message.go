@@ -107,7 +107,7 @@ func Compose(d *notifier.Delivery, from *mail.Address) (*gomail.Msg, string, err
 	if m == nil || strings.TrimSpace(m.Subject) == "" || (strings.TrimSpace(m.Text) == "" && strings.TrimSpace(m.HTML) == "") {
 		return nil, "", &notifier.SendError{Reason: notifier.ReasonTemplate, Err: ErrEmptyMessage}
 	}
-	if m.UnsubscribeURL == "" {
+	if m.UnsubscribeURL == "" && !m.Staff {
 		return nil, "", &notifier.SendError{Reason: notifier.ReasonTemplate, Err: ErrNoUnsubscribe}
 	}
 
@@ -128,8 +128,10 @@ func Compose(d *notifier.Delivery, from *mail.Address) (*gomail.Msg, string, err
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
 	// Tell auto-responders (Exchange) not to answer a status notice.
 	msg.SetGenHeader(gomail.HeaderXAutoResponseSuppress, "All")
-	msg.SetGenHeader(gomail.HeaderListUnsubscribe, "<"+m.UnsubscribeURL+">")
-	msg.SetGenHeader(gomail.HeaderListUnsubscribePost, "List-Unsubscribe=One-Click")
+	if !m.Staff {
+		msg.SetGenHeader(gomail.HeaderListUnsubscribe, "<"+m.UnsubscribeURL+">")
+		msg.SetGenHeader(gomail.HeaderListUnsubscribePost, "List-Unsubscribe=One-Click")
+	}
 	msg.SetUserAgent("Varsel")
 
 	switch {

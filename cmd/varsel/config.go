@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/text/language"
@@ -43,6 +45,20 @@ type Config struct {
 	DefaultLocale       string
 	Timezone            string
 	TemplatesDir        string
+	StaffEmail          string
+	StaffWebhookURL     string
+	RemindBefore        time.Duration
+}
+
+// staffEmails are the addresses in VARSEL_STAFF_EMAIL.
+func (c *Config) staffEmails() []string {
+	var out []string
+	for a := range strings.SplitSeq(c.StaffEmail, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 type setting struct {
@@ -51,6 +67,7 @@ type setting struct {
 	f64                  *float64
 	integer              *int
 	boolean              *bool
+	dur                  *time.Duration
 }
 
 func (c *Config) settings() []setting {
@@ -81,6 +98,9 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_DEFAULT_LOCALE", flag: "default-locale", def: "en", help: "language when a subscriber's is missing (en or nb)", str: &c.DefaultLocale},
 		{env: "VARSEL_TIMEZONE", flag: "timezone", def: "Europe/Oslo", help: "time zone when a subscriber's is missing", str: &c.Timezone},
 		{env: "VARSEL_TEMPLATES_DIR", flag: "templates-dir", help: "directory of template files overriding the embedded ones", str: &c.TemplatesDir},
+		{env: "VARSEL_STAFF_EMAIL", flag: "staff-email", help: "comma-separated addresses that get reminders of promised updates (empty: none)", str: &c.StaffEmail},
+		{env: "VARSEL_STAFF_WEBHOOK_URL", flag: "staff-webhook-url", help: `also post reminders there as {"text": ...} (Slack, Teams, Mattermost)`, str: &c.StaffWebhookURL},
+		{env: "VARSEL_REMIND_BEFORE", flag: "remind-before", def: "10m", help: "how long before a promised update staff are reminded; a second reminder when it is overdue", dur: &c.RemindBefore},
 	}
 }
 
@@ -116,6 +136,12 @@ func (c *Config) bindFlags(fs *flag.FlagSet) func() error {
 				errs = append(errs, fmt.Errorf("%s=%q: want true or false", s.env, val))
 			}
 			fs.BoolVar(s.boolean, s.flag, b, help)
+		case s.dur != nil:
+			d, err := time.ParseDuration(val)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 10m or 1h30m", s.env, val))
+			}
+			fs.DurationVar(s.dur, s.flag, d, help)
 		}
 	}
 	return func() error { return errors.Join(errs...) }
@@ -189,6 +215,19 @@ func (c *Config) Validate() error {
 	case "auto", "true", "false":
 	default:
 		bad("VARSEL_WEBHOOK_OUTBOX", "%q: want auto, true or false", c.WebhookOutbox)
+	}
+	for _, a := range c.staffEmails() {
+		if m, err := mail.ParseAddress(a); err != nil || m.Address != a {
+			bad("VARSEL_STAFF_EMAIL", "%q is not an address such as ops@example.com", a)
+		}
+	}
+	if c.StaffWebhookURL != "" {
+		if u, err := url.Parse(c.StaffWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("VARSEL_STAFF_WEBHOOK_URL", "%q is not an http(s) URL", c.StaffWebhookURL)
+		}
+	}
+	if c.RemindBefore <= 0 {
+		bad("VARSEL_REMIND_BEFORE", "%s: want a duration above 0, such as 10m", c.RemindBefore)
 	}
 	if c.TemplatesDir != "" {
 		if st, err := os.Stat(c.TemplatesDir); err != nil || !st.IsDir() {

@@ -44,7 +44,8 @@ func testService(t *testing.T, edit func(*Config)) (*service, string) {
 func testConfig(dir string) Config {
 	return Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
 		MailFrom: "Status <status@example.com>", SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo",
-		TwilioAPIURL: "https://api.twilio.com", EmailBounceLimit: 3, WebhookFailureLimit: 5, AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123"}
+		TwilioAPIURL: "https://api.twilio.com", EmailBounceLimit: 3, WebhookFailureLimit: 5, AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123",
+		RemindBefore: 10 * time.Minute}
 }
 
 func varsel(t *testing.T, args ...string) (string, error) {
@@ -234,7 +235,7 @@ func TestCLIDoesNotChangeStreams(t *testing.T) {
 func TestConfigReplicasAndLimits(t *testing.T) {
 	base := func() Config {
 		return Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: "x", HTTPAddr: ":8080", PublicURL: "http://localhost:8080",
-			SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo", WebhookOutbox: "auto"}
+			SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo", WebhookOutbox: "auto", RemindBefore: 10 * time.Minute}
 	}
 	for name, tc := range map[string]struct {
 		edit func(*Config)
@@ -246,6 +247,9 @@ func TestConfigReplicasAndLimits(t *testing.T) {
 		"negative bounce":    {func(c *Config) { c.EmailBounceLimit = -1 }, "VARSEL_EMAIL_BOUNCE_LIMIT: -1: want a whole number, 0 or more"},
 		"negative webhook":   {func(c *Config) { c.WebhookFailureLimit = -2 }, "VARSEL_WEBHOOK_FAILURE_LIMIT: -2: want a whole number, 0 or more"},
 		"three on a cluster": {func(c *Config) { c.NATSURL = "nats://n:4222"; c.NATSReplicas = 3 }, ""},
+		"no remind before":   {func(c *Config) { c.RemindBefore = 0 }, "VARSEL_REMIND_BEFORE"},
+		"bad staff email":    {func(c *Config) { c.StaffEmail = "ops@example.com, on call" }, `VARSEL_STAFF_EMAIL: "on call"`},
+		"bad staff webhook":  {func(c *Config) { c.StaffWebhookURL = "hooks.slack.com/x" }, "VARSEL_STAFF_WEBHOOK_URL"},
 		"defaults":           {func(*Config) {}, ""},
 	} {
 		cfg := base()

@@ -47,6 +47,10 @@ type service struct {
 	email notifier.Channel
 	// notices tracks notices still being sent, so shutdown waits for them.
 	notices sync.WaitGroup
+	// reminders of promised updates, and where they go; nil without staff
+	// addresses or a staff webhook.
+	reminders       *jetstream.Reminders
+	reminderTargets []jetstream.ReminderTarget
 }
 
 // start connects, wires every part and starts serving HTTP; the pipeline
@@ -95,8 +99,12 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := notifier.NewMetrics(reg)
+	if s.reminderTargets = s.staffTargets(); len(s.reminderTargets) > 0 {
+		s.reminders = s.conn.NewReminders(cfg.RemindBefore)
+	}
 	s.runner = s.conn.NewRunner(jetstream.Pipeline{
-		Channels: channels, Renderer: s.renderer, Metrics: metrics, Logger: logger,
+		Reminders: s.reminders,
+		Channels:  channels, Renderer: s.renderer, Metrics: metrics, Logger: logger,
 		Concurrency: map[notifier.ChannelName]int{notifier.SMS: 4},
 		Dispatch: notifier.DispatchConfig{SuppressAfter: map[notifier.ChannelName]int{
 			notifier.Email: cfg.EmailBounceLimit, notifier.Webhook: cfg.WebhookFailureLimit}},
@@ -320,7 +328,17 @@ func (s *service) run(ctx context.Context) error {
 	}
 	s.logger.Info("varsel serving", "version", version, "http", s.listener.Addr().String(), "nats", s.conn.ClientURL(),
 		"public_url", s.cfg.PublicURL)
+	var remindersDone chan error
+	if s.reminders != nil {
+		remindersDone = make(chan error, 1)
+		go func() {
+			remindersDone <- s.reminders.Run(ctx, s.reminderTargets, s.logger.With("component", "reminders"))
+		}()
+	}
 	err := s.runner.Run(ctx)
+	if remindersDone != nil {
+		err = errors.Join(err, <-remindersDone)
+	}
 	s.notices.Wait() // each is bounded by noticeTimeout
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

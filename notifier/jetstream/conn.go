@@ -164,7 +164,7 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 }
 
 // buckets are every KeyValue bucket Varsel uses.
-var buckets = []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV, StaffKV, SessionsKV}
+var buckets = []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV, StaffKV, SessionsKV, RemindersKV}
 
 // bind opens the existing buckets.
 func (c *Conn) bind(ctx context.Context) error {
@@ -210,6 +210,10 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 		// A counter is its last message; older ones are history nobody reads.
 		AllowMsgCounter: true, MaxMsgsPerSubject: 1, Duplicates: time.Hour,
 	}, {
+		Name: RemindersStream, Description: "Staff reminders of promised updates: one schedule per incident and kind, and the due ones",
+		Subjects: []string{remindPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
+		Retention: jetstream.WorkQueuePolicy, AllowMsgSchedules: true, AllowRollup: true, MaxAge: 30 * 24 * time.Hour,
+	}, {
 		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
 		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour,
@@ -222,8 +226,11 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 	kvs := map[string]jetstream.KeyValue{}
 	for _, name := range buckets {
 		cfg := jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}
-		if name == SessionsKV {
+		switch name {
+		case SessionsKV:
 			cfg.TTL = staff.DefaultLifetime // a session ends with its entry
+		case RemindersKV:
+			cfg.TTL = 7 * 24 * time.Hour // long past any redelivery
 		}
 		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {

@@ -352,6 +352,16 @@ type Pipeline struct {
 	OnSuppress  func(ctx context.Context, s *notifier.Subscriber, ch notifier.ChannelName, why notifier.Suppression)
 	Metrics     *notifier.Metrics
 	Logger      *slog.Logger
+	// Reminders schedules the staff's reminders of promises; nil: none.
+	Reminders *Reminders
+}
+
+// remindersOrNil keeps a nil *Reminders a nil interface.
+func remindersOrNil(r *Reminders) notifier.Reminders {
+	if r == nil {
+		return nil
+	}
+	return r
 }
 
 // NewRunner wires intake, planner and dispatcher to the stores of c.
@@ -364,7 +374,7 @@ func (c *Conn) NewRunner(p Pipeline) *Runner {
 	return &Runner{
 		Conn: c,
 		Intake: &notifier.Intake{Events: c.Events, Incidents: c.Incidents, Planner: planner, Counter: c.Counts,
-			Metrics: p.Metrics, Logger: p.Logger.With("stage", "intake")},
+			Metrics: p.Metrics, Logger: p.Logger.With("stage", "intake"), Reminders: remindersOrNil(p.Reminders)},
 		Dispatcher: &notifier.Dispatcher{Channels: p.Channels, Renderer: p.Renderer, Subscribers: c.Subscribers,
 			Log: c.Deliveries, Events: c.Events, Incidents: c.Incidents, Config: p.Dispatch, Metrics: p.Metrics, Counter: c.Counts,
 			OnSuppress: p.OnSuppress, Logger: p.Logger.With("stage", "dispatch")},
