@@ -34,6 +34,7 @@ func connect(ctx context.Context, url string) (*jetstream.Conn, error) {
 func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("varsel publish", flag.ContinueOnError)
 	natsURL := natsFlag(fs)
+	watch := fs.Bool("watch", false, "follow the deliveries until they are done: counts, rate, time left")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -41,25 +42,49 @@ func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: varsel publish FILE|-", errUsage)
 	}
-	raw, err := readInput(pos[0], stdin)
+	// Validate before connecting, so a bad file fails fast and offline.
+	raw, _, err := readEvent(pos[0], stdin)
 	if err != nil {
 		return err
-	}
-	// Validate before connecting, so a bad file fails fast and offline.
-	if _, err := notifier.DecodeEvent(raw); err != nil {
-		return fmt.Errorf("%s is not a valid event: %w", pos[0], err)
 	}
 	c, err := connect(ctx, *natsURL)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ev, err := c.PublishEvent(ctx, raw)
+	return publishAndWatch(ctx, c, raw, *watch, stdout)
+}
+
+// publishAndWatch publishes an event as the person at the terminal, says
+// whether it was new, and with watch follows its deliveries to the end.
+func publishAndWatch(ctx context.Context, c *jetstream.Conn, raw []byte, watch bool, stdout io.Writer) error {
+	ev, duplicate, err := c.PublishEventAs(ctx, raw, cliUser())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "published %s (%s)\n", ev.ID, ev.Type)
-	return nil
+	what := string(ev.Type)
+	if duplicate {
+		fmt.Fprintf(stdout, "%s was published before (%s): the same id is not sent twice; to say something new, give the event a new id\n", ev.ID, what)
+	} else {
+		fmt.Fprintf(stdout, "published %s (%s)\n", ev.ID, what)
+	}
+	if !watch {
+		fmt.Fprintf(stdout, "follow it with: varsel deliveries list --event %s --summary\n", ev.ID)
+		return nil
+	}
+	return newWatcher(c, stdout).watch(ctx, ev.ID)
+}
+
+// cliUser names who publishes from this terminal, for the audit trail.
+func cliUser() string {
+	name := os.Getenv("USER")
+	if name == "" {
+		name = "unknown"
+	}
+	if host, err := os.Hostname(); err == nil {
+		name += "@" + host
+	}
+	return "cli:" + name
 }
 
 func readInput(name string, stdin io.Reader) ([]byte, error) {
@@ -241,6 +266,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	natsURL := natsFlag(fs)
 	event := fs.String("event", "", "only this event's deliveries")
 	status := fs.String("status", "", "only this status: "+strings.Join(deliveryStatusNames(), ", "))
+	summary := fs.Bool("summary", false, "with --event: print only the counts per channel, not every delivery")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -255,6 +281,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	if sub == "retry" && len(pos) != 1 {
 		return fmt.Errorf("%w: varsel deliveries retry ID", errUsage)
 	}
+	if *summary && (*event == "" || *status != "") {
+		return fmt.Errorf("%w: --summary counts one event's deliveries: give --event ID, without --status", errUsage)
+	}
 	c, err := connect(ctx, *natsURL)
 	if err != nil {
 		return err
@@ -262,6 +291,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	defer c.Close()
 	switch sub {
 	case "list":
+		if *summary {
+			return printSummary(ctx, c, *event, stdout)
+		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tSTATUS\tATTEMPTS\tUPDATED\tLAST ERROR / NOTE")
 		n := 0
@@ -300,6 +332,42 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("%w: unknown deliveries command %q", errUsage, sub)
+}
+
+// printSummary prints an event's delivery counts per channel, read from
+// its counters (O(1) however many deliveries it has).
+func printSummary(ctx context.Context, c *jetstream.Conn, eventID string, stdout io.Writer) error {
+	rec, err := c.Events.Get(ctx, eventID)
+	if errors.Is(err, notifier.ErrNotFound) {
+		return fmt.Errorf("no event %s has been taken in (see `varsel rejected list` if it was published)", eventID)
+	}
+	if err != nil {
+		return err
+	}
+	p, err := c.Counts.Progress(ctx, eventID)
+	if err != nil {
+		return err
+	}
+	p.Planned = p.Planned || rec.PlannedAt != nil
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "CHANNEL\tPLANNED\tSENT\tFAILED\tSKIPPED\tWAITING\tFOR A RETRY\t")
+	row := func(name string, c notifier.ChannelProgress) {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, c.Planned, c.Sent, c.Failed, c.Skipped, c.Waiting, c.Retrying)
+	}
+	for _, ch := range notifier.ChannelNames {
+		if cp := p.Channels[ch]; cp != nil {
+			row(string(ch), *cp)
+		}
+	}
+	row("total", p.Total())
+	w.Flush()
+	switch {
+	case !p.Planned:
+		fmt.Fprintln(stdout, "still planning: the planned counts grow until the plan is finished")
+	case p.Done():
+		fmt.Fprintln(stdout, "done: every planned delivery is sent, failed or skipped")
+	}
+	return nil
 }
 
 func deliveryStatusNames() []string {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/varsel/varsel/channels/email"
@@ -39,7 +40,7 @@ func envOr(name, def string) string {
 	return def
 }
 
-func cmdLetter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdLetter(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: varsel letter preview|send FILE", errUsage)
 	}
@@ -54,20 +55,20 @@ func cmdLetter(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	channel := fs.String("channel", "email", "channel to preview: email, sms or webhook")
 	dryRun := fs.Bool("dry-run", false, "count who would get the letter; send nothing")
 	testTo := fs.String("test-to", "", "send the letter only to this email address, to read it first")
+	watch := fs.Bool("watch", false, "follow the deliveries until they are done: counts, rate, time left")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: varsel letter %s FILE", errUsage, sub)
+		return fmt.Errorf("%w: varsel letter %s FILE (.json or .toml, - for stdin)", errUsage, sub)
 	}
-	raw, err := os.ReadFile(pos[0])
+	if *dryRun && *testTo != "" {
+		return fmt.Errorf("%w: --dry-run sends nothing and --test-to sends one email: use one of them", errUsage)
+	}
+	raw, ev, err := readEvent(pos[0], stdin)
 	if err != nil {
 		return err
-	}
-	ev, err := notifier.DecodeEvent(raw)
-	if err != nil {
-		return fmt.Errorf("%s is not a valid event: %w", pos[0], err)
 	}
 	logger := newLogger(stderr)
 	reader := &notifier.Subscriber{ID: "preview", Name: "Kari Nordmann", Locale: *locale, Timezone: *timezone}
@@ -103,38 +104,29 @@ func cmdLetter(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer c.Close()
 		if *dryRun {
-			counts := map[string]int{}
-			channels := notifier.DefaultPolicy{}.Channels(ev, nil)
-			err := c.Subscribers.Each(ctx, func(s *notifier.Subscriber) error {
-				if !s.Follows(ev.Components()) {
-					return nil
-				}
-				for _, ch := range channels {
-					if s.Reachable(ch) {
-						counts[string(ch)+" "+render.ResolveLocale(s.Locale, envOr("VARSEL_DEFAULT_LOCALE", "en"))]++
-					}
-				}
-				return nil
-			})
+			planner := &notifier.Planner{Subscribers: c.Subscribers, Policy: notifier.DefaultPolicy{}}
+			audience, err := planner.Audience(ctx, ev, nil, envOr("VARSEL_DEFAULT_LOCALE", "en"))
 			if err != nil {
 				return err
 			}
-			keys := make([]string, 0, len(counts))
-			for k := range counts {
-				keys = append(keys, k)
+			var keys []string
+			for ch, langs := range audience {
+				for lang := range langs {
+					keys = append(keys, string(ch)+" "+lang)
+				}
 			}
 			sort.Strings(keys)
 			fmt.Fprintf(stdout, "dry run: letter %s would go out as:\n", ev.ID)
 			for _, k := range keys {
-				fmt.Fprintf(stdout, "  %-12s %d\n", k, counts[k])
+				ch, lang, _ := strings.Cut(k, " ")
+				fmt.Fprintf(stdout, "  %-12s %d\n", k, audience[notifier.ChannelName(ch)][lang])
+			}
+			if len(keys) == 0 {
+				fmt.Fprintln(stdout, "  nobody: no subscriber follows the letter's audience")
 			}
 			return nil
 		}
-		if _, err := c.PublishEvent(ctx, raw); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "letter %s published; follow it with: varsel deliveries list --event %s\n", ev.ID, ev.ID)
-		return nil
+		return publishAndWatch(ctx, c, raw, *watch, stdout)
 	}
 	return fmt.Errorf("%w: unknown letter command %q", errUsage, sub)
 }

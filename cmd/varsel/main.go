@@ -22,11 +22,11 @@ const usage = `varsel — incident notifications by email, SMS and webhook
 Usage:
   varsel serve                               run the service (embedded NATS unless VARSEL_NATS_URL)
   varsel demo                                serve + demo subscribers + replay the seed scenarios into the outbox
-  varsel publish FILE|-                      validate an event and publish it (exit 1 with the reason if invalid)
+  varsel publish FILE|- [--watch]            validate an event (.json or .toml) and publish it; --watch follows its deliveries
   varsel subscribers add|import FILE.csv|list|show ID|remove ID|enable ID --channel C
   varsel letter preview FILE --locale nb [--channel email|sms|webhook]
-  varsel letter send FILE [--dry-run] [--test-to ADDRESS]
-  varsel deliveries list [--event ID] [--status failed]  |  varsel deliveries retry ID
+  varsel letter send FILE [--watch] [--dry-run | --test-to ADDRESS]
+  varsel deliveries list [--event ID [--summary]] [--status failed]  |  varsel deliveries retry ID
   varsel staff add --email E --name N [--locale nb] --password-stdin | staff list | staff remove EMAIL
   varsel rejected list                       invalid events and why they were rejected
   varsel status export DIR                   write the status page and feeds as static files
@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "rejected":
 		return cmdRejected(ctx, rest, stdout)
 	case "letter":
-		return cmdLetter(ctx, rest, stdout, stderr)
+		return cmdLetter(ctx, rest, stdin, stdout, stderr)
 	case "staff":
 		return cmdStaff(ctx, rest, stdin, stdout)
 	case "status":
