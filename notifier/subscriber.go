@@ -218,6 +218,28 @@ func BaseLanguage(tag string) string {
 	return ""
 }
 
+// RequestLanguage chooses the language of a page: the one asked for
+// (?lang=), else the first of the browser's Accept-Language that Varsel
+// writes, else def. The public pages and the console's sign-in use it.
+func RequestLanguage(asked, acceptLanguage, def string) string {
+	if base := BaseLanguage(asked); base != "" {
+		return base
+	}
+	if asked == "" {
+		if tags, _, err := language.ParseAcceptLanguage(acceptLanguage); err == nil {
+			for _, t := range tags {
+				if base := BaseLanguage(t.String()); base != "" {
+					return base
+				}
+			}
+		}
+	}
+	if base := BaseLanguage(def); base != "" {
+		return base
+	}
+	return def
+}
+
 // ErrUnknownChannel means a channel name is not email, sms or webhook.
 var ErrUnknownChannel = errors.New("unknown channel (want email, sms or webhook)")
 

@@ -194,7 +194,8 @@ func camel(s string) string {
 
 // newPage returns the page of a request that passed the session guard.
 func (c *console) newPage(r *http.Request, titleID string) Page {
-	p := Page{Locale: notifier.BaseLanguage(c.cfg.DefaultLocale), Zone: c.cfg.Timezone, c: c}
+	// Before sign-in, the browser's language; after, the account's.
+	p := Page{Locale: notifier.RequestLanguage(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"), c.cfg.DefaultLocale), Zone: c.cfg.Timezone, c: c}
 	if s, a, ok := staff.FromContext(r.Context()); ok {
 		p.Account, p.CSRF, p.Locale = a, s.CSRF, a.Locale
 	}

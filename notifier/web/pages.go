@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/text/language"
-
 	"github.com/varsel/varsel/notifier"
 )
 
@@ -117,22 +115,8 @@ func camel(s string) string {
 // readerFor chooses the page language from ?lang=, then Accept-Language,
 // then the default; every Norwegian variant reads Bokmål.
 func (s *server) readerFor(r *http.Request) reader {
-	rd := reader{Locale: s.cfg.DefaultLocale, Zone: s.cfg.DefaultTimezone, loc: s.deps.Localizer}
-	if base := notifier.BaseLanguage(rd.Locale); base != "" {
-		rd.Locale = base
-	}
-	if q := r.URL.Query().Get("lang"); q != "" {
-		if base := notifier.BaseLanguage(q); base != "" {
-			rd.Locale = base
-		}
-	} else if tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language")); err == nil {
-		for _, t := range tags {
-			if base := notifier.BaseLanguage(t.String()); base != "" {
-				rd.Locale = base
-				break
-			}
-		}
-	}
+	rd := reader{Locale: notifier.RequestLanguage(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"), s.cfg.DefaultLocale),
+		Zone: s.cfg.DefaultTimezone, loc: s.deps.Localizer}
 	if tz := r.URL.Query().Get("tz"); tz != "" {
 		if _, err := time.LoadLocation(tz); err == nil {
 			rd.Zone = tz
