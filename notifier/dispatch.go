@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -128,7 +129,7 @@ type Dispatcher struct {
 	cache eventCache
 	// endpoints counts the sends in flight per endpoint.
 	endpointsMu sync.Mutex
-	endpoints   map[string]int
+	endpoints   map[string]*endpointGate
 }
 
 // Handle processes one job. An error means the job could not be processed
@@ -182,13 +183,15 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 	if !ok {
 		return d.skip(ctx, job, evr, "channel not configured")
 	}
+	var sendTook time.Duration
 	if ep, ok := ch.(Endpointer); ok {
 		key := string(job.Channel) + " " + ep.Endpoint(sub)
-		if !d.acquireEndpoint(key) {
+		g, ok := d.acquireEndpoint(key)
+		if !ok {
 			d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "deferred", "endpoint_busy").Inc()
 			return Verdict{Retry: true, RetryIn: endpointWait(), Deferred: true}, nil
 		}
-		defer d.releaseEndpoint(key)
+		defer func() { d.releaseEndpoint(key, g, sendTook) }()
 	}
 
 	now := d.now()
@@ -211,7 +214,8 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		sendCtx, cancel := context.WithTimeout(ctx, d.sendTimeout())
 		receipt, retry, err = ch.Notify(sendCtx, del)
 		cancel()
-		d.Metrics.SendDuration.WithLabelValues(string(job.Channel)).Observe(d.now().Sub(now).Seconds())
+		sendTook = d.now().Sub(now)
+		d.Metrics.SendDuration.WithLabelValues(string(job.Channel)).Observe(sendTook.Seconds())
 	}
 	return d.record(ctx, del, rec, evr, receipt, retry, err, now)
 }
@@ -455,25 +459,68 @@ func (d *Dispatcher) backoff(del *Delivery, err error) time.Duration {
 
 func (d *Dispatcher) sendTimeout() time.Duration { return d.Config.Timeout() }
 
-// acquireEndpoint takes one of an endpoint's in-flight places, or reports
-// that all are taken.
-func (d *Dispatcher) acquireEndpoint(key string) bool {
-	d.endpointsMu.Lock()
-	defer d.endpointsMu.Unlock()
-	if d.endpoints == nil {
-		d.endpoints = map[string]int{}
-	}
-	if d.endpoints[key] >= d.Config.endpointConcurrency() {
-		return false
-	}
-	d.endpoints[key]++
-	return true
+// endpointGate bounds the sends in flight to one endpoint.
+type endpointGate struct {
+	slots chan struct{}
+	refs  int // workers holding or waiting for it; guarded by endpointsMu
+	// slow is set while the endpoint's last send took longer than
+	// slowSend: then a busy endpoint's jobs are put back at once instead
+	// of waiting for a place.
+	slow atomic.Bool
 }
 
-func (d *Dispatcher) releaseEndpoint(key string) {
+const (
+	// endpointPatience is how long a worker waits for a place at a busy
+	// endpoint that answers quickly: a fast endpoint's places free up in
+	// far less, so one healthy endpoint still gets its full share.
+	endpointPatience = 100 * time.Millisecond
+	// slowSend marks an endpoint as slow.
+	slowSend = time.Second
+)
+
+// acquireEndpoint takes one of an endpoint's in-flight places, waiting
+// briefly for one when the endpoint is fast, or reports that all are taken.
+func (d *Dispatcher) acquireEndpoint(key string) (*endpointGate, bool) {
+	d.endpointsMu.Lock()
+	if d.endpoints == nil {
+		d.endpoints = map[string]*endpointGate{}
+	}
+	g := d.endpoints[key]
+	if g == nil {
+		g = &endpointGate{slots: make(chan struct{}, d.Config.endpointConcurrency())}
+		d.endpoints[key] = g
+	}
+	g.refs++
+	d.endpointsMu.Unlock()
+	select {
+	case g.slots <- struct{}{}:
+		return g, true
+	default:
+	}
+	if !g.slow.Load() {
+		t := time.NewTimer(endpointPatience)
+		defer t.Stop()
+		select {
+		case g.slots <- struct{}{}:
+			return g, true
+		case <-t.C:
+		}
+	}
+	d.dropGate(key, g)
+	return nil, false
+}
+
+// releaseEndpoint gives back a place, noting how long the send took.
+func (d *Dispatcher) releaseEndpoint(key string, g *endpointGate, took time.Duration) {
+	g.slow.Store(took > slowSend)
+	<-g.slots
+	d.dropGate(key, g)
+}
+
+func (d *Dispatcher) dropGate(key string, g *endpointGate) {
 	d.endpointsMu.Lock()
 	defer d.endpointsMu.Unlock()
-	if d.endpoints[key]--; d.endpoints[key] <= 0 {
+	if g.refs--; g.refs <= 0 && d.endpoints[key] == g {
 		delete(d.endpoints, key)
 	}
 }

@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"channel", "outcome", "reason"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "varsel_event_to_delivery_seconds", Help: "Time from an event's arrival to its delivery being sent, by channel.",
-			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600},
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600},
 		}, []string{"channel"}),
 		SendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "varsel_send_duration_seconds", Help: "Duration of one channel send call, by channel.",

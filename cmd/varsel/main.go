@@ -31,6 +31,8 @@ Usage:
   varsel rejected list                       invalid events and why they were rejected
   varsel status export DIR                   write the status page and feeds as static files
   varsel templates check                     every template renders in every locale
+  varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--json]
+                                             fan out through the real pipeline to in-process sinks; rate as % of their raw capacity
 
 Every command that talks to NATS takes --nats URL (default VARSEL_NATS_URL, else nats://127.0.0.1:4222).
 Run 'varsel serve -h' for every setting and its environment variable.
@@ -82,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStatus(ctx, rest, stdout)
 	case "templates":
 		return cmdTemplates(rest, stdout)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

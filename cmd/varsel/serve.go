@@ -51,6 +51,9 @@ type service struct {
 	// addresses or a staff webhook.
 	reminders       *jetstream.Reminders
 	reminderTargets []jetstream.ReminderTarget
+	// metrics and registry are the service's Prometheus metrics.
+	metrics  *notifier.Metrics
+	registry *prometheus.Registry
 }
 
 // start connects, wires every part and starts serving HTTP; the pipeline
@@ -99,6 +102,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := notifier.NewMetrics(reg)
+	s.metrics, s.registry = metrics, reg
 	if s.reminderTargets = s.staffTargets(); len(s.reminderTargets) > 0 {
 		s.reminders = s.conn.NewReminders(cfg.RemindBefore)
 	}

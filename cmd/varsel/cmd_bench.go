@@ -1,0 +1,502 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/varsel/varsel/examples"
+	"github.com/varsel/varsel/internal/benchsink"
+	"github.com/varsel/varsel/notifier"
+)
+
+// benchReport is what `varsel bench --json` prints.
+type benchReport struct {
+	Subscribers int      `json:"subscribers"`
+	Channels    []string `json:"channels"`
+	CPUs        int      `json:"cpus"`
+	// Raw is the sinks' capacity: plain blasters with Varsel's libraries
+	// and concurrency, the same number of messages per channel as one
+	// event makes, all channels at once.
+	Raw    rateReport    `json:"raw"`
+	Events []eventReport `json:"events"`
+	// Idle is event → first delivery on an idle service, from the
+	// varsel_event_to_delivery_seconds histogram.
+	Idle idleReport `json:"idle"`
+	// PeakRSSMB is the whole process's peak resident memory during the
+	// fan-outs (embedded NATS, sinks included), in MiB.
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+}
+
+type rateReport struct {
+	Deliveries int                `json:"deliveries"`
+	Seconds    float64            `json:"seconds"`
+	PerSecond  float64            `json:"per_second"`
+	ByChannel  map[string]float64 `json:"per_second_by_channel"`
+}
+
+type eventReport struct {
+	ID         string  `json:"id"`
+	Deliveries int64   `json:"deliveries"`
+	Seconds    float64 `json:"seconds_to_last_delivery"`
+	PerSecond  float64 `json:"per_second"`
+	// PercentOfRaw is PerSecond as a share of the raw rate.
+	PercentOfRaw float64 `json:"percent_of_raw"`
+	P50Ms        float64 `json:"event_to_delivery_p50_ms"`
+	P99Ms        float64 `json:"event_to_delivery_p99_ms"`
+	RSSMB        float64 `json:"rss_after_mb"`
+}
+
+type idleReport struct {
+	Events int     `json:"events"`
+	P50Ms  float64 `json:"p50_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("varsel bench", flag.ContinueOnError)
+	subscribers := fs.Int("subscribers", 10_000, "subscribers to fan out to")
+	channelList := fs.String("channels", "email,webhook", "channels every subscriber has: email, webhook, sms")
+	events := fs.Int("events", 1, "events of the StyreWeb timeline to publish one after the other (1–14)")
+	idle := fs.Int("idle", 100, "events to a single subscriber, one at a time, for the idle latency")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the fan-outs to this file")
+	dataDir := fs.String("data-dir", "", "store in this directory (default: a temporary one, removed after)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var channels []notifier.ChannelName
+	for _, c := range strings.Split(*channelList, ",") {
+		ch := notifier.ChannelName(strings.TrimSpace(c))
+		if !slices.Contains(notifier.ChannelNames, ch) {
+			return fmt.Errorf("%w: --channels: %q is not email, webhook or sms", errUsage, c)
+		}
+		channels = append(channels, ch)
+	}
+	files, err := examples.Files("styreweb")
+	if err != nil {
+		return err
+	}
+	if *events < 1 || *events > len(files) {
+		return fmt.Errorf("%w: --events %d: want 1 to %d (the StyreWeb timeline)", errUsage, *events, len(files))
+	}
+	if *subscribers < 1 {
+		return fmt.Errorf("%w: --subscribers %d: want at least 1", errUsage, *subscribers)
+	}
+	began := time.Now()
+	progress := func(format string, a ...any) {
+		if !*asJSON {
+			fmt.Fprintf(stderr, "%6.1fs  "+format+"\n", append([]any{time.Since(began).Seconds()}, a...)...)
+		}
+	}
+
+	sinks, err := benchsink.Start()
+	if err != nil {
+		return err
+	}
+	defer sinks.Close()
+	dir := *dataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "varsel-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	cfg := Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
+		MailFrom: "Status <status@example.com>", DefaultLocale: "en", Timezone: "Europe/Oslo", EmailBounceLimit: 3, WebhookFailureLimit: 5,
+		Secret: "bench-secret-bench-secret", WebhookOutbox: "false", WebhookAllowPrivate: true, RemindBefore: 10 * time.Minute,
+		SMTPURL:          "smtp://" + sinks.SMTPAddr + "?tls=none&pool=" + strconv.Itoa(benchSMTPConns),
+		TwilioAccountSID: "AC00000000000000000000000000000000", TwilioAuthToken: "benchtoken00000000000000000000000", TwilioFrom: "+4790000000", TwilioAPIURL: sinks.TwilioURL,
+		// The bench measures the pipeline, not a provider's rate limit.
+		SMSRate: 1e6}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	svc, err := start(runCtx, cfg, newLogger(io.Discard))
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	progress("adding %d subscribers…", *subscribers)
+	has := func(ch notifier.ChannelName) bool { return slices.Contains(channels, ch) }
+	mk := func(i int, components []string) *notifier.Subscriber {
+		s := &notifier.Subscriber{ID: fmt.Sprintf("b%07d", i), Name: "Kari Nordmann", Locale: []string{"nb", "en"}[i%2], Components: components}
+		if has(notifier.Email) {
+			s.Email = fmt.Sprintf("reader%d@example.com", i)
+		}
+		if has(notifier.SMS) {
+			s.Phone = fmt.Sprintf("+4791%06d", i%1_000_000)
+		}
+		if has(notifier.Webhook) {
+			s.WebhookURL, s.WebhookSecret = sinks.WebhookURL, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		}
+		return s
+	}
+	if err := svc.conn.Subscribers.PutMany(ctx, *subscribers, func(i int) *notifier.Subscriber { return mk(i, []string{"styreweb"}) }); err != nil {
+		return err
+	}
+	if err := svc.conn.Subscribers.Put(ctx, mk(*subscribers, []string{"bench-idle"})); err != nil {
+		return err
+	}
+
+	// Raw capacity: the same messages, straight at the sinks.
+	sample, err := benchSample(svc, files[0])
+	if err != nil {
+		return err
+	}
+	progress("measuring the sinks' raw capacity…")
+	report := benchReport{Subscribers: *subscribers, CPUs: runtime.NumCPU()}
+	for _, ch := range channels {
+		report.Channels = append(report.Channels, string(ch))
+	}
+	if report.Raw, err = blastRaw(ctx, sinks, channels, *subscribers, sample); err != nil {
+		return err
+	}
+
+	// Idle latency: one event at a time to one subscriber.
+	progress("idle latency: %d events to one subscriber…", *idle)
+	before := latencyHistogram(svc)
+	for i := range *idle {
+		base := sinkCounts(sinks)
+		now := time.Now()
+		raw := fmt.Sprintf(`{"id":"idle-%d","type":"incident.opened","time":%q,"incident":{"id":"idle-%d","title":{"en":"Idle check","nb":"Tomgangssjekk"},
+"status":"investigating","impact":"minor","components":["bench-idle"],"started_at":%q,"message":{"en":"A check.","nb":"En sjekk."}}}`,
+			i, now.Format(time.RFC3339Nano), i, now.Format(time.RFC3339))
+		if _, err := svc.conn.PublishEvent(ctx, []byte(raw)); err != nil {
+			return err
+		}
+		if err := waitSinks(ctx, sinks, base, len(channels), 10*time.Second); err != nil {
+			return fmt.Errorf("idle event %d: %w", i, err)
+		}
+	}
+	after := latencyHistogram(svc)
+	report.Idle = idleReport{Events: *idle, P50Ms: 1000 * histogramQuantile(before, after, 0.50), P99Ms: 1000 * histogramQuantile(before, after, 0.99)}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	runtime.GC()
+	resetPeakRSS()
+	for e := range *events {
+		raw, err := examples.FS.ReadFile(files[e])
+		if err != nil {
+			return err
+		}
+		ev, err := notifier.DecodeEvent(raw)
+		if err != nil {
+			return err
+		}
+		progress("event %d of %d: %s…", e+1, *events, ev.ID)
+		base := sinkCounts(sinks)
+		published := time.Now()
+		if _, err := svc.conn.PublishEvent(ctx, raw); err != nil {
+			return err
+		}
+		p, err := waitSettled(ctx, svc, ev.ID)
+		if err != nil {
+			return err
+		}
+		var arrivals []time.Time
+		for i, ch := range []*benchsink.Arrivals{&sinks.Email, &sinks.Webhook, &sinks.SMS} {
+			arrivals = append(arrivals, ch.Since(base[i])...)
+		}
+		if got, want := int64(len(arrivals)), p.Total().Sent; got != want {
+			return fmt.Errorf("event %s: the sinks got %d messages, Varsel counted %d sent", ev.ID, got, want)
+		}
+		lat := make([]time.Duration, len(arrivals))
+		last := published
+		for i, t := range arrivals {
+			lat[i] = t.Sub(published)
+			if t.After(last) {
+				last = t
+			}
+		}
+		took := last.Sub(published).Seconds()
+		er := eventReport{ID: ev.ID, Deliveries: int64(len(arrivals)), Seconds: took,
+			P50Ms: ms(benchsink.Percentile(lat, 50)), P99Ms: ms(benchsink.Percentile(lat, 99)), RSSMB: float64(currentRSS()) / (1 << 20)}
+		if took > 0 {
+			er.PerSecond = float64(er.Deliveries) / took
+		}
+		// Compare like with like: the raw rate of the channels this event used.
+		if rr := rawRateFor(report.Raw, p); rr > 0 {
+			er.PercentOfRaw = 100 * er.PerSecond / rr
+		}
+		report.Events = append(report.Events, er)
+	}
+	report.PeakRSSMB = float64(peakRSS()) / (1 << 20)
+	if *asJSON {
+		return printJSON(stdout, report)
+	}
+	printBench(stdout, report)
+	return nil
+}
+
+// benchSMTPConns and benchHTTPConns are the blasters' connections, the
+// same as Varsel's: its SMTP pool (set to 8 here) and its 32 webhook
+// workers.
+const (
+	benchSMTPConns = 8
+	benchHTTPConns = 32
+	benchSMSConns  = 4
+)
+
+// benchSample renders one reader's messages of the first event, so the
+// blasters send what Varsel sends, size for size.
+func benchSample(svc *service, file string) (map[notifier.ChannelName]*notifier.Message, error) {
+	raw, err := examples.FS.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := notifier.DecodeEvent(raw)
+	if err != nil {
+		return nil, err
+	}
+	inc := &notifier.IncidentState{Incident: *ev.Incident}
+	sub := &notifier.Subscriber{ID: "sample", Name: "Kari Nordmann", Email: "kari@example.com", Phone: "+4791000000",
+		WebhookURL: "http://127.0.0.1/hook", WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Locale: "nb"}
+	out := map[notifier.ChannelName]*notifier.Message{}
+	for _, ch := range notifier.ChannelNames {
+		m, err := svc.renderer.Render(ev, inc, sub, ch)
+		if err != nil {
+			return nil, err
+		}
+		out[ch] = m
+	}
+	return out, nil
+}
+
+// blastRaw sends n messages per channel straight at the sinks, every
+// channel at once, and measures the combined rate.
+func blastRaw(ctx context.Context, sinks *benchsink.Sinks, channels []notifier.ChannelName, n int, sample map[notifier.ChannelName]*notifier.Message) (rateReport, error) {
+	type result struct {
+		ch   notifier.ChannelName
+		took time.Duration
+		err  error
+	}
+	results := make(chan result, len(channels))
+	body, _ := json.Marshal(map[string]any{"type": "incident.updated", "timestamp": time.Now().UTC(),
+		"data": map[string]any{"text": sample[notifier.Webhook].WebhookText, "subject": sample[notifier.Email].Subject}})
+	start := time.Now()
+	for _, ch := range channels {
+		go func() {
+			var err error
+			switch ch {
+			case notifier.Email:
+				m := sample[notifier.Email]
+				err = benchsink.BlastEmail(ctx, sinks.SMTPAddr, n, benchSMTPConns, benchsink.Email{From: "status@example.com", Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+			case notifier.Webhook:
+				err = benchsink.BlastHTTP(ctx, sinks.WebhookURL, n, benchHTTPConns, body)
+			case notifier.SMS:
+				err = benchsink.BlastSMS(ctx, sinks.TwilioURL, n, benchSMSConns, sample[notifier.SMS].SMS)
+			}
+			results <- result{ch, time.Since(start), err}
+		}()
+	}
+	r := rateReport{ByChannel: map[string]float64{}}
+	var errs []error
+	var took time.Duration
+	for range channels {
+		res := <-results
+		errs = append(errs, res.err)
+		took = max(took, res.took)
+		r.ByChannel[string(res.ch)] = float64(n) / res.took.Seconds()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return r, err
+	}
+	r.Deliveries = n * len(channels)
+	r.Seconds = took.Seconds()
+	r.PerSecond = float64(r.Deliveries) / r.Seconds
+	return r, nil
+}
+
+// rawRateFor is the raw rate of the channels an event went out on: all of
+// them, or without SMS for an update the policy sends no SMS for.
+func rawRateFor(raw rateReport, p *notifier.Progress) float64 {
+	var used []string
+	for ch, c := range p.Channels {
+		if c.Sent > 0 {
+			used = append(used, string(ch))
+		}
+	}
+	if len(used) == len(raw.ByChannel) {
+		return raw.PerSecond
+	}
+	// The channels ran at once in the raw blast; the rate of a subset is
+	// the harmonic combination of their rates at that load.
+	var secs float64
+	for _, ch := range used {
+		if r := raw.ByChannel[ch]; r > 0 {
+			secs = max(secs, 1/r)
+		}
+	}
+	if secs == 0 {
+		return 0
+	}
+	return float64(len(used)) / secs
+}
+
+func sinkCounts(s *benchsink.Sinks) [3]int {
+	return [3]int{s.Email.Count(), s.Webhook.Count(), s.SMS.Count()}
+}
+
+// waitSinks waits until the sinks together got want more messages than base.
+func waitSinks(ctx context.Context, s *benchsink.Sinks, base [3]int, want int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		now := sinkCounts(s)
+		if got := now[0] + now[1] + now[2] - base[0] - base[1] - base[2]; got >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no delivery within %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// waitSettled waits until every planned delivery of the event is sent,
+// failed or skipped, and fails when nothing moves for a minute.
+func waitSettled(ctx context.Context, svc *service, id string) (*notifier.Progress, error) {
+	var last notifier.ChannelProgress
+	moved := time.Now()
+	for {
+		rec, err := svc.conn.Events.Get(ctx, id)
+		if err == nil && rec.PlannedAt != nil {
+			p, err := svc.conn.Counts.Progress(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			p.Planned = true
+			if p.Done() {
+				if t := p.Total(); t.Failed > 0 || t.Skipped > 0 {
+					return nil, fmt.Errorf("event %s: %d failed and %d skipped deliveries: the sinks should take them all", id, t.Failed, t.Skipped)
+				}
+				return p, nil
+			}
+			if t := p.Total(); t != last {
+				last, moved = t, time.Now()
+			}
+		}
+		if time.Since(moved) > time.Minute {
+			return nil, fmt.Errorf("event %s: nothing moved for a minute at %+v", id, last)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// latencyHistogram reads varsel_event_to_delivery_seconds, all channels.
+func latencyHistogram(svc *service) *dto.Histogram {
+	mfs, err := svc.registry.Gather()
+	if err != nil {
+		return nil
+	}
+	sum := &dto.Histogram{}
+	for _, mf := range mfs {
+		if mf.GetName() != "varsel_event_to_delivery_seconds" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			h := m.GetHistogram()
+			if len(sum.Bucket) == 0 {
+				for _, b := range h.Bucket {
+					sum.Bucket = append(sum.Bucket, &dto.Bucket{UpperBound: b.UpperBound, CumulativeCount: new(uint64)})
+				}
+				sum.SampleCount = new(uint64)
+			}
+			*sum.SampleCount += h.GetSampleCount()
+			for i, b := range h.Bucket {
+				*sum.Bucket[i].CumulativeCount += b.GetCumulativeCount()
+			}
+		}
+	}
+	return sum
+}
+
+// histogramQuantile estimates the q-quantile of what was observed between
+// two readings of a histogram, interpolating within the bucket as
+// Prometheus's histogram_quantile does.
+func histogramQuantile(before, after *dto.Histogram, q float64) float64 {
+	if after == nil || len(after.Bucket) == 0 {
+		return math.NaN()
+	}
+	count := func(h *dto.Histogram, i int) float64 {
+		if h == nil || len(h.Bucket) <= i {
+			return 0
+		}
+		return float64(h.Bucket[i].GetCumulativeCount())
+	}
+	total := float64(after.GetSampleCount())
+	if before != nil && before.SampleCount != nil {
+		total -= float64(before.GetSampleCount())
+	}
+	if total <= 0 {
+		return math.NaN()
+	}
+	rank := q * total
+	lower, prev := 0.0, 0.0
+	for i, b := range after.Bucket {
+		c := count(after, i) - count(before, i)
+		if c >= rank {
+			if c == prev {
+				return b.GetUpperBound()
+			}
+			return lower + (b.GetUpperBound()-lower)*(rank-prev)/(c-prev)
+		}
+		lower, prev = b.GetUpperBound(), c
+	}
+	return after.Bucket[len(after.Bucket)-1].GetUpperBound()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printBench(w io.Writer, r benchReport) {
+	fmt.Fprintf(w, "varsel bench: %d subscribers × %s, %d CPUs\n", r.Subscribers, strings.Join(r.Channels, " + "), r.CPUs)
+	var parts []string
+	for _, ch := range r.Channels {
+		parts = append(parts, fmt.Sprintf("%s %.0f/s", ch, r.Raw.ByChannel[ch]))
+	}
+	fmt.Fprintf(w, "raw capacity of the sinks (go-mail on %d connections, net/http on %d keep-alive connections): %.0f deliveries/s (%s)\n",
+		benchSMTPConns, benchHTTPConns, r.Raw.PerSecond, strings.Join(parts, ", "))
+	fmt.Fprintf(w, "%-28s %11s %9s %11s %9s %10s %10s %8s\n", "event", "deliveries", "seconds", "per second", "% of raw", "p50 ms", "p99 ms", "RSS MB")
+	for _, e := range r.Events {
+		fmt.Fprintf(w, "%-28s %11d %9.2f %11.0f %8.0f%% %10.0f %10.0f %8.0f\n", e.ID, e.Deliveries, e.Seconds, e.PerSecond, e.PercentOfRaw, e.P50Ms, e.P99Ms, e.RSSMB)
+	}
+	fmt.Fprintf(w, "idle: event → first delivery p50 %.1f ms, p99 %.1f ms over %d events (histogram varsel_event_to_delivery_seconds)\n",
+		r.Idle.P50Ms, r.Idle.P99Ms, r.Idle.Events)
+	fmt.Fprintf(w, "peak RSS during the fan-outs: %.0f MB (the whole process: Varsel, embedded NATS, sinks)\n", r.PeakRSSMB)
+}
