@@ -65,11 +65,11 @@ type Verdict struct {
 	// Deferred marks a job put back without an attempt: its endpoint was
 	// busy.
 	Deferred bool
+	// Recorded, when set, delivers the outcome of storing a settled
+	// record (nil: stored); the job is acknowledged only after it, and
+	// redelivered when it is an error.
+	Recorded <-chan error
 }
-
-// recountWithin bounds how old an outcome may be to be counted again: well
-// inside the counters' one-hour dedupe window.
-const recountWithin = 45 * time.Minute
 
 // outcomeCounter is the counter a final status adds to.
 func outcomeCounter(s DeliveryStatus) Counted {
@@ -130,29 +130,38 @@ type Dispatcher struct {
 	// endpoints counts the sends in flight per endpoint.
 	endpointsMu sync.Mutex
 	endpoints   map[string]*endpointGate
+	// inFlight holds the delivery ids being worked on in this process.
+	inFlight sync.Map
 }
 
 // Handle processes one job. An error means the job could not be processed
 // for a reason outside the delivery (a store was unreachable): the caller
 // should redeliver it soon without counting an attempt.
 func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
-	rec, err := d.Log.Get(ctx, job.ID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		rec = &DeliveryRecord{ID: job.ID}
-	case err != nil:
-		return Verdict{}, fmt.Errorf("read delivery log: %w", err)
+	// Two copies of one job (a plan run again) are never worked on at
+	// once here: the second waits and then finds the first's record.
+	if _, busy := d.inFlight.LoadOrStore(job.ID, struct{}{}); busy {
+		return Verdict{Retry: true, RetryIn: endpointWait(), Deferred: true}, nil
+	}
+	defer d.inFlight.Delete(job.ID)
+	// A job planned once and taken for the first time has no record yet:
+	// only one that may have been seen before is looked up.
+	rec := &DeliveryRecord{ID: job.ID}
+	if job.Seen || job.Attempt > 0 {
+		found, err := d.Log.Get(ctx, job.ID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return Verdict{}, fmt.Errorf("read delivery log: %w", err)
+		default:
+			rec = found
+		}
 	}
 	if rec.Status.Done() {
 		// Redelivered after the outcome was recorded (a lost ack, a crash,
-		// a re-plan after the dedupe window): never send again. Count the
-		// outcome again in case the process died between recording and
-		// counting it; within the counters' dedupe window a count that
-		// was made is not made twice.
+		// a re-plan): never send again. The outcome was counted when it
+		// was stored.
 		d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "skipped", "already_done").Inc()
-		if d.now().Sub(rec.UpdatedAt) < recountWithin {
-			d.count(ctx, rec, outcomeCounter(rec.Status), 1)
-		}
 		return Verdict{}, nil
 	}
 	if next := rec.NextAttemptAt; rec.Status == StatusQueued && next != nil && d.now().Before(next.Add(-earlySlack)) {
@@ -168,20 +177,20 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 	}
 	sub, err := d.Subscribers.Get(ctx, job.SubscriberID)
 	if errors.Is(err, ErrNotFound) {
-		return d.skip(ctx, job, evr, "subscriber removed")
+		return d.skip(ctx, job, rec, evr, "subscriber removed")
 	}
 	if err != nil {
 		return Verdict{}, fmt.Errorf("read subscriber: %w", err)
 	}
 	if s, ok := sub.Suppressed[job.Channel]; ok {
-		return d.skip(ctx, job, evr, "channel paused: "+string(s.Reason))
+		return d.skip(ctx, job, rec, evr, "channel paused: "+string(s.Reason))
 	}
 	if sub.Contact(job.Channel) == "" {
-		return d.skip(ctx, job, evr, "no address on this channel")
+		return d.skip(ctx, job, rec, evr, "no address on this channel")
 	}
 	ch, ok := d.Channels[job.Channel]
 	if !ok {
-		return d.skip(ctx, job, evr, "channel not configured")
+		return d.skip(ctx, job, rec, evr, "channel not configured")
 	}
 	var sendTook time.Duration
 	if ep, ok := ch.(Endpointer); ok {
@@ -263,16 +272,22 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 		final = true
 		return nil
 	}
-	// Write on top of the record read before sending; only when something
-	// else (a provider receipt) changed it meanwhile, read it again.
+	// Write on top of the record read before sending. A delivery waiting
+	// for its next attempt is kept where it can be changed (compare and
+	// set; read again only when something else changed it meanwhile); a
+	// settled one goes to the log, and the job waits for it to be stored.
 	rec := read
 	_ = apply(rec)
-	err := d.Log.Save(ctx, rec)
-	if errors.Is(err, ErrConflict) {
-		rec, err = d.Log.Update(ctx, del.ID, apply)
-	}
-	if err != nil {
-		return Verdict{}, fmt.Errorf("record delivery: %w", err)
+	if verdict.Retry {
+		err := d.Log.Save(ctx, rec)
+		if errors.Is(err, ErrConflict) {
+			rec, err = d.Log.Update(ctx, del.ID, apply)
+		}
+		if err != nil {
+			return Verdict{}, fmt.Errorf("record delivery: %w", err)
+		}
+	} else {
+		verdict.Recorded = d.settle(rec)
 	}
 	if d.Published != nil {
 		d.Published(rec)
@@ -282,13 +297,8 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 	log := func() *slog.Logger {
 		return d.Logger.With("delivery", del.ID, "to", MaskContact(del.Channel, del.Subscriber.Contact(del.Channel)), "attempt", del.Attempt)
 	}
-	switch {
-	case sendErr == nil:
-		d.count(ctx, rec, CountSent, 1)
-	case verdict.Retry && !wasWaiting:
+	if verdict.Retry && !wasWaiting {
 		d.count(ctx, rec, CountRetrying, 1)
-	case !verdict.Retry:
-		d.count(ctx, rec, CountFailed, 1)
 	}
 	if wasWaiting && !verdict.Retry {
 		d.count(ctx, rec, CountRetrying, -1)
@@ -396,23 +406,16 @@ func (d *Dispatcher) updateSubscriber(ctx context.Context, id string, fn func(*S
 	}
 }
 
-func (d *Dispatcher) skip(ctx context.Context, job Job, evr *EventRecord, why string) (Verdict, error) {
-	wasWaiting := false
-	rec, err := d.Log.Update(ctx, job.ID, func(r *DeliveryRecord) error {
-		wasWaiting = waitingForRetry(r)
-		r.NextAttemptAt = nil
-		r.ID, r.EventID, r.EventType, r.SubscriberID, r.Channel = job.ID, job.EventID, evr.Event.Type, job.SubscriberID, job.Channel
-		r.EventTime = evr.Event.Time
-		if r.QueuedAt.IsZero() {
-			r.QueuedAt = evr.ReceivedAt
-		}
-		r.Status, r.Note, r.UpdatedAt = StatusSkipped, why, d.now()
-		return nil
-	})
-	if err != nil {
-		return Verdict{}, fmt.Errorf("record skipped delivery: %w", err)
+func (d *Dispatcher) skip(ctx context.Context, job Job, rec *DeliveryRecord, evr *EventRecord, why string) (Verdict, error) {
+	wasWaiting := waitingForRetry(rec)
+	rec.NextAttemptAt = nil
+	rec.ID, rec.EventID, rec.EventType, rec.SubscriberID, rec.Channel = job.ID, job.EventID, evr.Event.Type, job.SubscriberID, job.Channel
+	rec.EventTime = evr.Event.Time
+	if rec.QueuedAt.IsZero() {
+		rec.QueuedAt = evr.ReceivedAt
 	}
-	d.count(ctx, rec, CountSkipped, 1)
+	rec.Status, rec.Note, rec.UpdatedAt = StatusSkipped, why, d.now()
+	recorded := d.settle(rec)
 	if wasWaiting {
 		d.count(ctx, rec, CountRetrying, -1)
 	}
@@ -421,7 +424,15 @@ func (d *Dispatcher) skip(ctx context.Context, job Job, evr *EventRecord, why st
 	}
 	d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "skipped", "").Inc()
 	d.Logger.Info("delivery skipped", "delivery", job.ID, "why", why)
-	return Verdict{}, nil
+	return Verdict{Recorded: recorded}, nil
+}
+
+// settle hands a final record to the log and returns where its storing
+// is reported.
+func (d *Dispatcher) settle(rec *DeliveryRecord) <-chan error {
+	done := make(chan error, 1)
+	d.Log.Settle(rec, func(err error) { done <- err })
+	return done
 }
 
 func fillRecord(r *DeliveryRecord, del *Delivery, evr *EventRecord) {

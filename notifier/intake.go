@@ -103,6 +103,7 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 	}
 
 	rec, err := in.Events.Get(ctx, ev.ID)
+	resumed := false
 	switch {
 	case err == nil && rec.PlannedAt != nil:
 		in.Metrics.EventsDuplicate.Inc()
@@ -110,7 +111,10 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 		return nil
 	case err == nil:
 		// A plan was cut short: finish it with the event as first stored.
+		// Its jobs may have been queued (and sent) before: they are marked
+		// for the workers to look up.
 		ev = rec.Event
+		resumed = true
 	case errors.Is(err, ErrNotFound):
 		rec = &EventRecord{Event: ev, ReceivedAt: now, PublishedBy: in.PublishedBy}
 		if err := in.Events.Put(ctx, rec); err != nil {
@@ -156,6 +160,7 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 				progress()
 			}
 			perChannel[j.Channel]++
+			j.Seen = resumed
 			return in.Enqueue(ctx, j)
 		})
 		if err != nil {

@@ -16,6 +16,11 @@ type Job struct {
 	// Attempt is the attempt a scheduled retry is for (2 and up); 0 for a
 	// planned job or a retry asked for by hand.
 	Attempt int `json:"attempt,omitempty"`
+	// Seen marks a job whose delivery may already be in the log: one of a
+	// plan that was cut short and run again, or a retry asked for by
+	// hand; the worker looks it up before sending. The runner also sets
+	// it on a job the broker hands out again.
+	Seen bool `json:"seen,omitempty"`
 }
 
 // NewJob returns the job for one event, subscriber and channel.

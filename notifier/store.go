@@ -41,8 +41,14 @@ type DeliveryLog interface {
 	// Update reads, changes and writes one record atomically; a missing
 	// record is passed to fn as a new one with only ID set.
 	Update(ctx context.Context, id string, fn func(*DeliveryRecord) error) (*DeliveryRecord, error)
-	// Save writes r if the stored record is still at r.Revision (zero:
-	// not stored yet), saving the read an Update needs; otherwise it
-	// returns an error wrapping ErrConflict and writes nothing.
+	// Save writes the record of a delivery that is not done (waiting for
+	// a retry) if the stored record is still at r.Revision (zero: not
+	// stored yet), saving the read an Update needs; otherwise it returns
+	// an error wrapping ErrConflict and writes nothing.
 	Save(ctx context.Context, r *DeliveryRecord) error
+	// Settle records a delivery's final outcome (sent, failed, skipped)
+	// and counts it in the event's summary. It may batch: done is called
+	// once the record is stored (nil) or could not be (an error), and the
+	// job must not be acknowledged before.
+	Settle(r *DeliveryRecord, done func(error))
 }

@@ -161,6 +161,16 @@ func (m *memLog) Update(_ context.Context, id string, fn func(*notifier.Delivery
 	return r, nil
 }
 
+// Settle stores r at once.
+func (m *memLog) Settle(r *notifier.DeliveryRecord, done func(error)) {
+	m.mu.Lock()
+	c := clone(r)
+	c.Revision = r.Revision + 1
+	m.recs[r.ID] = c
+	m.mu.Unlock()
+	done(nil)
+}
+
 func (m *memLog) Save(_ context.Context, r *notifier.DeliveryRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -53,11 +53,17 @@ type eventReport struct {
 	Deliveries int64   `json:"deliveries"`
 	Seconds    float64 `json:"seconds_to_last_delivery"`
 	PerSecond  float64 `json:"per_second"`
-	// PercentOfRaw is PerSecond as a share of the raw rate.
+	// RawPerSecond is the sinks' raw rate for this event's messages
+	// (their sizes differ), measured just before it.
+	RawPerSecond float64 `json:"raw_per_second"`
+	// PercentOfRaw is PerSecond as a share of RawPerSecond.
 	PercentOfRaw float64 `json:"percent_of_raw"`
 	P50Ms        float64 `json:"event_to_delivery_p50_ms"`
 	P99Ms        float64 `json:"event_to_delivery_p99_ms"`
-	RSSMB        float64 `json:"rss_after_mb"`
+	// PlanMs is how long planning took: streaming the subscribers and
+	// queueing the jobs.
+	PlanMs float64 `json:"plan_ms"`
+	RSSMB  float64 `json:"rss_after_mb"`
 }
 
 type idleReport struct {
@@ -74,6 +80,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	idle := fs.Int("idle", 100, "events to a single subscriber, one at a time, for the idle latency")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the fan-outs to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile after the fan-outs to this file")
 	dataDir := fs.String("data-dir", "", "store in this directory (default: a temporary one, removed after)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -135,7 +142,6 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { done <- svc.run(runCtx) }()
 	defer func() { stop(); <-done }()
 
-	progress("adding %d subscribers…", *subscribers)
 	has := func(ch notifier.ChannelName) bool { return slices.Contains(channels, ch) }
 	mk := func(i int, components []string) *notifier.Subscriber {
 		s := &notifier.Subscriber{ID: fmt.Sprintf("b%07d", i), Name: "Kari Nordmann", Locale: []string{"nb", "en"}[i%2], Components: components}
@@ -150,13 +156,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return s
 	}
-	if err := svc.conn.Subscribers.PutMany(ctx, *subscribers, func(i int) *notifier.Subscriber { return mk(i, []string{"styreweb"}) }); err != nil {
-		return err
-	}
 	if err := svc.conn.Subscribers.Put(ctx, mk(*subscribers, []string{"bench-idle"})); err != nil {
 		return err
 	}
-
 	// Raw capacity: the same messages, straight at the sinks.
 	sample, err := benchSample(svc, files[0])
 	if err != nil {
@@ -171,7 +173,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	// Idle latency: one event at a time to one subscriber.
+	// Idle latency: one event at a time to the one subscriber there is yet,
+	// so it measures the pipeline, not a plan streaming a large store.
 	progress("idle latency: %d events to one subscriber…", *idle)
 	before := latencyHistogram(svc)
 	for i := range *idle {
@@ -190,6 +193,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	after := latencyHistogram(svc)
 	report.Idle = idleReport{Events: *idle, P50Ms: 1000 * histogramQuantile(before, after, 0.50), P99Ms: 1000 * histogramQuantile(before, after, 0.99)}
 
+	progress("adding %d subscribers…", *subscribers)
+	if err := svc.conn.Subscribers.PutMany(ctx, *subscribers, func(i int) *notifier.Subscriber { return mk(i, []string{"styreweb"}) }); err != nil {
+		return err
+	}
+
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -203,6 +211,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	runtime.GC()
 	resetPeakRSS()
+	rawE := report.Raw
 	for e := range *events {
 		raw, err := examples.FS.ReadFile(files[e])
 		if err != nil {
@@ -211,6 +220,18 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ev, err := notifier.DecodeEvent(raw)
 		if err != nil {
 			return err
+		}
+		if e > 0 {
+			// Each update's messages have their own size: measure the
+			// sinks' raw rate with this one's.
+			sample, err := benchSample(svc, files[e])
+			if err != nil {
+				return err
+			}
+			if rawE, err = blastRaw(ctx, sinks, channels, *subscribers, sample); err != nil {
+				return err
+			}
+			sinks.Forget()
 		}
 		progress("event %d of %d: %s…", e+1, *events, ev.ID)
 		base := sinkCounts(sinks)
@@ -226,6 +247,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for i, ch := range []*benchsink.Arrivals{&sinks.Email, &sinks.Webhook, &sinks.SMS} {
 			arrivals = append(arrivals, ch.Since(base[i])...)
 		}
+		sinks.Forget()
 		if got, want := int64(len(arrivals)), p.Total().Sent; got != want {
 			return fmt.Errorf("event %s: the sinks got %d messages, Varsel counted %d sent", ev.ID, got, want)
 		}
@@ -243,13 +265,29 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if took > 0 {
 			er.PerSecond = float64(er.Deliveries) / took
 		}
+		if rec, err := svc.conn.Events.Get(ctx, ev.ID); err == nil && rec.PlannedAt != nil {
+			er.PlanMs = ms(rec.PlannedAt.Sub(rec.ReceivedAt))
+		}
 		// Compare like with like: the raw rate of the channels this event used.
-		if rr := rawRateFor(report.Raw, p); rr > 0 {
+		if rr := rawRateFor(rawE, p); rr > 0 {
+			er.RawPerSecond = rr
 			er.PercentOfRaw = 100 * er.PerSecond / rr
 		}
 		report.Events = append(report.Events, er)
 	}
 	report.PeakRSSMB = float64(peakRSS()) / (1 << 20)
+	if *memProfile != "" {
+		runtime.GC()
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	if *asJSON {
 		return printJSON(stdout, report)
 	}
@@ -492,9 +530,9 @@ func printBench(w io.Writer, r benchReport) {
 	}
 	fmt.Fprintf(w, "raw capacity of the sinks (go-mail on %d connections, net/http on %d keep-alive connections): %.0f deliveries/s (%s)\n",
 		benchSMTPConns, benchHTTPConns, r.Raw.PerSecond, strings.Join(parts, ", "))
-	fmt.Fprintf(w, "%-28s %11s %9s %11s %9s %10s %10s %8s\n", "event", "deliveries", "seconds", "per second", "% of raw", "p50 ms", "p99 ms", "RSS MB")
+	fmt.Fprintf(w, "%-28s %11s %9s %11s %9s %9s %10s %10s %8s %8s\n", "event", "deliveries", "seconds", "per second", "raw/s", "% of raw", "p50 ms", "p99 ms", "plan ms", "RSS MB")
 	for _, e := range r.Events {
-		fmt.Fprintf(w, "%-28s %11d %9.2f %11.0f %8.0f%% %10.0f %10.0f %8.0f\n", e.ID, e.Deliveries, e.Seconds, e.PerSecond, e.PercentOfRaw, e.P50Ms, e.P99Ms, e.RSSMB)
+		fmt.Fprintf(w, "%-28s %11d %9.2f %11.0f %9.0f %8.0f%% %10.0f %10.0f %8.0f %8.0f\n", e.ID, e.Deliveries, e.Seconds, e.PerSecond, e.RawPerSecond, e.PercentOfRaw, e.P50Ms, e.P99Ms, e.PlanMs, e.RSSMB)
 	}
 	fmt.Fprintf(w, "idle: event → first delivery p50 %.1f ms, p99 %.1f ms over %d events (histogram varsel_event_to_delivery_seconds)\n",
 		r.Idle.P50Ms, r.Idle.P99Ms, r.Idle.Events)

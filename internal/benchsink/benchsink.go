@@ -23,13 +23,15 @@ import (
 
 // Arrivals records when messages arrived.
 type Arrivals struct {
-	mu    sync.Mutex
-	times []time.Time
+	mu sync.Mutex
+	// forgotten is how many arrived before times begins.
+	forgotten int
+	times     []int64 // Unix nanoseconds
 }
 
 func (a *Arrivals) add(t time.Time) {
 	a.mu.Lock()
-	a.times = append(a.times, t)
+	a.times = append(a.times, t.UnixNano())
 	a.mu.Unlock()
 }
 
@@ -37,17 +39,30 @@ func (a *Arrivals) add(t time.Time) {
 func (a *Arrivals) Count() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.times)
+	return a.forgotten + len(a.times)
 }
 
-// Since returns the arrival times from index i on (a copy).
+// Since returns the arrival times from the i-th arrival on.
 func (a *Arrivals) Since(i int) []time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if i >= len(a.times) {
-		return nil
+	i -= a.forgotten
+	if i < 0 {
+		i = 0
 	}
-	return append([]time.Time(nil), a.times[i:]...)
+	var out []time.Time
+	for _, ns := range a.times[min(i, len(a.times)):] {
+		out = append(out, time.Unix(0, ns))
+	}
+	return out
+}
+
+// forget drops the times recorded so far; Count keeps counting them.
+func (a *Arrivals) forget() {
+	a.mu.Lock()
+	a.forgotten += len(a.times)
+	a.times = nil
+	a.mu.Unlock()
 }
 
 // Sinks are the three receivers.
@@ -110,6 +125,14 @@ func Start() (*Sinks, error) {
 	s.TwilioURL = "http://" + twilio.addr
 	s.closers = append(s.closers, twilio.close)
 	return s, nil
+}
+
+// Forget drops the arrival times recorded so far, so a long run does not
+// hold them all; the counts go on.
+func (s *Sinks) Forget() {
+	s.Email.forget()
+	s.Webhook.forget()
+	s.SMS.forget()
 }
 
 // Close stops the sinks.

@@ -54,6 +54,10 @@ type Config struct {
 	DataDir string
 	// Replicas for streams and buckets on a cluster; 0 means 1.
 	Replicas int
+	// DeliveryRetention is how long settled delivery records are kept
+	// (VARSEL_DELIVERY_RETENTION); 0 means DefaultDeliveryRetention. The
+	// per-event summaries stay.
+	DeliveryRetention time.Duration
 }
 
 // Conn is a connection to NATS with every stream and bucket in place.
@@ -152,7 +156,11 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
 	if create {
-		err = c.setup(ctx, max(cfg.Replicas, 1))
+		retention := cfg.DeliveryRetention
+		if retention <= 0 {
+			retention = DefaultDeliveryRetention
+		}
+		err = c.setup(ctx, max(cfg.Replicas, 1), retention)
 	} else {
 		err = c.bind(ctx)
 	}
@@ -183,16 +191,16 @@ func (c *Conn) bind(ctx context.Context) error {
 func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
 	c.Subscribers = &Subscribers{kv: kvs[SubscribersKV], js: c.JS}
 	c.Incidents = &Incidents{kv: kvs[IncidentsKV]}
-	c.Deliveries = &Deliveries{kv: kvs[DeliveriesKV]}
 	c.Events = &Events{kv: kvs[EventsKV]}
 	c.Staff = &StaffAccounts{kv: kvs[StaffKV]}
 	c.Sessions = &StaffSessions{kv: kvs[SessionsKV]}
 	c.Counts = &Counts{c: c}
+	c.Deliveries = newDeliveries(kvs[DeliveriesKV], c.JS, c.Counts, c.logger)
 	c.config = kvs[ConfigKV]
 }
 
 // setup creates or updates every stream and bucket idempotently.
-func (c *Conn) setup(ctx context.Context, replicas int) error {
+func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration) error {
 	streams := []jetstream.StreamConfig{{
 		Name: EventsStream, Description: "Incident events from producers",
 		Subjects: []string{EventsSubjects}, Storage: jetstream.FileStorage, Replicas: replicas,
@@ -214,6 +222,10 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 		Subjects: []string{remindPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
 		Retention: jetstream.WorkQueuePolicy, AllowMsgSchedules: true, AllowRollup: true, MaxAge: 30 * 24 * time.Hour,
 	}, {
+		Name: LogStream, Description: "Settled delivery records, in batches per event, kept for the retention",
+		Subjects: []string{LogPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
+		MaxAge: retention, Duplicates: 2 * time.Minute, Compression: jetstream.S2Compression,
+	}, {
 		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
 		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour,
@@ -231,6 +243,10 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 			cfg.TTL = staff.DefaultLifetime // a session ends with its entry
 		case RemindersKV:
 			cfg.TTL = 7 * 24 * time.Hour // long past any redelivery
+		case DeliveriesKV:
+			// Deliveries not done yet; a settled one's entry expires a
+			// minute after it settles, without a lasting marker.
+			cfg.TTL, cfg.LimitMarkerTTL = retention, time.Second
 		}
 		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {
@@ -268,7 +284,7 @@ func (c *Conn) Ready(ctx context.Context) error {
 	if !c.NC.IsConnected() {
 		return errors.New("nats not connected")
 	}
-	for _, name := range []string{EventsStream, DeliveriesStream, RejectedStream} {
+	for _, name := range []string{EventsStream, DeliveriesStream, LogStream, RejectedStream} {
 		if _, err := c.JS.Stream(ctx, name); err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}

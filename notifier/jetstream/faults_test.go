@@ -193,9 +193,11 @@ func TestCopyOfAWaitingJobWaitsToo(t *testing.T) {
 	ctx := context.Background()
 	waitFor(t, 10*time.Second, "one retry scheduled", func() bool { n, err := s.conn.WaitingRetries(ctx); return err == nil && n == 1 })
 
-	// The copy goes straight onto the channel's queue, under a message id
-	// of its own (the stream would drop a repeat of the original's).
-	b, _ := json.Marshal(notifier.NewJob("early", "kari", notifier.Email))
+	// The copy goes straight onto the channel's queue, marked as the
+	// broker marks a job it hands out again.
+	copyJob := notifier.NewJob("early", "kari", notifier.Email)
+	copyJob.Seen = true
+	b, _ := json.Marshal(copyJob)
 	msg := nats.NewMsg(jobSubject(string(notifier.Email)))
 	msg.Data = b
 	msg.Header.Set(jetstream.MsgIDHeader, id+".copy")

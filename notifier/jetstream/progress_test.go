@@ -82,7 +82,9 @@ func TestProgressCountsMatchTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := cons.Info(ctx)
-	b, _ := json.Marshal(notifier.NewJob("prog", "s001", notifier.Email))
+	again := notifier.NewJob("prog", "s001", notifier.Email)
+	again.Seen = true // as a redelivered or replanned job is
+	b, _ := json.Marshal(again)
 	msg := nats.NewMsg(jobSubject(string(notifier.Email)))
 	msg.Data = b
 	msg.Header.Set(jetstream.MsgIDHeader, "prog.s001.email.again")

@@ -78,7 +78,7 @@ func (c *Conn) RetryJob(ctx context.Context, id string) (*notifier.DeliveryRecor
 	if err := c.Counts.Count(ctx, rec.EventID, rec.Channel, uncount, -1, notifier.CountKey(rec.ID, generation, uncount, -1)); err != nil {
 		c.logger.Warn("retried delivery not uncounted", "delivery", id, "error", err)
 	}
-	job := notifier.Job{ID: rec.ID, EventID: rec.EventID, SubscriberID: rec.SubscriberID, Channel: rec.Channel}
+	job := notifier.Job{ID: rec.ID, EventID: rec.EventID, SubscriberID: rec.SubscriberID, Channel: rec.Channel, Seen: true}
 	b, _ := json.Marshal(job)
 	msg := nats.NewMsg(jobSubject(string(job.Channel)))
 	msg.Data = b
@@ -193,9 +193,12 @@ func (q *enqueuer) add(ctx context.Context, j notifier.Job) error {
 	if err != nil {
 		return err
 	}
+	// No message id: deduplicating every job would keep an id per
+	// delivery in the server's memory for the whole dedupe window. A job
+	// queued twice (a plan run again) carries Seen, and the worker looks
+	// its delivery up before sending.
 	msg := nats.NewMsg(jobSubject(string(j.Channel)))
 	msg.Data = b
-	msg.Header.Set(jetstream.MsgIDHeader, j.ID)
 	f, err := q.c.JS.PublishMsgAsync(msg)
 	if err != nil {
 		return fmt.Errorf("publish job %s: %w", j.ID, err)

@@ -34,6 +34,11 @@ type Runner struct {
 	// its context is cancelled; 0 means the send timeout plus 5 s.
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
+
+	// beating holds the messages in work and when the broker last heard
+	// of each.
+	beatMu  sync.Mutex
+	beating map[jetstream.Msg]time.Time
 }
 
 // Run consumes until ctx is cancelled, then stops taking work and waits for
@@ -57,6 +62,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	beatsDone := make(chan struct{})
+	defer close(beatsDone)
+	go r.beatLoop(beatsDone)
 	var wg sync.WaitGroup
 	errs := make(chan error, 1+len(consumers))
 	wg.Add(1)
@@ -194,22 +202,52 @@ func (r *Runner) ackWait() time.Duration {
 }
 
 // heartbeat tells the broker, every third of the ack wait, that msg is
-// still being worked on, until the returned stop is called.
+// still being worked on, until the returned stop is called. One loop per
+// runner beats for every message in work, so a job that takes a
+// millisecond costs no goroutine or timer of its own.
 func (r *Runner) heartbeat(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(r.ackWait() / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
+	r.beatMu.Lock()
+	if r.beating == nil {
+		r.beating = map[jetstream.Msg]time.Time{}
+	}
+	r.beating[msg] = time.Now()
+	r.beatMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.beatMu.Lock()
+			delete(r.beating, msg)
+			r.beatMu.Unlock()
+		})
+	}
+}
+
+// beatLoop runs until done is closed (when Run returns, after the drain).
+func (r *Runner) beatLoop(done <-chan struct{}) {
+	every := r.ackWait() / 3
+	t := time.NewTicker(every / 2)
+	defer t.Stop()
+	var due []jetstream.Msg
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		r.beatMu.Lock()
+		for msg, last := range r.beating {
+			if now.Sub(last) >= every {
+				due = append(due, msg)
+				r.beating[msg] = now
 			}
 		}
-	}()
-	return func() { close(done) }
+		r.beatMu.Unlock()
+		for _, msg := range due {
+			_ = msg.InProgress()
+		}
+		due = due[:0]
+	}
 }
 
 // maxAckPendingPerWorker sizes a consumer's in-flight limit, which every
@@ -240,6 +278,8 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
+	// acks are the jobs waiting for their records to be stored.
+	var acks sync.WaitGroup
 	// inFlight holds the stream sequences being worked on here, so a job
 	// redelivered while a worker of this process still has it (a send
 	// longer than the ack wait whose heartbeat came late) is not sent twice.
@@ -251,13 +291,13 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 			for msg := range work {
 				meta, err := msg.Metadata()
 				if err != nil {
-					r.handleJob(ctx, msg)
+					r.handleJob(ctx, msg, true, &acks)
 					continue
 				}
 				if _, busy := inFlight.LoadOrStore(meta.Sequence.Stream, true); busy {
 					continue // the worker that has it acknowledges it
 				}
-				r.handleJob(ctx, msg)
+				r.handleJob(ctx, msg, meta.NumDelivered > 1, &acks)
 				inFlight.Delete(meta.Sequence.Stream)
 			}
 		}()
@@ -275,7 +315,7 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 	}
 	close(work)
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { wg.Wait(); acks.Wait(); close(done) }()
 	drain := r.DrainTimeout
 	if drain <= 0 {
 		// Long enough for a send that started just before shutdown.
@@ -290,22 +330,42 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 }
 
 // handleJob runs one job. Sends are not cancelled by shutdown: they finish
-// within the dispatcher's send timeout, so what went out is recorded.
-func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg) {
+// within the dispatcher's send timeout, so what went out is recorded. A
+// settled job is acknowledged once its record is stored (acks tracks
+// those still waiting); redelivered marks a job the broker handed out
+// before.
+func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, acks *sync.WaitGroup) {
 	var job notifier.Job
 	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.ID == "" {
 		r.Logger.Error("malformed job dropped", "subject", msg.Subject(), "error", err)
 		_ = msg.Term()
 		return
 	}
+	job.Seen = job.Seen || redelivered
 	stop := r.heartbeat(msg)
 	v, err := r.Dispatcher.Handle(context.WithoutCancel(ctx), job)
-	stop()
 	switch {
 	case err != nil:
+		stop()
 		r.Logger.Warn("job not processed, will retry", "delivery", job.ID, "error", err)
 		_ = msg.NakWithDelay(5 * time.Second)
+	case v.Recorded != nil:
+		// Heartbeats go on until the record is stored: the job is the
+		// only thing that says the delivery happened until then.
+		acks.Add(1)
+		go func() {
+			defer acks.Done()
+			err := <-v.Recorded
+			stop()
+			if err != nil {
+				r.Logger.Error("delivery made but not recorded; the job will be handed out again", "delivery", job.ID, "error", err)
+				_ = msg.NakWithDelay(5 * time.Second)
+				return
+			}
+			_ = msg.Ack()
+		}()
 	case v.Retry:
+		stop()
 		job.Attempt = v.Attempt
 		if err := r.Conn.scheduleJob(context.WithoutCancel(ctx), job, time.Now().Add(v.RetryIn)); err != nil {
 			// The schedule could not be stored: keep the job (and its
@@ -316,6 +376,7 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg) {
 		}
 		_ = msg.Ack()
 	default:
+		stop()
 		_ = msg.Ack()
 	}
 }
