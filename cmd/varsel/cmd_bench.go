@@ -124,7 +124,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
 		MailFrom: "Status <status@example.com>", DefaultLocale: "en", Timezone: "Europe/Oslo", EmailBounceLimit: 3, WebhookFailureLimit: 5,
-		Secret: "bench-secret-bench-secret", WebhookOutbox: "false", WebhookAllowPrivate: true, RemindBefore: 10 * time.Minute,
+		Secret: "bench-secret-bench-secret", WebhookOutbox: "false", WebhookAllowPrivate: true, RemindBefore: 10 * time.Minute, DeliveryRetention: 720 * time.Hour,
 		SMTPURL:          "smtp://" + sinks.SMTPAddr + "?tls=none&pool=" + strconv.Itoa(benchSMTPConns),
 		TwilioAccountSID: "AC00000000000000000000000000000000", TwilioAuthToken: "benchtoken00000000000000000000000", TwilioFrom: "+4790000000", TwilioAPIURL: sinks.TwilioURL,
 		// The bench measures the pipeline, not a provider's rate limit.

@@ -48,6 +48,7 @@ type Config struct {
 	StaffEmail          string
 	StaffWebhookURL     string
 	RemindBefore        time.Duration
+	DeliveryRetention   time.Duration
 }
 
 // staffEmails are the addresses in VARSEL_STAFF_EMAIL.
@@ -101,6 +102,7 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_STAFF_EMAIL", flag: "staff-email", help: "comma-separated addresses that get reminders of promised updates (empty: none)", str: &c.StaffEmail},
 		{env: "VARSEL_STAFF_WEBHOOK_URL", flag: "staff-webhook-url", help: `also post reminders there as {"text": ...} (Slack, Teams, Mattermost)`, str: &c.StaffWebhookURL},
 		{env: "VARSEL_REMIND_BEFORE", flag: "remind-before", def: "10m", help: "how long before a promised update staff are reminded; a second reminder when it is overdue", dur: &c.RemindBefore},
+		{env: "VARSEL_DELIVERY_RETENTION", flag: "delivery-retention", def: "720h", help: "how long per-delivery records are kept; the per-event summaries stay", dur: &c.DeliveryRetention},
 	}
 }
 
@@ -225,6 +227,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.StaffWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("VARSEL_STAFF_WEBHOOK_URL", "%q is not an http(s) URL", c.StaffWebhookURL)
 		}
+	}
+	if c.DeliveryRetention < time.Hour {
+		bad("VARSEL_DELIVERY_RETENTION", "%s: want at least 1h (records are looked up while retries run), such as 720h", c.DeliveryRetention)
 	}
 	if c.RemindBefore <= 0 {
 		bad("VARSEL_REMIND_BEFORE", "%s: want a duration above 0, such as 10m", c.RemindBefore)

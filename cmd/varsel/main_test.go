@@ -45,7 +45,7 @@ func testConfig(dir string) Config {
 	return Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
 		MailFrom: "Status <status@example.com>", SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo",
 		TwilioAPIURL: "https://api.twilio.com", EmailBounceLimit: 3, WebhookFailureLimit: 5, AdminToken: "test-admin-token", WebhookOutbox: "auto", Secret: "0123456789abcdef0123",
-		RemindBefore: 10 * time.Minute}
+		RemindBefore: 10 * time.Minute, DeliveryRetention: 720 * time.Hour}
 }
 
 func varsel(t *testing.T, args ...string) (string, error) {
@@ -235,7 +235,7 @@ func TestCLIDoesNotChangeStreams(t *testing.T) {
 func TestConfigReplicasAndLimits(t *testing.T) {
 	base := func() Config {
 		return Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: "x", HTTPAddr: ":8080", PublicURL: "http://localhost:8080",
-			SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo", WebhookOutbox: "auto", RemindBefore: 10 * time.Minute}
+			SMSRate: 1, DefaultLocale: "en", Timezone: "Europe/Oslo", WebhookOutbox: "auto", RemindBefore: 10 * time.Minute, DeliveryRetention: 720 * time.Hour}
 	}
 	for name, tc := range map[string]struct {
 		edit func(*Config)

@@ -72,7 +72,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		return nil, fmt.Errorf("VARSEL_HTTP_ADDR %s: %w (is another varsel running? stop it or choose another address)", cfg.HTTPAddr, err)
 	}
 	s.conn, err = jetstream.Connect(ctx, jetstream.Config{URL: cfg.NATSURL, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
-		Replicas: cfg.NATSReplicas}, logger)
+		Replicas: cfg.NATSReplicas, DeliveryRetention: cfg.DeliveryRetention}, logger)
 	if err != nil {
 		s.close()
 		return nil, err

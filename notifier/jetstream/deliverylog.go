@@ -523,6 +523,10 @@ func (s *Deliveries) archived(ctx context.Context, id string) (*notifier.Deliver
 		return nil, fmt.Errorf("read the delivery log: %w", err)
 	}
 	m, err := st.GetMsg(ctx, e.seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Past the retention.
+		return nil, fmt.Errorf("delivery %q (expired): %w", id, notifier.ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read delivery %q: %w", id, err)
 	}

@@ -19,7 +19,12 @@ import (
 // startConn connects to a fresh embedded server storing in dir.
 func startConn(t testing.TB, dir string) *Conn {
 	t.Helper()
-	c, err := Connect(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0"}, quietLogger())
+	return startConnWith(t, Config{DataDir: dir, Listen: "127.0.0.1:0"})
+}
+
+func startConnWith(t testing.TB, cfg Config) *Conn {
+	t.Helper()
+	c, err := Connect(context.Background(), cfg, quietLogger())
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -91,6 +96,8 @@ type stack struct {
 	metrics  *notifier.Metrics
 	ackWait  time.Duration
 	renderer notifier.Renderer // nil: plainRenderer
+	// retention of the delivery records; 0: the default.
+	retention time.Duration
 }
 
 func startStack(t testing.TB, dir string, cfg notifier.DispatchConfig) *stack {
@@ -110,7 +117,7 @@ func startStackWith(t testing.TB, dir string, cfg notifier.DispatchConfig, s *st
 	if s == nil {
 		s = &stack{}
 	}
-	s.conn = startConn(t, dir)
+	s.conn = startConnWith(t, Config{DataDir: dir, Listen: "127.0.0.1:0", DeliveryRetention: s.retention})
 	s.metrics = notifier.NewMetrics(prometheus.NewRegistry())
 	var r notifier.Renderer = plainRenderer{}
 	if s.renderer != nil {
