@@ -80,7 +80,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	idle := fs.Int("idle", 100, "events to a single subscriber, one at a time, for the idle latency")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the fan-outs to this file")
-	memProfile := fs.String("memprofile", "", "write a heap profile after the fan-outs to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the fan-outs' largest heap")
 	dataDir := fs.String("data-dir", "", "store in this directory (default: a temporary one, removed after)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -211,6 +211,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	runtime.GC()
 	resetPeakRSS()
+	if *memProfile != "" {
+		stopProfile := profileHeapAtPeak(*memProfile)
+		defer stopProfile()
+	}
 	rawE := report.Raw
 	for e := range *events {
 		raw, err := examples.FS.ReadFile(files[e])
@@ -276,23 +280,42 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		report.Events = append(report.Events, er)
 	}
 	report.PeakRSSMB = float64(peakRSS()) / (1 << 20)
-	if *memProfile != "" {
-		runtime.GC()
-		f, err := os.Create(*memProfile)
-		if err != nil {
-			return err
-		}
-		err = pprof.WriteHeapProfile(f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
 	if *asJSON {
 		return printJSON(stdout, report)
 	}
 	printBench(stdout, report)
 	return nil
+}
+
+// profileHeapAtPeak writes a heap profile to path whenever the heap in use
+// is the largest seen yet, until stop is called.
+func profileHeapAtPeak(path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var peak uint64
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse <= peak+peak/10 {
+				continue
+			}
+			peak = ms.HeapInuse
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // benchSMTPConns and benchHTTPConns are the blasters' connections, the

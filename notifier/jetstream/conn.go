@@ -190,9 +190,9 @@ func (c *Conn) bind(ctx context.Context) error {
 
 func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
 	c.Subscribers = &Subscribers{kv: kvs[SubscribersKV], js: c.JS}
-	c.Incidents = &Incidents{kv: kvs[IncidentsKV]}
+	c.Incidents = &Incidents{kv: kvs[IncidentsKV], js: c.JS}
 	c.Events = &Events{kv: kvs[EventsKV]}
-	c.Staff = &StaffAccounts{kv: kvs[StaffKV]}
+	c.Staff = &StaffAccounts{kv: kvs[StaffKV], js: c.JS}
 	c.Sessions = &StaffSessions{kv: kvs[SessionsKV]}
 	c.Counts = &Counts{c: c}
 	c.Deliveries = newDeliveries(kvs[DeliveriesKV], c.JS, c.Counts, c.logger)

@@ -567,7 +567,7 @@ func (s *Deliveries) List(ctx context.Context, f DeliveryFilter, fn func(*notifi
 	if f.EventID != "" {
 		filter = f.EventID + ".>"
 	}
-	err := eachJSON(ctx, s.kv, filter, func(r *notifier.DeliveryRecord) error {
+	err := eachJSON(ctx, s.js, s.kv, filter, func(r *notifier.DeliveryRecord) error {
 		hot[r.ID] = true
 		if !match(r) {
 			return nil

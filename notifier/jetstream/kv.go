@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -73,31 +74,53 @@ func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, c
 }
 
 // eachJSON streams the newest value of every key matching filter (">" for
-// all) without loading them all, decoding each into a fresh T.
-func eachJSON[T any](ctx context.Context, kv jetstream.KeyValue, filter string, fn func(*T) error) error {
-	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+// all), decoding each into a fresh T. It pulls in small batches, so a large
+// bucket (a plan over every subscriber) never piles up in this process's
+// memory faster than fn takes it.
+func eachJSON[T any](ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, filter string, fn func(*T) error) error {
+	bucket := kv.Bucket()
+	cons, err := js.OrderedConsumer(ctx, "KV_"+bucket, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$KV." + bucket + "." + filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
 	if err != nil {
-		return fmt.Errorf("list %s: %w", kv.Bucket(), err)
+		return fmt.Errorf("list %s: %w", bucket, err)
 	}
-	defer w.Stop()
+	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
+		return nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return fmt.Errorf("list %s: %w", bucket, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("list %s: watcher closed", kv.Bucket())
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			if e == nil { // every current value has been delivered
-				return nil
-			}
+			return fmt.Errorf("list %s: %w", bucket, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("list %s: %w", bucket, err)
+		}
+		switch msg.Headers().Get("KV-Operation") {
+		case "DEL", "PURGE":
+		default:
 			v := new(T)
-			if err := json.Unmarshal(e.Value(), v); err != nil {
-				return fmt.Errorf("decode %s %q: %w", kv.Bucket(), e.Key(), err)
+			if err := json.Unmarshal(msg.Data(), v); err != nil {
+				return fmt.Errorf("decode %s %q: %w", bucket, strings.TrimPrefix(msg.Subject(), "$KV."+bucket+"."), err)
 			}
 			if err := fn(v); err != nil {
 				return err
 			}
+		}
+		if meta.NumPending == 0 {
+			return nil
 		}
 	}
 }

@@ -80,7 +80,7 @@ func (s *Subscribers) Delete(ctx context.Context, id string) error {
 
 // Each implements notifier.SubscriberStore.
 func (s *Subscribers) Each(ctx context.Context, fn func(*notifier.Subscriber) error) error {
-	return eachJSON(ctx, s.kv, ">", fn)
+	return eachJSON(ctx, s.js, s.kv, ">", fn)
 }
 
 // FindByPhone implements notifier.SubscriberStore by a scan: it serves
@@ -97,7 +97,10 @@ func (s *Subscribers) FindByPhone(ctx context.Context, phone string) ([]*notifie
 }
 
 // Incidents is the incident state store on the varsel_incidents bucket.
-type Incidents struct{ kv jetstream.KeyValue }
+type Incidents struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream
+}
 
 var _ notifier.IncidentStore = (*Incidents)(nil)
 
@@ -118,7 +121,7 @@ func (s *Incidents) Update(ctx context.Context, id string, fn func(*notifier.Inc
 // List implements notifier.IncidentStore.
 func (s *Incidents) List(ctx context.Context) ([]*notifier.IncidentState, error) {
 	var all []*notifier.IncidentState
-	err := eachJSON(ctx, s.kv, ">", func(st *notifier.IncidentState) error {
+	err := eachJSON(ctx, s.js, s.kv, ">", func(st *notifier.IncidentState) error {
 		all = append(all, st)
 		return nil
 	})
@@ -190,7 +193,10 @@ func (s *Subscribers) Enable(ctx context.Context, id string, ch notifier.Channel
 
 // StaffAccounts is the staff account store on the varsel_staff bucket,
 // keyed by the hex of the lower-case email (KV keys cannot hold "@").
-type StaffAccounts struct{ kv jetstream.KeyValue }
+type StaffAccounts struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream
+}
 
 var _ staff.AccountStore = (*StaffAccounts)(nil)
 
@@ -225,7 +231,7 @@ func (s *StaffAccounts) Delete(ctx context.Context, email string) error {
 // List implements staff.AccountStore.
 func (s *StaffAccounts) List(ctx context.Context) ([]*staff.Account, error) {
 	var out []*staff.Account
-	err := eachJSON(ctx, s.kv, ">", func(a *staff.Account) error {
+	err := eachJSON(ctx, s.js, s.kv, ">", func(a *staff.Account) error {
 		out = append(out, a)
 		return nil
 	})
