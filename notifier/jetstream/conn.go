@@ -124,6 +124,15 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 				logger.Warn("nats disconnected", "error", err)
 			}
 		}),
+		// Asynchronous errors (a write to a node that went away, a slow
+		// consumer) go to the log, not to stderr.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				logger.Warn("nats subscription error", "subject", sub.Subject, "error", err)
+				return
+			}
+			logger.Warn("nats error", "error", err)
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 			c.reconnected()
@@ -148,9 +157,10 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
 	// A publish whose acknowledgement is lost (a reconnect, a leader
-	// change) fails after the timeout instead of blocking intake forever.
+	// change) fails after 5 s instead of blocking intake: the plan is then
+	// run again (its jobs marked Seen), within seconds of the loss.
 	c.JS, err = jetstream.New(c.NC, jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithPublishAsyncTimeout(30*time.Second))
+		jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("jetstream context: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,10 +41,25 @@ func (k *Counts) Count(ctx context.Context, eventID string, ch notifier.ChannelN
 	msg := nats.NewMsg(countSubject(eventID, ch, what))
 	msg.Header.Set("Nats-Incr", strconv.FormatInt(delta, 10))
 	msg.Header.Set(jetstream.MsgIDHeader, key)
-	if _, err := k.c.JS.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("count %s %s %s: %w", eventID, ch, what, err)
+	// The key makes a repeat harmless, so an acknowledgement lost to a
+	// leader change is answered by trying again soon, not by waiting.
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("count %s %s %s: %w", eventID, ch, what, ctx.Err())
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = k.c.JS.PublishMsg(actx, msg)
+		cancel()
+		if err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("count %s %s %s: %w", eventID, ch, what, err)
 }
 
 // Progress implements notifier.ProgressCounter.

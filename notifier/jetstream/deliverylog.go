@@ -185,7 +185,7 @@ func (s *Deliveries) flushPending() {
 	}
 	s.mu.Unlock()
 	for _, b := range batches {
-		err := s.store(b)
+		id, err := s.store(b)
 		s.mu.Lock()
 		for _, r := range b.recs {
 			if s.unstored[r.ID] == r {
@@ -195,6 +195,11 @@ func (s *Deliveries) flushPending() {
 		s.mu.Unlock()
 		for _, done := range b.dones {
 			done(err)
+		}
+		if err == nil {
+			// After the jobs are let go: a count is a summary, and a slow
+			// one (a leader change) must not hold up the deliveries.
+			s.after(b, id)
 		}
 	}
 	s.mu.Lock()
@@ -213,32 +218,35 @@ func (s *Deliveries) Flush() {
 	}
 }
 
-// store writes one batch, then its counts, then the short-lived bucket
-// entries of the records that had one. A failed write is tried again for
-// a while: the sends are made, and only a stored record keeps them from
-// being made again.
-func (s *Deliveries) store(b *logBatch) error {
+// store writes one batch. A failed write is tried again for a while: the
+// sends are made, and only a stored record keeps them from being made
+// again. It returns the batch's id.
+func (s *Deliveries) store(b *logBatch) (string, error) {
 	id := newBatchID()
 	msg := nats.NewMsg(logSubject(b.event))
 	msg.Data = b.lines.Bytes()
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	var err error
 	for attempt, wait := 0, 100*time.Millisecond; attempt < 8; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var ack *jetstream.PubAck
 		ack, err = s.js.PublishMsg(ctx, msg)
 		cancel()
 		if err == nil {
 			s.indexed(b.event, ack.Sequence, b.recs)
-			break
+			return id, nil
 		}
 		s.logger.Warn("delivery log not stored yet, trying again", "event", b.event, "records", len(b.recs), "error", err)
 		time.Sleep(wait)
 	}
-	if err != nil {
-		return fmt.Errorf("store %d delivery records of %s: %w", len(b.recs), b.event, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return id, fmt.Errorf("store %d delivery records of %s: %w", len(b.recs), b.event, err)
+}
+
+// after counts a stored batch in the event's summary (under the batch's
+// id, so a repeat counts once) and updates the short-lived bucket entries
+// of the records that had one.
+func (s *Deliveries) after(b *logBatch, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if s.counts != nil {
 		for k, n := range b.counts {
@@ -252,7 +260,6 @@ func (s *Deliveries) store(b *logBatch) error {
 			s.logger.Warn("settled delivery's bucket entry not updated", "delivery", r.ID, "error", err)
 		}
 	}
-	return nil
 }
 
 func newBatchID() string {

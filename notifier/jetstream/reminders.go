@@ -109,7 +109,7 @@ func (r *Reminders) Run(ctx context.Context, targets []ReminderTarget, logger *s
 	if err != nil {
 		return fmt.Errorf("create reminders consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4))
+	it, err := cons.Messages(pullOpts(4)...)
 	if err != nil {
 		return fmt.Errorf("consume reminders: %w", err)
 	}

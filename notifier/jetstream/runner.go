@@ -115,7 +115,7 @@ func (r *Runner) intakeConsumer(ctx context.Context) (jetstream.Consumer, error)
 }
 
 func (r *Runner) runIntake(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(8))
+	it, err := cons.Messages(pullOpts(8)...)
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
 	}
@@ -171,6 +171,13 @@ func (r *Runner) handleEvent(ctx context.Context, msg jetstream.Msg) {
 		r.Logger.Error("event not processed, will retry", "subject", msg.Subject(), "error", err)
 		_ = msg.NakWithDelay(5 * time.Second)
 	}
+}
+
+// pullOpts keeps a consumer's pull requests short-lived and watched:
+// when the node leading the consumer goes away, the next request goes to
+// the new leader within seconds instead of when a 30 s request expires.
+func pullOpts(batch int) []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(batch), jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(time.Second)}
 }
 
 // maxEventAttempts bounds how often intake retries an event that fails for
@@ -270,7 +277,7 @@ func (r *Runner) dispatchConsumer(ctx context.Context, ch notifier.ChannelName) 
 
 func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons jetstream.Consumer) error {
 	n := r.concurrency(ch)
-	it, err := cons.Messages(jetstream.PullMaxMessages(n))
+	it, err := cons.Messages(pullOpts(n)...)
 	if err != nil {
 		return fmt.Errorf("consume %s jobs: %w", ch, err)
 	}
