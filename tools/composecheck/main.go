@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 )
@@ -46,7 +47,52 @@ func main() {
 			fail(fmt.Errorf("service varsel: %s not set", env))
 		}
 	}
-	fmt.Printf("compose.yaml ok: services %v\n", names)
+	checkCluster(os.Args[1])
+	fmt.Printf("compose.yaml ok: services %v, profile cluster\n", names)
+}
+
+// checkCluster loads the "cluster" profile: three NATS nodes, each routing
+// to the other two, and two Varsel instances on all three with R3.
+func checkCluster(file string) {
+	opts, err := cli.NewProjectOptions([]string{file}, cli.WithOsEnv, cli.WithResolvedPaths(true), cli.WithProfiles([]string{"cluster"}))
+	if err != nil {
+		fail(err)
+	}
+	project, err := opts.LoadProject(context.Background())
+	if err != nil {
+		fail(err)
+	}
+	nodes := []string{"nats-1", "nats-2", "nats-3"}
+	for _, n := range nodes {
+		s, ok := project.Services[n]
+		if !ok {
+			fail(fmt.Errorf("profile cluster: service %q missing", n))
+		}
+		cmd := strings.Join(s.Command, " ")
+		for _, other := range nodes {
+			if other != n && !strings.Contains(cmd, "nats://"+other+":6222") {
+				fail(fmt.Errorf("profile cluster: %s does not route to %s: %s", n, other, cmd))
+			}
+		}
+		if !strings.Contains(cmd, "--jetstream") || !strings.Contains(cmd, "--server_name "+n) {
+			fail(fmt.Errorf("profile cluster: %s needs --jetstream and --server_name %s", n, n))
+		}
+	}
+	for _, name := range []string{"varsel-1", "varsel-2"} {
+		v, ok := project.Services[name]
+		if !ok {
+			fail(fmt.Errorf("profile cluster: service %q missing", name))
+		}
+		url := v.Environment["VARSEL_NATS_URL"]
+		for _, n := range nodes {
+			if url == nil || !strings.Contains(*url, "nats://"+n+":4222") {
+				fail(fmt.Errorf("profile cluster: %s: VARSEL_NATS_URL must name %s", name, n))
+			}
+		}
+		if r := v.Environment["VARSEL_NATS_REPLICAS"]; r == nil || *r != "3" {
+			fail(fmt.Errorf("profile cluster: %s: VARSEL_NATS_REPLICAS must be 3", name))
+		}
+	}
 }
 
 func fail(err error) {
