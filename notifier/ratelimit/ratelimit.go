@@ -8,51 +8,116 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // KeyLimiter is a token bucket per key (a client network or an address)
-// with a bounded number of keys.
+// with a bounded number of keys. The table is kept in order of last use:
+// when it is full, a new key takes the place of the key used longest ago.
+// A flood of distinct keys therefore only ever forgets the idlest keys
+// (whose buckets have mostly filled up again); it never locks out new
+// keys, and a key that keeps knocking while over its limit stays recent
+// and stays refused.
 type KeyLimiter struct {
-	mu        sync.Mutex
-	every     time.Duration
-	burst     int
-	max       int
-	keys      map[string]*rate.Limiter
-	lastSweep time.Time
+	mu    sync.Mutex
+	every time.Duration
+	burst int
+	max   int
+	keys  map[string]*bucket
+	// head is the most recently used bucket, tail the least; a
+	// doubly linked list through the buckets.
+	head, tail *bucket
+}
+
+type bucket struct {
+	key        string
+	tokens     float64
+	last       time.Time
+	prev, next *bucket
 }
 
 // New returns a limiter allowing burst events at once per key and one more
-// every every, for at most max keys.
+// every every, for at most max keys (at least one).
 func New(every time.Duration, burst, max int) *KeyLimiter {
-	return &KeyLimiter{every: every, burst: burst, max: max, keys: map[string]*rate.Limiter{}}
+	if max < 1 {
+		max = 1
+	}
+	return &KeyLimiter{every: every, burst: burst, max: max, keys: make(map[string]*bucket, min(max, 1024))}
 }
 
-// Allow takes one token from key's bucket at now. When the table is full it
-// forgets the keys whose bucket has filled up again (they are as good as
-// new), at most once a second; if it is still full, new keys are refused:
-// a flood of addresses must not reset everyone's limits.
+// Allow takes one token from key's bucket at now and says whether there
+// was one. Asking, allowed or not, makes key the most recently used.
 func (l *KeyLimiter) Allow(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim := l.keys[key]
-	if lim == nil {
-		if len(l.keys) >= l.max && now.Sub(l.lastSweep) >= time.Second {
-			l.lastSweep = now
-			for k, v := range l.keys {
-				if v.TokensAt(now) >= float64(l.burst) {
-					delete(l.keys, k)
-				}
-			}
-		}
-		if len(l.keys) >= l.max {
-			return false
-		}
-		lim = rate.NewLimiter(rate.Every(l.every), l.burst)
-		l.keys[key] = lim
+	b := l.keys[key]
+	switch {
+	case b != nil:
+		l.unlink(b)
+		l.refill(b, now)
+	case len(l.keys) >= l.max:
+		// Full: the least recently used bucket becomes key's.
+		b = l.tail
+		l.unlink(b)
+		delete(l.keys, b.key)
+		*b = bucket{key: key, tokens: float64(l.burst), last: now}
+		l.keys[key] = b
+	default:
+		b = &bucket{key: key, tokens: float64(l.burst), last: now}
+		l.keys[key] = b
 	}
-	return lim.AllowN(now, 1)
+	l.pushFront(b)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Len is how many keys the limiter remembers; never more than its max.
+func (l *KeyLimiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.keys)
+}
+
+func (l *KeyLimiter) refill(b *bucket, now time.Time) {
+	if !now.After(b.last) {
+		return // a clock that went back refills nothing
+	}
+	if l.every <= 0 {
+		b.tokens = float64(l.burst)
+	} else {
+		b.tokens += float64(now.Sub(b.last)) / float64(l.every)
+		if b.tokens > float64(l.burst) {
+			b.tokens = float64(l.burst)
+		}
+	}
+	b.last = now
+}
+
+func (l *KeyLimiter) unlink(b *bucket) {
+	if b.prev != nil {
+		b.prev.next = b.next
+	} else {
+		l.head = b.next
+	}
+	if b.next != nil {
+		b.next.prev = b.prev
+	} else {
+		l.tail = b.prev
+	}
+	b.prev, b.next = nil, nil
+}
+
+func (l *KeyLimiter) pushFront(b *bucket) {
+	b.next = l.head
+	if l.head != nil {
+		l.head.prev = b
+	}
+	l.head = b
+	if l.tail == nil {
+		l.tail = b
+	}
 }
 
 // ClientKey is the rate-limit key of the client: its IP address, or for
