@@ -379,6 +379,8 @@ func (l *Letter) validate(v *ValidationError) {
 	}
 	if strings.TrimSpace(l.Signature.Name) == "" {
 		v.add("letter.signature.name", "required: a letter is signed by a person")
+	} else if problem := ControlCharProblem(l.Signature.Name); problem != "" {
+		v.add("letter.signature.name", "%s", problem)
 	}
 	validateLocalized(v, "letter.signature.title", l.Signature.Title, false)
 }
@@ -407,8 +409,32 @@ func validateLocalized(v *ValidationError, field string, l Localized, required b
 		}
 		if strings.TrimSpace(l[tag]) == "" {
 			v.add(field+"."+tag, "text is empty")
+		} else if problem := ControlCharProblem(l[tag]); problem != "" {
+			v.add(field+"."+tag, "%s", problem)
 		}
 	}
+}
+
+// ControlCharProblem says where s holds a C0 or C1 control character other
+// than newline and tab, or DEL ("control character U+001B at byte 12"), or
+// is empty when it holds none. Text with such characters is refused: they
+// reach email subjects, SMS and terminals, where they can rewrite or hide
+// what is shown. A carriage return is let through only as the first half of
+// a CRLF newline, which is how browsers send a textarea's lines.
+func ControlCharProblem(s string) string {
+	for i, r := range s {
+		if r == '\r' && strings.HasPrefix(s[i+1:], "\n") {
+			continue
+		}
+		if isControl(r) {
+			return fmt.Sprintf("control character U+%04X at byte %d", r, i)
+		}
+	}
+	return ""
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 && r != '\n' && r != '\t' || r >= 0x7f && r <= 0x9f
 }
 
 // checkTag accepts a BCP 47 tag of a real language in canonical form

@@ -481,3 +481,89 @@ func TestMetricFieldIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// Every text field holding a C0 or C1 control character other than newline
+// and tab is refused, naming the field and where the character is.
+func TestDecodeEventRejectsControlCharacters(t *testing.T) {
+	fields := []struct{ doc, path, field string }{
+		{validIncident, "incident.title.en", "incident.title.en"},
+		{validIncident, "incident.message.nb", "incident.message.nb"},
+		{edit(validIncident, "incident.contact", map[string]any{"en": "ok"}), "incident.contact.en", "incident.contact.en"},
+		{validLetter, "letter.subject.en", "letter.subject.en"},
+		{validLetter, "letter.sections.what_happened.en", "letter.sections.what_happened.en"},
+		{validLetter, "letter.sections.apology.en", "letter.sections.apology.en"},
+		{validLetter, "letter.signature.name", "letter.signature.name"},
+		{validLetter, "letter.signature.title.en", "letter.signature.title.en"},
+		{edit(edit(validLetter, "letter.sections", remove), "letter.body", map[string]any{"en": "ok"}), "letter.body.en", "letter.body.en"},
+	}
+	chars := []struct {
+		name, char, code string
+	}{
+		{"ESC", "\x1b", "U+001B"},
+		{"BEL", "\a", "U+0007"},
+		{"NUL", "\x00", "U+0000"},
+		{"lone CR", "\r", "U+000D"},
+		{"DEL", "\x7f", "U+007F"},
+		{"C1 NEL", "\u0085", "U+0085"},
+		{"C1 CSI", "\u009b", "U+009B"},
+	}
+	for _, f := range fields {
+		for _, c := range chars {
+			t.Run(f.field+"/"+c.name, func(t *testing.T) {
+				text := "Login fails" + c.char + "[2J"
+				_, err := DecodeEvent([]byte(edit(f.doc, f.path, text)))
+				var verr *ValidationError
+				if !errors.As(err, &verr) {
+					t.Fatalf("DecodeEvent accepted %q in %s (err %v)", text, f.path, err)
+				}
+				want := FieldError{Field: f.field, Problem: "control character " + c.code + " at byte 11"}
+				if !slices.Contains(verr.Problems, want) {
+					t.Errorf("problems %q, want %q among them", verr.Problems, want)
+				}
+			})
+		}
+	}
+	_, err := DecodeEvent([]byte(edit(validIncident, "incident.title.en", "Login \x1b]0;owned\a")))
+	if err == nil || !strings.Contains(err.Error(), "incident.title.en: control character U+001B at byte 6") {
+		t.Errorf("error %v does not name the field and the byte", err)
+	}
+}
+
+func TestDecodeEventAcceptsNewlineAndTab(t *testing.T) {
+	for _, text := range []string{"Line one\nline two", "Col\tumn", "Windows\r\nlines\r\n", "Ærlig talt – æøå ✓"} {
+		doc := edit(edit(validIncident, "incident.message.en", text), "incident.title.en", text)
+		ev, err := DecodeEvent([]byte(doc))
+		if err != nil {
+			t.Errorf("DecodeEvent refused %q: %v", text, err)
+			continue
+		}
+		if ev.Incident.Message["en"] != text {
+			t.Errorf("message %q became %q", text, ev.Incident.Message["en"])
+		}
+	}
+	if p := ControlCharProblem("a\tb\nc\r\nd"); p != "" {
+		t.Errorf("ControlCharProblem of tab and newlines: %q", p)
+	}
+}
+
+// A subscriber's name, from the admin API or a CSV import, follows the same
+// rule as event text.
+func TestSubscriberNameRejectsControlCharacters(t *testing.T) {
+	in := "id,name,email\n" +
+		"kari,Kari\x1b[31m Nordmann,kari@example.com\n" +
+		"ola,Ola\tNordmann,ola@example.com\n"
+	subs, bad, err := ReadSubscribersCSV(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 1 || subs[0].ID != "ola" {
+		t.Errorf("good rows = %+v, want ola's alone", subs)
+	}
+	if len(bad) != 1 || !strings.HasPrefix(bad[0].Error(), "line 2, column name") || !strings.Contains(bad[0].Error(), "U+001B at byte 4") {
+		t.Errorf("bad rows = %v, want line 2's name refused", bad)
+	}
+	s := Subscriber{ID: "x", Name: "X\u0085", Email: "x@example.com"}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "name: control character U+0085") {
+		t.Errorf("Validate of a name with NEL: %v", err)
+	}
+}

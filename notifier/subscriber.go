@@ -125,6 +125,9 @@ func (s *Subscriber) Validate() error {
 	} else if !ValidID(s.ID) {
 		v.add("id", "%q must be 1–128 letters, digits, '-' or '_'", s.ID)
 	}
+	if problem := ControlCharProblem(s.Name); problem != "" {
+		v.add("name", "%s", problem)
+	}
 	if s.Email == "" && s.Phone == "" && s.WebhookURL == "" {
 		v.add("email", "at least one of email, phone or webhook_url is required")
 	}
