@@ -56,8 +56,14 @@ type Config struct {
 	// SendTimeout bounds one message, including a re-dial, and each SMTP
 	// command on the connection; default 30s.
 	SendTimeout time.Duration
-	// DKIM signs every message when set.
+	// DKIM signs every message when set (relaxed/relaxed, RSA-SHA256 or
+	// Ed25519-SHA256 after the key).
 	DKIM *DKIMConfig
+	// DKIMRSA, when set along with DKIM, adds a second signature with an
+	// RSA key, for verifiers that do not know Ed25519 (RFC 8463 section 4:
+	// sign with both). Its Domain defaults to DKIM's; its Selector must
+	// differ, since each key needs its own DNS record.
+	DKIMRSA *DKIMConfig
 }
 
 // DKIMConfig is the DKIM signing key and where its public half is published
@@ -65,8 +71,9 @@ type Config struct {
 type DKIMConfig struct {
 	Domain   string
 	Selector string
-	// KeyFile is a PEM file holding an RSA (PKCS#1 or PKCS#8) or Ed25519
-	// (PKCS#8) private key. Key, when set, is used instead.
+	// KeyFile is a PEM file holding an unencrypted RSA (PKCS#1 or PKCS#8,
+	// at least 1024 bits, 2048 recommended) or Ed25519 (PKCS#8) private
+	// key. Key, when set, is used instead.
 	KeyFile string
 	// Key is the PEM-encoded private key itself; never printed.
 	Key []byte
@@ -155,6 +162,11 @@ func (c Config) withDefaults() Config {
 	if c.SendTimeout == 0 {
 		c.SendTimeout = DefaultSendTimeout
 	}
+	if c.DKIMRSA != nil && c.DKIMRSA.Domain == "" && c.DKIM != nil {
+		d := *c.DKIMRSA
+		d.Domain = c.DKIM.Domain
+		c.DKIMRSA = &d
+	}
 	return c
 }
 
@@ -207,6 +219,21 @@ func (c Config) Validate() error {
 		}
 		if _, err := c.DKIM.signer(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if d := c.DKIMRSA; d != nil {
+		switch {
+		case c.DKIM == nil:
+			add("a second (RSA) dkim signature needs the first one configured")
+		case d.Selector == "":
+			add("dkim rsa selector is required")
+		case d.Selector == c.DKIM.Selector && d.Domain == c.DKIM.Domain:
+			add("dkim rsa selector %q is the same as the first key's: each key needs its own DNS record", d.Selector)
+		}
+		if k, err := d.signer(); err != nil {
+			errs = append(errs, fmt.Errorf("second (rsa) signature: %w", err))
+		} else if alg, _ := keyAlgorithm(k); alg != "rsa" {
+			add("second dkim key is %s, want RSA (the first key may be Ed25519)", alg)
 		}
 	}
 	return errors.Join(errs...)
@@ -266,6 +293,9 @@ func (c Config) String() string {
 	if c.DKIM != nil {
 		s += " dkim=" + c.DKIM.Selector + "._domainkey." + c.DKIM.Domain
 	}
+	if c.DKIMRSA != nil {
+		s += " dkim_rsa=" + c.DKIMRSA.Selector + "._domainkey." + c.DKIMRSA.Domain
+	}
 	return s
 }
 
@@ -281,6 +311,9 @@ func (c Config) LogValue() slog.Value {
 	}
 	if c.DKIM != nil {
 		attrs = append(attrs, slog.String("dkim", c.DKIM.Selector+"._domainkey."+c.DKIM.Domain))
+	}
+	if c.DKIMRSA != nil {
+		attrs = append(attrs, slog.String("dkim_rsa", c.DKIMRSA.Selector+"._domainkey."+c.DKIMRSA.Domain))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -6,7 +6,6 @@ package email
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -45,7 +44,7 @@ var _ notifier.Channel = (*Channel)(nil)
 type Channel struct {
 	cfg       Config
 	from      *mail.Address
-	dkimKey   crypto.Signer
+	dkimKeys  []dkimKey // one signature each, in this order
 	tlsConfig *tls.Config
 	logger    *slog.Logger
 
@@ -89,10 +88,15 @@ func New(cfg Config, logger *slog.Logger) (*Channel, error) {
 		sem:       make(chan struct{}, cfg.PoolSize),
 		done:      make(chan struct{}),
 	}
-	if cfg.DKIM != nil {
-		if c.dkimKey, err = cfg.DKIM.signer(); err != nil {
+	for _, d := range []*DKIMConfig{cfg.DKIM, cfg.DKIMRSA} {
+		if d == nil {
+			continue
+		}
+		k, err := d.signer()
+		if err != nil {
 			return nil, err
 		}
+		c.dkimKeys = append(c.dkimKeys, dkimKey{domain: d.Domain, selector: d.Selector, key: k})
 	}
 	c.logger.Info("email channel ready", "smtp", cfg)
 	return c, nil

@@ -1,10 +1,8 @@
 package email
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"net/mail"
 	"strings"
 
@@ -12,52 +10,6 @@ import (
 
 	"github.com/varsel/varsel/notifier"
 )
-
-// dkimHeaders are the headers every DKIM signature covers: go-mail's
-// default list, the threading and language headers, and the two
-// List-Unsubscribe headers that RFC 8058 section 4 requires to be signed
-// (a one-click URL that a forwarder could swap would be a gift to phishers).
-var dkimHeaders = []string{
-	"From", "To", "Subject", "Date", "Message-ID", "Content-Type", "MIME-Version",
-	"In-Reply-To", "References", "Content-Language", "Auto-Submitted",
-	"List-Unsubscribe", "List-Unsubscribe-Post",
-}
-
-// dkimOversigned are signed once more than they occur, so nobody can add a
-// second copy in transit without breaking the signature.
-var dkimOversigned = []string{"From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post"}
-
-// signer parses the configured key.
-func (d *DKIMConfig) signer() (crypto.Signer, error) {
-	b, err := d.keyPEM()
-	if err != nil {
-		return nil, err
-	}
-	k, err := gomail.PrivKeyFromPEM(b)
-	if err != nil {
-		return nil, fmt.Errorf("parse dkim key: %w", err)
-	}
-	return k, nil
-}
-
-// newDKIMSigner returns a fresh signer per message: go-mail's Signer caches
-// state on first use and is not safe to share between concurrent sends.
-//
-// Headers use "simple" canonicalization (c=simple/relaxed, as OpenDKIM's
-// default): go-mail v0.8.1 folds a DKIM tag longer than one line at an
-// arbitrary column, and under "relaxed" header canonicalization that fold
-// becomes a space inside a header name of h=, so every signature with our
-// longer header list failed to verify. Under "simple" go-mail writes the
-// DKIM-Signature unfolded (about 650 bytes with RSA-2048, within the
-// 998-byte line limit; RSA-4096 keys would exceed it).
-func newDKIMSigner(d *DKIMConfig, key crypto.Signer) *gomail.DKIMSigner {
-	s := gomail.NewDKIMSigner(d.Domain, d.Selector, key)
-	s.SignHeaders(dkimHeaders...)
-	s.OversignHeaders(dkimOversigned...)
-	s.HeaderCanonicalization(gomail.CanonicalizationSimple)
-	s.BodyCanonicalization(gomail.CanonicalizationRelaxed)
-	return s
-}
 
 // MessageID returns the Message-ID (without angle brackets) of the email
 // about eventID to subscriberID. It is deterministic, so a resend carries the
@@ -84,8 +36,10 @@ func (c *Channel) buildMessage(d *notifier.Delivery) (*gomail.Msg, string, error
 	if err != nil {
 		return nil, "", err
 	}
-	if c.dkimKey != nil {
-		msg.SetDKIM(newDKIMSigner(c.cfg.DKIM, c.dkimKey))
+	if len(c.dkimKeys) > 0 {
+		if err := signMessage(msg, c.dkimKeys); err != nil {
+			return nil, "", &notifier.SendError{Reason: notifier.ReasonUnknown, Err: err}
+		}
 	}
 	return msg, id, nil
 }
