@@ -19,13 +19,20 @@ import (
 
 // connect reaches the NATS a running `varsel serve` uses and binds to its
 // streams and buckets without creating or changing any (jetstream.Dial).
-func connect(ctx context.Context, url string) (*jetstream.Conn, error) {
+func connect(ctx context.Context, target *natsTarget) (*jetstream.Conn, error) {
+	url, creds, err := target.resolve()
+	if err != nil {
+		return nil, err
+	}
 	if url == "" {
 		// An empty URL would make the jetstream package start an embedded server.
 		return nil, fmt.Errorf("%w: --nats is empty (set it or VARSEL_NATS_URL to the URL of `varsel serve`'s NATS)", errUsage)
 	}
-	c, err := jetstream.Dial(ctx, url, newLogger(io.Discard))
+	c, err := jetstream.Dial(ctx, url, creds, newLogger(io.Discard))
 	if err != nil {
+		if strings.Contains(err.Error(), "Authorization Violation") || strings.Contains(err.Error(), "authorization") {
+			return nil, fmt.Errorf("%w: NATS refused these credentials; on the machine of `varsel serve` the CLI reads $VARSEL_DATA_DIR/nats/varsel.json (set VARSEL_DATA_DIR, or --context FILE, or VARSEL_NATS_CONTEXT)", err)
+		}
 		return nil, fmt.Errorf("%w (is `varsel serve` running, or VARSEL_NATS_URL set?)", err)
 	}
 	return c, nil
@@ -47,7 +54,7 @@ func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connect(ctx, natsURL)
 	if err != nil {
 		return err
 	}
@@ -136,7 +143,7 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	case sub == "enable" && (len(pos) != 1 || channel == ""):
 		return fmt.Errorf("%w: varsel subscribers enable ID --channel email|sms|webhook", errUsage)
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connect(ctx, natsURL)
 	if err != nil {
 		return err
 	}
@@ -284,7 +291,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	if *summary && (*event == "" || *status != "") {
 		return fmt.Errorf("%w: --summary counts one event's deliveries: give --event ID, without --status", errUsage)
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connect(ctx, natsURL)
 	if err != nil {
 		return err
 	}
@@ -384,7 +391,7 @@ func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connect(ctx, natsURL)
 	if err != nil {
 		return err
 	}

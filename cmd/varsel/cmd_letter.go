@@ -98,7 +98,7 @@ func cmdLetter(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if *testTo != "" {
 			return sendTest(ctx, ev, reader, *testTo, logger, stdout)
 		}
-		c, err := connect(ctx, *natsURL)
+		c, err := connect(ctx, natsURL)
 		if err != nil {
 			return err
 		}

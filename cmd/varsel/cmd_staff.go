@@ -59,7 +59,7 @@ func cmdStaff(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 			return err
 		}
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connect(ctx, natsURL)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: varsel status export DIR", errUsage)
 	}
 	dir := pos[0]
-	c, err := connect(ctx, *natsURL)
+	c, err := connect(ctx, natsURL)
 	if err != nil {
 		return err
 	}

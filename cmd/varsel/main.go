@@ -14,7 +14,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+
+	"github.com/varsel/varsel/notifier/jetstream"
 )
 
 const usage = `varsel — incident notifications by email, SMS and webhook
@@ -119,10 +122,60 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func natsFlag(fs *flag.FlagSet) *string {
+// natsTarget is where a command finds the service's NATS and who it is
+// there: --nats and --context, or their defaults.
+type natsTarget struct {
+	fs      *flag.FlagSet
+	url     string
+	context string
+}
+
+func natsFlag(fs *flag.FlagSet) *natsTarget {
+	t := &natsTarget{fs: fs}
 	def := os.Getenv("VARSEL_NATS_URL")
 	if def == "" {
 		def = "nats://127.0.0.1:4222"
 	}
-	return fs.String("nats", def, "NATS URL (VARSEL_NATS_URL)")
+	fs.StringVar(&t.url, "nats", def, "NATS URL (VARSEL_NATS_URL; default the context's url, else nats://127.0.0.1:4222)")
+	fs.StringVar(&t.context, "context", os.Getenv("VARSEL_NATS_CONTEXT"),
+		"nats context file or .creds file to connect with (VARSEL_NATS_CONTEXT; default $VARSEL_DATA_DIR/nats/varsel.json when it exists)")
+	return t
+}
+
+// resolve returns the URL and credentials: the context file given, or the
+// embedded server's own (varsel.json in the data directory) when there is
+// one; the URL given, or VARSEL_NATS_URL, or the context's.
+func (t *natsTarget) resolve() (string, jetstream.Credentials, error) {
+	path := t.context
+	if path == "" {
+		dir := os.Getenv("VARSEL_DATA_DIR")
+		if dir == "" {
+			dir = "data"
+		}
+		if p := filepath.Join(dir, jetstream.CredentialsDir, "varsel.json"); fileExists(p) {
+			path = p
+		}
+	}
+	explicit := os.Getenv("VARSEL_NATS_URL") != ""
+	t.fs.Visit(func(f *flag.Flag) {
+		if f.Name == "nats" {
+			explicit = true
+		}
+	})
+	if path == "" {
+		return t.url, jetstream.Credentials{}, nil
+	}
+	url, creds, err := jetstream.LoadContext(path)
+	if err != nil {
+		return "", jetstream.Credentials{}, fmt.Errorf("%w (--context or VARSEL_NATS_CONTEXT)", err)
+	}
+	if explicit || url == "" {
+		url = t.url
+	}
+	return url, creds, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

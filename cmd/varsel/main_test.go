@@ -37,6 +37,8 @@ func testService(t *testing.T, edit func(*Config)) (*service, string) {
 	done := make(chan error, 1)
 	go func() { done <- svc.run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// The CLI on the same machine reads the service's own credentials.
+	t.Setenv("VARSEL_NATS_CONTEXT", filepath.Join(dir, "nats", "varsel.json"))
 	return svc, dir
 }
 

@@ -54,6 +54,12 @@ type Config struct {
 	DataDir string
 	// Replicas for streams and buckets on a cluster; 0 means 1.
 	Replicas int
+	// Credentials present the service to an external NATS
+	// (VARSEL_NATS_CONTEXT). The embedded server makes its own.
+	Credentials Credentials
+	// EncryptionKey encrypts the embedded server's store at rest
+	// (VARSEL_ENCRYPTION_KEY); PreviousEncryptionKey is the one it replaces.
+	EncryptionKey, PreviousEncryptionKey string
 	// DeliveryRetention is how long settled delivery records are kept
 	// (VARSEL_DELIVERY_RETENTION); 0 means DefaultDeliveryRetention. The
 	// per-event summaries stay.
@@ -74,6 +80,8 @@ type Conn struct {
 	Sessions    *StaffSessions
 	Counts      *Counts
 	config      jetstream.KeyValue
+	// creds are the credentials this connection presented.
+	creds Credentials
 
 	logger *slog.Logger
 	// onReconnect are told when the connection comes back after a loss.
@@ -109,14 +117,19 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 // and buckets without creating or changing any, so a CLI command never
 // rewrites the service's settings. It fails with a clear error when the
 // service has not set them up yet.
-func Dial(ctx context.Context, url string, logger *slog.Logger) (*Conn, error) {
-	return connect(ctx, Config{URL: url}, logger, false)
+func Dial(ctx context.Context, url string, creds Credentials, logger *slog.Logger) (*Conn, error) {
+	return connect(ctx, Config{URL: url, Credentials: creds}, logger, false)
 }
+
+// Credentials are those this connection presented: for the embedded
+// server, the service's own (what varsel.json holds).
+func (c *Conn) Credentials() Credentials { return c.creds }
 
 func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) (*Conn, error) {
 	c := &Conn{logger: logger}
 	opts := []nats.Option{
 		nats.Name("varsel"),
+		nats.CustomInboxPrefix(ServiceInbox),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -144,13 +157,30 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 		if listen == "" {
 			listen = "127.0.0.1:4222"
 		}
-		c.Server, err = StartServer(filepath.Join(cfg.DataDir, "jetstream"), listen, logger)
+		credDir := filepath.Join(cfg.DataDir, CredentialsDir)
+		var service, producer Credentials
+		if service, producer, err = embeddedUsers(credDir, ""); err != nil {
+			return nil, err
+		}
+		c.Server, err = StartServerWith(ServerConfig{StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Listen: listen,
+			Users: serverUsers(service, producer), EncryptionKey: cfg.EncryptionKey, PreviousKey: cfg.PreviousEncryptionKey}, logger)
 		if err != nil {
 			return nil, err
 		}
-		c.NC, err = nats.Connect("", append(opts, nats.InProcessServer(c.Server))...)
+		if _, _, err := embeddedUsers(credDir, c.Server.ClientURL()); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.creds = service
+		auth, _ := service.options()
+		c.NC, err = nats.Connect("", append(append(opts, auth...), nats.InProcessServer(c.Server))...)
 	} else {
-		c.NC, err = nats.Connect(cfg.URL, opts...)
+		c.creds = cfg.Credentials
+		auth, aerr := cfg.Credentials.options()
+		if aerr != nil {
+			return nil, aerr
+		}
+		c.NC, err = nats.Connect(cfg.URL, append(opts, auth...)...)
 	}
 	if err != nil {
 		c.Close()

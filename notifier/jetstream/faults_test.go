@@ -40,9 +40,9 @@ func (s *stuck) taken() int {
 
 // secondInstance runs another pipeline against url, as a second `varsel
 // serve` with VARSEL_NATS_URL does, with its own recording channels.
-func secondInstance(t *testing.T, url string, channels map[notifier.ChannelName]notifier.Channel) (*Conn, func()) {
+func secondInstance(t *testing.T, first *Conn, channels map[notifier.ChannelName]notifier.Channel) (*Conn, func()) {
 	t.Helper()
-	conn, err := Connect(context.Background(), Config{URL: url}, quietLogger())
+	conn, err := Connect(context.Background(), Config{URL: first.ClientURL(), Credentials: first.Credentials()}, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestKilledInstancesJobsMoveOnInSeconds(t *testing.T) {
 	killed := time.Now()
 
 	b := newRecorder(notifier.Email)
-	_, stop := secondInstance(t, a.conn.ClientURL(), map[notifier.ChannelName]notifier.Channel{notifier.Email: b})
+	_, stop := secondInstance(t, a.conn, map[notifier.ChannelName]notifier.Channel{notifier.Email: b})
 	defer stop()
 	waitFor(t, 15*time.Second, "instance B to deliver every job", func() bool { _, n := b.total(); return n == 200 })
 	took := time.Since(killed)

@@ -71,7 +71,7 @@ func runReminders(t *testing.T, c *Conn, targets []ReminderTarget) (stop func())
 // instance that scheduled them stopped and new ones started in between.
 func TestRemindersOncePerPromiseAcrossInstancesAndRestarts(t *testing.T) {
 	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
-	second, err := Connect(context.Background(), Config{URL: s.conn.ClientURL()}, quietLogger())
+	second, err := Connect(context.Background(), Config{URL: s.conn.ClientURL(), Credentials: s.conn.Credentials()}, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

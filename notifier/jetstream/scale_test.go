@@ -16,7 +16,7 @@ import (
 // delivery is made once, by one of them.
 func TestTwoInstancesShareTheWork(t *testing.T) {
 	a := startStack(t, t.TempDir(), notifier.DispatchConfig{})
-	conn, err := Connect(context.Background(), Config{URL: a.conn.ClientURL()}, quietLogger())
+	conn, err := Connect(context.Background(), Config{URL: a.conn.ClientURL(), Credentials: a.conn.Credentials()}, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

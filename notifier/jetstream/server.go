@@ -15,8 +15,28 @@ import (
 
 // StartServer starts an embedded nats-server with JetStream storing in
 // storeDir and listening on listen ("127.0.0.1:4222"; port 0 picks a free
-// one). It returns once the server accepts connections.
+// one), with no authentication and no encryption: for tests. The service
+// uses StartServerWith. It returns once the server accepts connections.
 func StartServer(storeDir, listen string, logger *slog.Logger) (*server.Server, error) {
+	return StartServerWith(ServerConfig{StoreDir: storeDir, Listen: listen}, logger)
+}
+
+// ServerConfig is how the embedded server is started.
+type ServerConfig struct {
+	StoreDir string
+	Listen   string
+	// Users may connect; none means anyone may.
+	Users []*server.User
+	// EncryptionKey encrypts the JetStream store at rest (nats-server's
+	// own store encryption, ChaCha20-Poly1305); PreviousKey is the key the
+	// store was encrypted with before, for a rotation. A plain store is
+	// encrypted the first time it is opened with a key.
+	EncryptionKey, PreviousKey string
+}
+
+// StartServerWith starts the embedded server as cfg says.
+func StartServerWith(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) {
+	storeDir, listen := cfg.StoreDir, cfg.Listen
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("parse listen address %q: %w", listen, err)
@@ -43,6 +63,12 @@ func StartServer(storeDir, listen string, logger *slog.Logger) (*server.Server, 
 		// Events may be up to 64 KiB; allow more so an oversized one still
 		// arrives and is rejected with its reason instead of vanishing.
 		MaxPayload: 1 << 20,
+		Users:      cfg.Users,
+	}
+	if cfg.EncryptionKey != "" {
+		opts.JetStreamKey = cfg.EncryptionKey
+		opts.JetStreamOldKey = cfg.PreviousKey
+		opts.JetStreamCipher = server.ChaCha
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
