@@ -87,7 +87,7 @@ func keyAlgorithm(k crypto.Signer) (string, int) {
 func parseDKIMKey(b []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(b)
 	if block == nil {
-		return nil, errors.New(`not a PEM file (want "-----BEGIN PRIVATE KEY-----", e.g. from openssl genpkey)`)
+		return nil, errors.New("not a PEM file (want a PRIVATE KEY block, e.g. from openssl genpkey)")
 	}
 	if block.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
 		return nil, errors.New("the private key is encrypted; store it unencrypted, readable only by varsel")
@@ -167,6 +167,33 @@ func (k *dkimKey) sign(raw []byte, headerKeys []string) (string, error) {
 	return s.Signature(), nil
 }
 
+// refold folds a header field again so that its lines keep within 78
+// octets (RFC 5322 section 2.1.1) where a word allows: go-msgauth leaves
+// its first line at up to 90. It breaks only where whitespace already is,
+// which relaxed canonicalization reads the same way, so the signature
+// stays valid. h= has no whitespace and stays on one line of its own
+// (about 210 octets with our header list, far from the 998 limit).
+func refold(field string) string {
+	words := strings.Fields(field)
+	var b strings.Builder
+	line := 0
+	for i, w := range words {
+		switch {
+		case i == 0:
+		case line+1+len(w) > 78:
+			b.WriteString("\r\n")
+			line = 0
+			fallthrough
+		default:
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	return b.String() + "\r\n"
+}
+
 // signMessage DKIM-signs msg with every key: it serializes msg, signs
 // those bytes and adds the signatures as one preformatted header, which
 // go-mail writes as it is. go-mail's own signer is not used: it folds the
@@ -192,11 +219,11 @@ func signMessage(msg *gomail.Msg, keys []dkimKey) error {
 		if err != nil {
 			return fmt.Errorf("dkim sign with %s._domainkey.%s: %w", keys[i].selector, keys[i].domain, err)
 		}
-		v, ok := strings.CutPrefix(sig, dkimField+":")
+		v, ok := strings.CutPrefix(refold(sig), dkimField+": ")
 		if !ok {
 			return fmt.Errorf("dkim sign: unexpected signature field %.20q", sig)
 		}
-		values = append(values, strings.TrimSuffix(strings.TrimLeft(v, " "), "\r\n"))
+		values = append(values, strings.TrimSuffix(v, "\r\n"))
 	}
 	// go-mail writes "<name>: <value>\r\n"; a second signature rides in the
 	// same value as a field of its own.

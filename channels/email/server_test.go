@@ -35,6 +35,9 @@ type testServer struct {
 	Implicit bool
 	// Discard drops message bodies (benchmarks).
 	Discard bool
+	// LineLimit, when set, is the longest line the server takes, CRLF
+	// included (RFC 5321: 1000); go-smtp's default is 2000.
+	LineLimit int
 	// OnRcpt and OnData, when set, may refuse a command; OnData must
 	// consume r when it returns nil.
 	OnRcpt func(to string) error
@@ -66,6 +69,9 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 	s.TLSConfig = ts.TLS
 	s.Domain = "localhost"
 	s.AllowInsecureAuth = true
+	if ts.LineLimit > 0 {
+		s.MaxLineLength = ts.LineLimit
+	}
 	s.ErrorLog = log.New(io.Discard, "", 0)
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(func() { _ = s.Close() })
