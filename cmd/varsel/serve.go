@@ -147,7 +147,9 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 	handler.Handle(console.Prefix, consoleHandler)
 	handler.Handle(console.Prefix+"/", consoleHandler)
 	handler.Handle("/", pages)
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	// One set of security headers on every response of the listener, the
+	// console's included (it sets a stricter policy of its own).
+	s.http = &http.Server{Handler: web.SecurityHeaders(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/xml"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,8 +13,29 @@ import (
 	"github.com/varsel/varsel/notifier"
 )
 
-//go:embed pages/*.html
+// pageFS holds the page templates and, in pages/static, the files served
+// under /static/ (the style sheet: the pages' policy allows no inline style).
+//
+//go:embed pages/*.html pages/static/*
 var pageFS embed.FS
+
+// staticFiles serves pages/static under /static/, files only (no listing
+// of the directory).
+func staticFiles() http.Handler {
+	sub, err := fs.Sub(pageFS, "pages/static")
+	if err != nil {
+		panic(err) // the embed pattern above makes it
+	}
+	files := http.StripPrefix("/static", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	// pair hands a card both the page (for language) and one incident.
@@ -206,10 +228,17 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !notifier.ValidID(id) {
+		// Names no incident, and must not reach the store, where it is
+		// not even a valid key ("a*", "a>", "a b").
+		http.NotFound(w, r)
+		return
+	}
 	if !s.synced(w) {
 		return
 	}
-	st, ok := s.deps.Status.Incident(r.PathValue("id"))
+	st, ok := s.deps.Status.Incident(id)
 	if !ok {
 		http.NotFound(w, r)
 		return
