@@ -49,6 +49,10 @@ type Config struct {
 	StaffWebhookURL     string
 	RemindBefore        time.Duration
 	DeliveryRetention   time.Duration
+	NATSContext         string
+	EncryptionKey       string
+	EncryptionKeyPrev   string
+	MetricsAddr         string
 }
 
 // staffEmails are the addresses in VARSEL_STAFF_EMAIL.
@@ -103,6 +107,10 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_STAFF_WEBHOOK_URL", flag: "staff-webhook-url", help: `also post reminders there as {"text": ...} (Slack, Teams, Mattermost)`, str: &c.StaffWebhookURL},
 		{env: "VARSEL_REMIND_BEFORE", flag: "remind-before", def: "10m", help: "how long before a promised update staff are reminded; a second reminder when it is overdue", dur: &c.RemindBefore},
 		{env: "VARSEL_DELIVERY_RETENTION", flag: "delivery-retention", def: "720h", help: "how long per-delivery records are kept; the per-event summaries stay", dur: &c.DeliveryRetention},
+		{env: "VARSEL_NATS_CONTEXT", flag: "nats-context", help: "nats CLI context file or .creds file to connect to an external NATS with", str: &c.NATSContext},
+		{env: "VARSEL_ENCRYPTION_KEY", flag: "encryption-key", help: "encrypt the embedded JetStream store at rest with this key (32+ characters; prefer the environment to the flag)", str: &c.EncryptionKey},
+		{env: "VARSEL_ENCRYPTION_KEY_PREVIOUS", flag: "encryption-key-previous", help: "the key the store was encrypted with until now, during a rotation", str: &c.EncryptionKeyPrev},
+		{env: "VARSEL_METRICS_ADDR", flag: "metrics-addr", def: "127.0.0.1:9090", help: "where /metrics is served (empty: not served)", str: &c.MetricsAddr},
 	}
 }
 
@@ -226,6 +234,26 @@ func (c *Config) Validate() error {
 	if c.StaffWebhookURL != "" {
 		if u, err := url.Parse(c.StaffWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("VARSEL_STAFF_WEBHOOK_URL", "%q is not an http(s) URL", c.StaffWebhookURL)
+		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("VARSEL_ADMIN_TOKEN", "%d characters: a token must be at least 16, random (e.g. `openssl rand -hex 24`), or empty to refuse the admin API", len(c.AdminToken))
+	}
+	if c.EncryptionKey != "" && len(c.EncryptionKey) < 32 {
+		bad("VARSEL_ENCRYPTION_KEY", "%d characters: want at least 32, random (e.g. `openssl rand -hex 32`)", len(c.EncryptionKey))
+	}
+	if c.EncryptionKey != "" && c.NATSURL != "" {
+		bad("VARSEL_ENCRYPTION_KEY", "encrypts the embedded server's store; an external NATS encrypts its own (its jetstream { cipher, key } settings)")
+	}
+	if c.EncryptionKeyPrev != "" && c.EncryptionKey == "" {
+		bad("VARSEL_ENCRYPTION_KEY_PREVIOUS", "needs the new key in VARSEL_ENCRYPTION_KEY")
+	}
+	if c.NATSContext != "" && c.NATSURL == "" && !strings.HasSuffix(c.NATSContext, ".json") {
+		bad("VARSEL_NATS_CONTEXT", "a .creds file names no server: set VARSEL_NATS_URL too")
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("VARSEL_METRICS_ADDR", "%q is not host:port", c.MetricsAddr)
 		}
 	}
 	if c.DeliveryRetention < time.Hour {
