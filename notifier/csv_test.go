@@ -44,3 +44,23 @@ func TestReadSubscribersCSVHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestReadSubscribersCSVPhones: numbers are written in E.164, those without
+// a country code read as of the default region (NO); an invalid one is the
+// row's error in the phone column.
+func TestReadSubscribersCSVPhones(t *testing.T) {
+	in := "id,phone\n" +
+		"a,922 11 333\n" +
+		"b,+46 70 123 45 67\n" +
+		"c,+47 123 45\n"
+	subs, bad, err := ReadSubscribersCSV(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 2 || subs[0].Phone != "+4792211333" || subs[1].Phone != "+46701234567" || subs[0].PhoneUnverified {
+		t.Fatalf("good rows = %+v", subs)
+	}
+	if len(bad) != 1 || !strings.HasPrefix(bad[0].Error(), "line 4, column phone: ") || !strings.Contains(bad[0].Error(), "not a valid phone number") {
+		t.Fatalf("bad rows = %v", bad)
+	}
+}

@@ -43,7 +43,7 @@ type Planner struct {
 // finished by planning again. It returns the number of jobs emitted.
 func (p *Planner) Plan(ctx context.Context, ev *Event, inc *IncidentState, emit func(Job) error) (int, error) {
 	n := 0
-	err := p.Each(ctx, ev, inc, func(s *Subscriber, ch ChannelName) error {
+	err := p.each(ctx, ev, inc, p.skipUnverified, func(s *Subscriber, ch ChannelName) error {
 		if err := emit(NewJob(ev.ID, s.ID, ch)); err != nil {
 			return fmt.Errorf("queue job for %s on %s: %w", s.ID, ch, err)
 		}
@@ -63,7 +63,15 @@ func (p *Planner) Plan(ctx context.Context, ev *Event, inc *IncidentState, emit 
 // subscribers who follow its components, on the channels the policy
 // chooses that they can be reached on. Plan and the console's audience
 // count both use it, so a preview counts exactly whom a publish reaches.
+//
+// No SMS goes to a number given on the sign-up form and not verified yet
+// (Subscriber.PhoneUnverified); Plan counts each such skip in
+// varsel_deliveries_total with reason phone_unverified.
 func (p *Planner) Each(ctx context.Context, ev *Event, inc *IncidentState, fn func(*Subscriber, ChannelName) error) error {
+	return p.each(ctx, ev, inc, nil, fn)
+}
+
+func (p *Planner) each(ctx context.Context, ev *Event, inc *IncidentState, skipped func(context.Context, *Event, *Subscriber), fn func(*Subscriber, ChannelName) error) error {
 	channels := p.Policy.Channels(ev, inc)
 	components := ev.Components()
 	return p.Subscribers.Each(ctx, func(s *Subscriber) error {
@@ -72,6 +80,12 @@ func (p *Planner) Each(ctx context.Context, ev *Event, inc *IncidentState, fn fu
 		}
 		for _, ch := range channels {
 			if !s.Reachable(ch) {
+				continue
+			}
+			if ch == SMS && s.PhoneUnverified {
+				if skipped != nil {
+					skipped(ctx, ev, s)
+				}
 				continue
 			}
 			if err := fn(s, ch); err != nil {
@@ -98,4 +112,19 @@ func (p *Planner) Audience(ctx context.Context, ev *Event, inc *IncidentState, d
 		return nil
 	})
 	return out, err
+}
+
+// ReasonPhoneUnverified is why no SMS is planned to a number given on the
+// sign-up form whose code has not been entered.
+const ReasonPhoneUnverified Reason = "phone_unverified"
+
+// skipUnverified counts and logs an SMS not planned because the number is
+// not verified yet; the log names the subscriber, not the number.
+func (p *Planner) skipUnverified(ctx context.Context, ev *Event, s *Subscriber) {
+	if p.Metrics != nil {
+		p.Metrics.Deliveries.WithLabelValues(string(SMS), "skipped", string(ReasonPhoneUnverified)).Inc()
+	}
+	if p.Logger != nil {
+		p.Logger.DebugContext(ctx, "sms skipped", "event", ev.ID, "subscriber", s.ID, "reason", ReasonPhoneUnverified)
+	}
 }

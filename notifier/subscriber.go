@@ -53,6 +53,13 @@ type Subscriber struct {
 	Failures  map[ChannelName]int `json:"failures,omitempty"`
 	CreatedAt time.Time           `json:"created_at"`
 	UpdatedAt time.Time           `json:"updated_at"`
+
+	// PhoneUnverified marks a number given on the public sign-up form
+	// whose SMS code has not been entered yet: no SMS alert goes to it.
+	// Numbers entered by an operator (CSV, CLI, admin API) are verified.
+	PhoneUnverified bool `json:"phone_unverified,omitempty"`
+	// PhoneCheck is the code sent to the unverified number, if any.
+	PhoneCheck *PhoneCheck `json:"phone_check,omitempty"`
 }
 
 // Suppression records why a channel is not used for a subscriber.
@@ -136,8 +143,8 @@ func (s *Subscriber) Validate() error {
 			v.add("email", "%q is not a plain email address such as kari@example.com", s.Email)
 		}
 	}
-	if s.Phone != "" && !ValidPhone(s.Phone) {
-		v.add("phone", "%q is not an E.164 number such as +4791234567", s.Phone)
+	if s.Phone != "" && !validE164(s.Phone) {
+		v.add("phone", "%q is not a valid phone number: write it with the country code, such as +47 912 34 567, or as a number of region %s", s.Phone, DefaultRegion())
 	}
 	if s.WebhookURL != "" {
 		u, err := url.Parse(s.WebhookURL)
@@ -246,14 +253,18 @@ func RequestLanguage(asked, acceptLanguage, def string) string {
 // ErrUnknownChannel means a channel name is not email, sms or webhook.
 var ErrUnknownChannel = errors.New("unknown channel (want email, sms or webhook)")
 
-// Normalize tidies a subscriber before validation: it trims spaces (and
-// removes them from phone numbers) and generates a webhook secret when a
-// webhook URL has none.
+// Normalize tidies a subscriber before validation: it trims spaces, writes
+// a valid phone number in E.164 (one without a country code is read as of
+// DefaultRegion; an invalid one is left for Validate to refuse) and
+// generates a webhook secret when a webhook URL has none.
 func (s *Subscriber) Normalize() error {
 	s.ID = strings.TrimSpace(s.ID)
 	s.Name = strings.TrimSpace(s.Name)
 	s.Email = strings.TrimSpace(s.Email)
 	s.Phone = strings.ReplaceAll(strings.TrimSpace(s.Phone), " ", "")
+	if p, err := NormalizePhone(s.Phone, DefaultRegion()); err == nil {
+		s.Phone = p
+	}
 	s.WebhookURL = strings.TrimSpace(s.WebhookURL)
 	s.Locale = strings.TrimSpace(s.Locale)
 	s.Timezone = strings.TrimSpace(s.Timezone)
