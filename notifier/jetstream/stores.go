@@ -40,7 +40,9 @@ func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 		return fmt.Errorf("put subscriber: invalid id %q", sub.ID)
 	}
 	now := time.Now().UTC()
+	var before []string
 	_, err := updateJSON(ctx, s.kv, sub.ID, true, func(cur *notifier.Subscriber) error {
+		before = cur.Addresses()
 		created := cur.CreatedAt
 		suppressed, failures := cur.Suppressed, cur.Failures
 		*cur = *sub
@@ -56,31 +58,47 @@ func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return s.reindex(ctx, sub.ID, before, sub.Addresses())
 }
 
 // Update implements notifier.SubscriberStore.
 func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.Subscriber) error) (*notifier.Subscriber, error) {
-	return updateJSON(ctx, s.kv, id, false, func(sub *notifier.Subscriber) error {
+	var before []string
+	sub, err := updateJSON(ctx, s.kv, id, false, func(sub *notifier.Subscriber) error {
+		before = sub.Addresses()
 		if err := fn(sub); err != nil {
 			return err
 		}
 		sub.UpdatedAt = time.Now().UTC()
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return sub, s.reindex(ctx, id, before, sub.Addresses())
 }
 
 // Delete implements notifier.SubscriberStore.
 func (s *Subscribers) Delete(ctx context.Context, id string) error {
+	old, err := s.Get(ctx, id)
+	if err != nil && !errors.Is(err, notifier.ErrNotFound) {
+		return fmt.Errorf("delete subscriber %q: %w", id, err)
+	}
 	if err := s.kv.Delete(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete subscriber %q: %w", id, err)
+	}
+	if old != nil {
+		return s.reindex(ctx, id, old.Addresses(), nil)
 	}
 	return nil
 }
 
 // Each implements notifier.SubscriberStore.
 func (s *Subscribers) Each(ctx context.Context, fn func(*notifier.Subscriber) error) error {
-	return eachJSON(ctx, s.js, s.kv, ">", fn)
+	return eachJSON(ctx, s.js, s.kv, "*", fn) // "*": not the addr. index keys
 }
 
 // FindByPhone implements notifier.SubscriberStore by a scan: it serves
@@ -175,6 +193,12 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 		f, err := js.PublishAsync("$KV."+SubscribersKV+"."+sub.ID, b)
 		if err != nil {
 			return fmt.Errorf("put subscriber %s: %w", sub.ID, err)
+		}
+		for _, a := range sub.Addresses() { // the index (subscribers.go); a replaced one's old entries go stale
+			futures = append(futures, f)
+			if f, err = js.PublishAsync("$KV."+SubscribersKV+"."+addrKey(a), []byte(sub.ID)); err != nil {
+				return fmt.Errorf("index subscriber %s: %w", sub.ID, err)
+			}
 		}
 		if futures = append(futures, f); len(futures) == cap(futures) {
 			if err := wait(); err != nil {

@@ -1,0 +1,98 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// TestAddressIndex: Put, Update, PutMany and Delete keep the address index;
+// FindByAddress finds by email in any case and by phone, never by a stale
+// entry; no plain address is a key; Each does not see the index.
+func TestAddressIndex(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	s := c.Subscribers
+	find := func(addr string) string {
+		t.Helper()
+		sub, err := s.FindByAddress(ctx, addr)
+		if errors.Is(err, notifier.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatalf("find %s: %v", addr, err)
+		}
+		return sub.ID
+	}
+	if err := s.Put(ctx, &notifier.Subscriber{ID: "kari", Email: "Kari@Example.com", Phone: "+4792211333"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := find("kari@example.COM"); got != "kari" {
+		t.Errorf("by email: %q", got)
+	}
+	if got := find("+4792211333"); got != "kari" {
+		t.Errorf("by phone: %q", got)
+	}
+	if _, err := s.Update(ctx, "kari", func(sub *notifier.Subscriber) error { sub.Email = "kari@example.org"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if find("kari@example.com") != "" || find("kari@example.org") != "kari" {
+		t.Errorf("after changing the email: old %q, new %q", find("kari@example.com"), find("kari@example.org"))
+	}
+	if err := s.PutMany(ctx, 2, func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: []string{"a", "b"}[i], Email: []string{"a@example.com", "b@example.com"}[i]}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if find("b@example.com") != "b" {
+		t.Error("PutMany did not index")
+	}
+	keys, err := s.kv.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if strings.Contains(k, "example") || strings.Contains(k, "92211333") {
+			t.Errorf("a plain address in a key: %s", k)
+		}
+	}
+	n := 0
+	if err := s.Each(ctx, func(sub *notifier.Subscriber) error { n++; return nil }); err != nil || n != 3 {
+		t.Errorf("Each saw %d subscribers (%v), want 3", n, err)
+	}
+	if err := s.Delete(ctx, "kari"); err != nil {
+		t.Fatal(err)
+	}
+	if find("kari@example.org") != "" || find("+4792211333") != "" {
+		t.Error("Delete left the index entries")
+	}
+	keys, _ = s.kv.Keys(ctx)
+	if len(keys) != 4 { // a, b and their emails
+		t.Errorf("keys after delete: %v", keys)
+	}
+}
+
+// TestIndexAddressesBackfills: subscribers stored before the index are
+// indexed once.
+func TestIndexAddressesBackfills(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := c.Subscribers.kv.Put(ctx, "old", []byte(`{"id":"old","email":"old@example.com"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribers.FindByAddress(ctx, "old@example.com"); !errors.Is(err, notifier.ErrNotFound) {
+		t.Fatalf("before: %v", err)
+	}
+	if n, err := c.Subscribers.IndexAddresses(ctx); err != nil || n != 1 {
+		t.Fatalf("IndexAddresses = %d, %v", n, err)
+	}
+	if sub, err := c.Subscribers.FindByAddress(ctx, "old@example.com"); err != nil || sub.ID != "old" {
+		t.Fatalf("after: %v", err)
+	}
+	if n, err := c.Subscribers.IndexAddresses(ctx); err != nil || n != 0 {
+		t.Fatalf("again = %d, %v", n, err)
+	}
+}
