@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -224,5 +225,71 @@ func TestPagesNeedNoInlineScriptOrStyle(t *testing.T) {
 		if res, _ := f.do(t, http.MethodGet, path, "", nil); res.StatusCode != http.StatusNotFound && res.StatusCode/100 != 3 {
 			t.Errorf("GET %s: %d, want 404", path, res.StatusCode)
 		}
+	}
+}
+
+// A flood of sign-ups from more client addresses than the limiter keeps
+// (4,100 measured locking everyone out for two minutes) must not refuse the
+// next new visitor, while a client over its limit stays refused. Every
+// address is a loopback one.
+func TestSignupFloodLocksNoNewVisitorOut(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
+	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	sent := map[string]int{}
+	deps, _ := fixtureDeps(t, conn)
+	deps.Localizer, deps.Tokens = r, tokens
+	deps.SendEmail = func(_ context.Context, to string, _ *notifier.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		sent[to]++
+		return nil
+	}
+	h := New(Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, deps, logger)
+	signUp := func(client, email string) int {
+		req := httptest.NewRequest(http.MethodPost, "/subscribe", strings.NewReader(url.Values{"email": {email}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = client + ":40000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	abuser := "127.0.0.2"
+	for i := 0; ; i++ {
+		if code := signUp(abuser, "abuser"+strconv.Itoa(i)+"@example.com"); code == http.StatusTooManyRequests {
+			break
+		} else if i > 100 {
+			t.Fatalf("the client limit never refused: %d", code)
+		}
+	}
+	const flood = 5000
+	for i := range flood {
+		client := "127.1." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250+1)
+		if code := signUp(client, "flood"+strconv.Itoa(i)+"@example.com"); code != http.StatusOK {
+			t.Fatalf("sign-up %d of the flood, a client never seen: %d", i, code)
+		}
+		if i%500 == 0 && signUp(abuser, "again@example.com") != http.StatusTooManyRequests {
+			t.Fatalf("the refused client got through after %d other clients", i)
+		}
+	}
+	if code := signUp("127.2.0.1", "new.visitor@example.com"); code != http.StatusOK {
+		t.Errorf("a new visitor after %d other clients: %d, want 200", flood, code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sent["new.visitor@example.com"] != 1 {
+		t.Errorf("the new visitor's confirmation was not sent")
+	}
+	if sent["again@example.com"] != 0 {
+		t.Errorf("the refused client's sign-up was sent")
 	}
 }
