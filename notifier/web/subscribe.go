@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -104,8 +105,14 @@ type subscribeView struct {
 	reader
 	PublicURL, Action string
 	// State is "form", "sent", "confirmed", "invalid", "expired",
-	// "unavailable" or "toomany".
+	// "unavailable" or "toomany"; for a phone number, "verify" (the code
+	// form), "verified", "codelocked" or "codeexpired".
 	State string
+	// Token is the confirmation link's token, which the code form sends
+	// back; Masked is the number the code went to, masked.
+	Token, Masked string
+	// CodeError is a message id for a code that was not right.
+	CodeError string
 	// The form's values, shown again with the problems (message ids).
 	Email, Phone           string
 	EmailError, PhoneError string
@@ -123,6 +130,10 @@ func (s *server) subscribePage(w http.ResponseWriter, status int, v *subscribeVi
 // subscribeForm shows the sign-up form in the reader's language.
 func (s *server) subscribeForm(w http.ResponseWriter, r *http.Request) {
 	v := &subscribeView{reader: s.readerFor(r), PublicURL: s.cfg.PublicURL, Action: r.URL.Path, State: "form"}
+	if token := r.URL.Query().Get("confirm"); token != "" {
+		s.phoneCodeForm(w, r, v, token)
+		return
+	}
 	if s.deps.SendEmail == nil {
 		v.State = "unavailable"
 	}
@@ -152,6 +163,10 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if base := notifier.BaseLanguage(r.PostForm.Get("locale")); base != "" {
 		v.Locale = base
+	}
+	if token := r.PostForm.Get("confirm"); token != "" {
+		s.checkPhoneCode(w, r, v, token, r.PostForm.Get("code"))
+		return
 	}
 	now := s.now()
 	if !s.signupIP.Allow(ratelimit.ClientKey(r), now) {
@@ -242,6 +257,15 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.Info("sign-up confirmed", "subscriber", sub.ID, "to", notifier.MaskEmail(p.Email), "locale", sub.Locale)
+	if sub.PhoneUnverified && sub.Phone == p.Phone {
+		if err := s.sendPhoneCode(r.Context(), sub, v.Locale); err != nil {
+			s.logger.Error("sign-up phone code not sent", "subscriber", sub.ID, "to", notifier.MaskPhone(sub.Phone), "error", err)
+			v.State = "unavailable"
+			s.subscribePage(w, http.StatusServiceUnavailable, v)
+			return
+		}
+		v.State, v.Token, v.Masked, v.Action = "verify", r.PathValue("token"), notifier.MaskPhone(sub.Phone), "/subscribe"
+	}
 	s.subscribePage(w, http.StatusOK, v)
 }
 
@@ -250,13 +274,21 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request) {
 // (when set) and suppressions, except an email opt-out made before this
 // sign-up was asked for: asking again lifts it. An opt-out made after
 // stays, so an old link cannot undo an unsubscribe.
+//
+// The subscriber is the one the address belongs to, found in the store's
+// address index, so an address an operator imported gets no second
+// subscriber; else the one with SubscriberID(p.Email). A phone number new
+// to the subscriber is stored unverified: SMS waits for its code.
 func (s *server) confirmPending(ctx context.Context, p pending) (*notifier.Subscriber, error) {
-	id := SubscriberID(p.Email)
+	id, err := s.signupID(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	asked := time.Unix(p.Issued, 0)
 	sub, err := s.deps.Subscribers.Update(ctx, id, func(sub *notifier.Subscriber) error {
 		sub.Email, sub.Locale = p.Email, p.Locale
-		if p.Phone != "" {
-			sub.Phone = p.Phone
+		if p.Phone != "" && p.Phone != sub.Phone {
+			sub.Phone, sub.PhoneUnverified, sub.PhoneCheck = p.Phone, true, nil
 		}
 		if sub.Timezone == "" {
 			sub.Timezone = p.Timezone
@@ -269,7 +301,7 @@ func (s *server) confirmPending(ctx context.Context, p pending) (*notifier.Subsc
 	if !errors.Is(err, notifier.ErrNotFound) {
 		return sub, err
 	}
-	sub = &notifier.Subscriber{ID: id, Email: p.Email, Phone: p.Phone, Locale: p.Locale, Timezone: p.Timezone}
+	sub = &notifier.Subscriber{ID: id, Email: p.Email, Phone: p.Phone, PhoneUnverified: p.Phone != "", Locale: p.Locale, Timezone: p.Timezone}
 	if err := sub.Validate(); err != nil {
 		return nil, fmt.Errorf("new subscriber: %w", err)
 	}
@@ -277,4 +309,175 @@ func (s *server) confirmPending(ctx context.Context, p pending) (*notifier.Subsc
 		return nil, err
 	}
 	return sub, nil
+}
+
+// signupID is the id of the subscriber a confirmed sign-up updates: the
+// one its email address belongs to when the store can tell (the address
+// index), else SubscriberID(p.Email), which also finds web sign-ups stored
+// before the index. Only the email counts: the link proves that address,
+// not the phone number, so matching on the number would let anyone change
+// the subscription of a number they know.
+func (s *server) signupID(ctx context.Context, p pending) (string, error) {
+	if f, ok := s.deps.Subscribers.(notifier.AddressFinder); ok {
+		sub, err := f.FindByAddress(ctx, p.Email)
+		if err == nil {
+			return sub.ID, nil
+		}
+		if !errors.Is(err, notifier.ErrNotFound) {
+			return "", err
+		}
+	}
+	return SubscriberID(p.Email), nil
+}
+
+// codeDigest is the keyed hash of a phone code stored in a PhoneCheck: the
+// SHA-256 of a token signed under VARSEL_SECRET over the subscriber, the
+// number, the salt and the code. The token never leaves this function, so
+// the store holds nothing a 6-digit code can be guessed from offline
+// without the secret.
+func (s *server) codeDigest(id, phone string) func(salt, code string) string {
+	return func(salt, code string) string {
+		t := s.deps.Tokens.Sign(notifier.TokenClaims{Purpose: "phone-code", SubscriberID: id + ":" + phone + ":" + salt + ":" + code, Channel: notifier.SMS})
+		sum := sha256.Sum256([]byte(t))
+		return hex.EncodeToString(sum[:])
+	}
+}
+
+// sendPhoneCode sends a new code by SMS to the subscriber's unverified
+// number, unless one that can still be entered was sent already. A number
+// gets at most signupToBurst codes at once and one more every
+// signupToEvery, whoever asks; past that nothing is sent (and the page
+// asks for the code as before, telling nobody).
+func (s *server) sendPhoneCode(ctx context.Context, sub *notifier.Subscriber, locale string) error {
+	now := s.now()
+	if sub.PhoneCheck.Live(now) {
+		return nil
+	}
+	phone := sub.Phone
+	if !s.signupTo.Allow("sms "+phone, now) {
+		s.logger.Info("sign-up phone code not sent: number asked too often", "subscriber", sub.ID, "to", notifier.MaskPhone(phone))
+		return nil
+	}
+	code, err := notifier.NewPhoneCode()
+	if err != nil {
+		return err
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return err
+	}
+	check := &notifier.PhoneCheck{Salt: hex.EncodeToString(salt), Expires: now.Add(notifier.PhoneCodeValidity)}
+	check.Digest = s.codeDigest(sub.ID, phone)(check.Salt, code)
+	if _, err := s.deps.Subscribers.Update(ctx, sub.ID, func(cur *notifier.Subscriber) error {
+		if cur.Phone != phone || !cur.PhoneUnverified {
+			return errPhoneChanged
+		}
+		cur.PhoneCheck = check
+		return nil
+	}); err != nil {
+		return err
+	}
+	text := s.deps.Localizer.T(locale, "SMSPhoneCode", map[string]any{"Code": code, "Minutes": int(notifier.PhoneCodeValidity / time.Minute)})
+	m := &notifier.Message{Locale: locale, SMS: text}
+	m.Segments, _ = render.Segments(text)
+	sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	// Deps.SendEmail sends a sign-up's messages; one with an SMS body goes
+	// to a phone number through the SMS channel.
+	if err := s.deps.SendEmail(sendCtx, phone, m); err != nil {
+		return err
+	}
+	s.logger.Info("sign-up phone code sent", "subscriber", sub.ID, "to", notifier.MaskPhone(phone), "locale", locale)
+	return nil
+}
+
+// errPhoneChanged means the number changed while a code was being made.
+var errPhoneChanged = errors.New("the phone number changed")
+
+// phoneSignup returns the sign-up a code form's token carries and its
+// subscriber, or sets v.State to why there is none (the status to answer).
+func (s *server) phoneSignup(ctx context.Context, v *subscribeView, token string) (*notifier.Subscriber, int) {
+	p, err := verifyPending(s.deps.Tokens, token, s.now())
+	if err != nil {
+		v.State = "invalid"
+		if errors.Is(err, errLinkExpired) {
+			v.State = "expired"
+		}
+		return nil, http.StatusBadRequest
+	}
+	v.Locale = p.Locale // the language the subscriber chose
+	id, err := s.signupID(ctx, p)
+	var sub *notifier.Subscriber
+	if err == nil {
+		sub, err = s.deps.Subscribers.Get(ctx, id)
+	}
+	if errors.Is(err, notifier.ErrNotFound) || (err == nil && (p.Phone == "" || sub.Phone != p.Phone)) {
+		v.State = "invalid" // not confirmed yet, or the number changed since
+		return nil, http.StatusBadRequest
+	}
+	if err != nil {
+		s.logger.Error("phone code: read subscriber", "error", err)
+		v.State = "unavailable"
+		return nil, http.StatusServiceUnavailable
+	}
+	v.Token, v.Masked, v.Action = token, notifier.MaskPhone(sub.Phone), "/subscribe"
+	return sub, http.StatusOK
+}
+
+// phoneCodeForm shows the form for the code sent to a sign-up's number
+// (GET /subscribe?confirm=TOKEN, the confirmation link's token).
+func (s *server) phoneCodeForm(w http.ResponseWriter, r *http.Request, v *subscribeView, token string) {
+	sub, status := s.phoneSignup(r.Context(), v, token)
+	if sub != nil {
+		v.State = "verify"
+		if !sub.PhoneUnverified {
+			v.State = "verified"
+		}
+	}
+	s.subscribePage(w, status, v)
+}
+
+// checkPhoneCode takes a code entered for a sign-up's number (POST
+// /subscribe with confirm=TOKEN and code). A right code within
+// PhoneCodeValidity verifies the number; PhoneCodeAttempts wrong ones lock
+// the code. The code is compared in constant time and never logged.
+func (s *server) checkPhoneCode(w http.ResponseWriter, r *http.Request, v *subscribeView, token, code string) {
+	ctx := r.Context()
+	sub, status := s.phoneSignup(ctx, v, token)
+	if sub == nil {
+		s.subscribePage(w, status, v)
+		return
+	}
+	var result error
+	_, err := s.deps.Subscribers.Update(ctx, sub.ID, func(cur *notifier.Subscriber) error {
+		if cur.Phone != sub.Phone {
+			return errPhoneChanged
+		}
+		result = cur.CheckPhoneCode(code, s.now(), s.codeDigest(cur.ID, cur.Phone))
+		return nil // stored whatever the result, so wrong codes count
+	})
+	if err != nil {
+		s.logger.Error("phone code: update subscriber", "subscriber", sub.ID, "error", err)
+		v.State = "unavailable"
+		s.subscribePage(w, http.StatusServiceUnavailable, v)
+		return
+	}
+	to := notifier.MaskPhone(sub.Phone)
+	switch {
+	case result == nil:
+		s.logger.Info("sign-up phone verified", "subscriber", sub.ID, "to", to)
+		v.State = "verified"
+		s.subscribePage(w, http.StatusOK, v)
+	case errors.Is(result, notifier.ErrPhoneCodeWrong):
+		s.logger.Info("sign-up phone code wrong", "subscriber", sub.ID, "to", to)
+		v.State, v.CodeError = "verify", "PagePhoneCodeWrong"
+		s.subscribePage(w, http.StatusBadRequest, v)
+	case errors.Is(result, notifier.ErrPhoneCodeExpired), errors.Is(result, notifier.ErrNoPhoneCode):
+		v.State = "codeexpired"
+		s.subscribePage(w, http.StatusBadRequest, v)
+	default: // locked
+		s.logger.Info("sign-up phone code locked", "subscriber", sub.ID, "to", to)
+		v.State = "codelocked"
+		s.subscribePage(w, http.StatusBadRequest, v)
+	}
 }

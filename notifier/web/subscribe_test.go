@@ -278,7 +278,7 @@ func TestSubscribeRefusesInvalidInput(t *testing.T) {
 	}{
 		{"bad email", form("email", "kari@", "locale", "nb"), []string{"Skriv inn en e-postadresse", `value="kari@"`, `aria-invalid="true"`}, []string{"Skriv inn et mobilnummer"}},
 		{"no email", form("phone", "+4791234567", "locale", "nb"), []string{"Skriv inn en e-postadresse", `value="&#43;4791234567"`}, nil},
-		{"bad phone", form("email", "kari@example.com", "phone", "91234567"), []string{"Enter a mobile number with country code", `value="kari@example.com"`}, []string{"Enter an email address"}},
+		{"bad phone", form("email", "kari@example.com", "phone", "+47 123 45"), []string{"Enter a mobile number with country code", `value="kari@example.com"`}, []string{"Enter an email address"}},
 		{"markup", form("email", `"><script>x</script>`, "locale", "en"), []string{"Enter an email address"}, []string{"<script>x"}},
 	} {
 		res, body := f.do(t, http.MethodPost, "/subscribe", "", tc.body)
