@@ -45,6 +45,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	logger := newLogger(stderr)
+	warnPublicURL(logger, cfg.PublicURL)
 	svc, err := start(ctx, cfg, logger)
 	if err != nil {
 		return err

@@ -32,6 +32,8 @@ type Config struct {
 	DKIMDomain          string
 	DKIMSelector        string
 	DKIMKeyFile         string
+	DKIMRSASelector     string
+	DKIMRSAKeyFile      string
 	TwilioAccountSID    string
 	TwilioAuthToken     string
 	TwilioFrom          string
@@ -89,7 +91,9 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_MAIL_FROM", flag: "mail-from", def: "Status <status@localhost>", help: "From header", str: &c.MailFrom},
 		{env: "VARSEL_DKIM_DOMAIN", flag: "dkim-domain", help: "DKIM signing domain (optional)", str: &c.DKIMDomain},
 		{env: "VARSEL_DKIM_SELECTOR", flag: "dkim-selector", help: "DKIM selector", str: &c.DKIMSelector},
-		{env: "VARSEL_DKIM_KEY_FILE", flag: "dkim-key-file", help: "PEM private key (RSA or Ed25519)", str: &c.DKIMKeyFile},
+		{env: "VARSEL_DKIM_KEY_FILE", flag: "dkim-key-file", help: "PEM private key (RSA of 1024+ bits, or Ed25519)", str: &c.DKIMKeyFile},
+		{env: "VARSEL_DKIM_RSA_SELECTOR", flag: "dkim-rsa-selector", help: "selector of a second DKIM signature with an RSA key, same domain (optional)", str: &c.DKIMRSASelector},
+		{env: "VARSEL_DKIM_RSA_KEY_FILE", flag: "dkim-rsa-key-file", help: "PEM RSA private key of the second signature", str: &c.DKIMRSAKeyFile},
 		{env: "VARSEL_TWILIO_ACCOUNT_SID", flag: "twilio-account-sid", help: "Twilio account SID; empty: SMS goes to the outbox", str: &c.TwilioAccountSID},
 		{env: "VARSEL_TWILIO_AUTH_TOKEN", flag: "twilio-auth-token", help: "Twilio auth token", str: &c.TwilioAuthToken},
 		{env: "VARSEL_TWILIO_FROM", flag: "twilio-from", help: "sender number (E.164)", str: &c.TwilioFrom},
@@ -202,6 +206,7 @@ func (c *Config) Validate() error {
 	if (c.DKIMDomain != "") && (c.DKIMSelector == "" || c.DKIMKeyFile == "") {
 		bad("VARSEL_DKIM_DOMAIN", "DKIM needs VARSEL_DKIM_SELECTOR and VARSEL_DKIM_KEY_FILE too")
 	}
+	c.validateDKIM(bad)
 	if t, err := language.Parse(c.DefaultLocale); err != nil {
 		bad("VARSEL_DEFAULT_LOCALE", "%q is not a language tag", c.DefaultLocale)
 	} else if b, _ := t.Base(); b.String() != "en" && b.String() != "nb" && b.String() != "no" && b.String() != "nn" {

@@ -184,9 +184,7 @@ func (s *service) channels() (map[notifier.ChannelName]notifier.Channel, error) 
 			return nil, fmt.Errorf("VARSEL_SMTP_URL: %w", err)
 		}
 		ec.From = cfg.MailFrom
-		if cfg.DKIMDomain != "" {
-			ec.DKIM = &email.DKIMConfig{Domain: cfg.DKIMDomain, Selector: cfg.DKIMSelector, KeyFile: cfg.DKIMKeyFile}
-		}
+		ec.DKIM, ec.DKIMRSA = cfg.emailDKIM()
 		c, err := email.New(ec, s.logger)
 		if err != nil {
 			return nil, err
