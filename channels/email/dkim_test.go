@@ -78,14 +78,18 @@ func dkimKeyFor(t *testing.T, kind string) *testKey {
 
 // dnsRecords serves the public keys of a test: selector → TXT record under
 // example.com; it counts lookups and refuses any other name.
+// go-msgauth verifies several signatures in parallel.
 type dnsRecords struct {
 	records map[string]string
+	mu      sync.Mutex
 	lookups map[string]int
 }
 
 func (d *dnsRecords) options() *dkim.VerifyOptions {
 	d.lookups = map[string]int{}
 	return &dkim.VerifyOptions{LookupTXT: func(domain string) ([]string, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
 		d.lookups[domain]++
 		sel, ok := strings.CutSuffix(domain, "._domainkey.example.com")
 		if r, found := d.records[sel]; ok && found {
