@@ -114,13 +114,14 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	fs := flag.NewFlagSet("varsel subscribers "+sub, flag.ContinueOnError)
 	natsURL := natsFlag(fs)
 	allowPrivate := fs.Bool("allow-private-webhooks", os.Getenv("VARSEL_WEBHOOK_ALLOW_PRIVATE") == "true", "accept webhook targets on private addresses (VARSEL_WEBHOOK_ALLOW_PRIVATE)")
+	region := fs.String("default-region", envOr("VARSEL_DEFAULT_REGION", notifier.FallbackRegion), "region of phone numbers written without a country code (VARSEL_DEFAULT_REGION)")
 	var s notifier.Subscriber
 	var components, channel string
 	if sub == "add" {
 		fs.StringVar(&s.ID, "id", "", "subscriber id (required)")
 		fs.StringVar(&s.Name, "name", "", "name")
 		fs.StringVar(&s.Email, "email", "", "email address")
-		fs.StringVar(&s.Phone, "phone", "", "mobile number, E.164 (+4791234567)")
+		fs.StringVar(&s.Phone, "phone", "", "mobile number: +4791234567, or without the country code in --default-region")
 		fs.StringVar(&s.WebhookURL, "webhook-url", "", "webhook URL")
 		fs.StringVar(&s.WebhookSecret, "webhook-secret", "", "whsec_… secret (generated when empty)")
 		fs.StringVar(&s.Locale, "locale", "", "language: en, nb, …")
@@ -133,6 +134,9 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	if err := notifier.SetDefaultRegion(*region); err != nil {
+		return fmt.Errorf("%w: --default-region: %v", errUsage, err)
 	}
 	// Refuse a malformed command line before connecting.
 	switch {

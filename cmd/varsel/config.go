@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/text/language"
+
+	"github.com/varsel/varsel/notifier"
 )
 
 // Config is every setting of `varsel serve`: each from an environment
@@ -45,6 +47,7 @@ type Config struct {
 	EmailBounceLimit    int
 	WebhookFailureLimit int
 	DefaultLocale       string
+	DefaultRegion       string
 	Timezone            string
 	TemplatesDir        string
 	StaffEmail          string
@@ -105,6 +108,7 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_EMAIL_BOUNCE_LIMIT", flag: "email-bounce-limit", def: "3", help: "hard bounces in a row that pause email for a subscriber (0: never)", integer: &c.EmailBounceLimit},
 		{env: "VARSEL_WEBHOOK_FAILURE_LIMIT", flag: "webhook-failure-limit", def: "5", help: "failed deliveries in a row that disable a webhook (0: never)", integer: &c.WebhookFailureLimit},
 		{env: "VARSEL_DEFAULT_LOCALE", flag: "default-locale", def: "en", help: "language when a subscriber's is missing (en or nb)", str: &c.DefaultLocale},
+		{env: "VARSEL_DEFAULT_REGION", flag: "default-region", def: notifier.FallbackRegion, help: "region of phone numbers written without a country code (NO, SE, GB, …)", str: &c.DefaultRegion},
 		{env: "VARSEL_TIMEZONE", flag: "timezone", def: "Europe/Oslo", help: "time zone when a subscriber's is missing", str: &c.Timezone},
 		{env: "VARSEL_TEMPLATES_DIR", flag: "templates-dir", help: "directory of template files overriding the embedded ones", str: &c.TemplatesDir},
 		{env: "VARSEL_STAFF_EMAIL", flag: "staff-email", help: "comma-separated addresses that get reminders of promised updates (empty: none)", str: &c.StaffEmail},
@@ -211,6 +215,9 @@ func (c *Config) Validate() error {
 		bad("VARSEL_DEFAULT_LOCALE", "%q is not a language tag", c.DefaultLocale)
 	} else if b, _ := t.Base(); b.String() != "en" && b.String() != "nb" && b.String() != "no" && b.String() != "nn" {
 		bad("VARSEL_DEFAULT_LOCALE", "%q: Varsel writes English (en) and Norwegian Bokmål (nb)", c.DefaultLocale)
+	}
+	if r := strings.ToUpper(c.DefaultRegion); r != "" && !notifier.ValidRegion(r) { // "": NO
+		bad("VARSEL_DEFAULT_REGION", "%q is not a region with a phone numbering plan, such as NO, SE or GB (upper case)", c.DefaultRegion)
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		bad("VARSEL_TIMEZONE", "%q is not an IANA time zone such as Europe/Oslo", c.Timezone)

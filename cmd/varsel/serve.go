@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ type service struct {
 	// email is the email channel the pipeline uses (SMTP or the outbox);
 	// notices to subscribers about their own settings go out through it.
 	email notifier.Channel
+	// sms is the SMS channel (Twilio or the outbox); sign-up codes go
+	// out through it.
+	sms notifier.Channel
 	// notices tracks notices still being sent, so shutdown waits for them.
 	notices sync.WaitGroup
 	// reminders of promised updates, and where they go; nil without staff
@@ -98,7 +102,17 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		s.close()
 		return nil, err
 	}
-	s.email = channels[notifier.Email]
+	s.email, s.sms = channels[notifier.Email], channels[notifier.SMS]
+	if err := notifier.SetDefaultRegion(cmp.Or(cfg.DefaultRegion, notifier.FallbackRegion)); err != nil {
+		s.close()
+		return nil, fmt.Errorf("VARSEL_DEFAULT_REGION: %w", err)
+	}
+	if n, err := s.conn.Subscribers.IndexAddresses(ctx); err != nil {
+		s.close()
+		return nil, err
+	} else if n > 0 {
+		logger.Info("indexed subscriber addresses", "subscribers", n)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := notifier.NewMetrics(reg)
@@ -287,7 +301,24 @@ func noticeEventID(t time.Time) string { return oneOffEventID("webhook-disabled"
 // page through the email channel (web.Deps.SendEmail), to a transient
 // subscriber with the id the sign-up will have once confirmed; nothing is
 // stored.
+//
+// A message with an SMS body is a sign-up's phone code: it goes to the
+// number to through the SMS channel, with a synthetic event like the email.
 func (s *service) sendSignupEmail(ctx context.Context, to string, m *notifier.Message) error {
+	if m.SMS != "" {
+		if s.sms == nil {
+			return errors.New("send signup code: no SMS channel")
+		}
+		now := time.Now().UTC()
+		ev := &notifier.Event{ID: oneOffEventID("signup-code", now), Type: notifier.IncidentUpdated, Time: now}
+		sub := &notifier.Subscriber{ID: web.SubscriberID(to), Phone: to, Locale: m.Locale}
+		d := &notifier.Delivery{ID: notifier.DeliveryID(ev.ID, sub.ID, notifier.SMS), Channel: notifier.SMS,
+			Event: ev, Subscriber: sub, Message: m, Attempt: 1}
+		if _, _, err := s.sms.Notify(ctx, d); err != nil {
+			return fmt.Errorf("send signup code: %w", err)
+		}
+		return nil
+	}
 	return s.sendOneOff(ctx, "signup", web.SubscriberID(to), to, m)
 }
 
