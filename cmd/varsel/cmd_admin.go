@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/varsel/varsel/channels/webhook"
 	"github.com/varsel/varsel/notifier"
@@ -103,13 +104,13 @@ func readInput(name string, stdin io.Reader) ([]byte, error) {
 
 func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: varsel subscribers add|import|list|show|remove|enable", errUsage)
+		return fmt.Errorf("%w: varsel subscribers add|import|list|show|export|remove|enable", errUsage)
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
-	case "add", "import", "list", "show", "remove", "enable":
+	case "add", "import", "list", "show", "export", "remove", "enable":
 	default:
-		return fmt.Errorf("%w: unknown subscribers command %q (want add, import, list, show, remove or enable)", errUsage, sub)
+		return fmt.Errorf("%w: unknown subscribers command %q (want add, import, list, show, export, remove or enable)", errUsage, sub)
 	}
 	fs := flag.NewFlagSet("varsel subscribers "+sub, flag.ContinueOnError)
 	natsURL := natsFlag(fs)
@@ -142,7 +143,7 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	switch {
 	case sub == "import" && len(pos) != 1:
 		return fmt.Errorf("%w: varsel subscribers import FILE.csv", errUsage)
-	case (sub == "show" || sub == "remove") && len(pos) != 1:
+	case (sub == "show" || sub == "remove" || sub == "export") && len(pos) != 1:
 		return fmt.Errorf("%w: varsel subscribers %s ID", errUsage, sub)
 	case sub == "enable" && (len(pos) != 1 || channel == ""):
 		return fmt.Errorf("%w: varsel subscribers enable ID --channel email|sms|webhook", errUsage)
@@ -201,6 +202,8 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 			return err
 		}
 		return printJSON(stdout, s)
+	case "export":
+		return exportSubscriber(ctx, c, pos[0], stdout)
 	case "remove":
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: varsel subscribers remove ID", errUsage)
@@ -409,4 +412,30 @@ func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d rejected events\n", len(rej))
 	return nil
+}
+
+// exportSubscriber prints everything Varsel holds about one subscriber, as
+// one JSON document: their record and every delivery made to them (the
+// right of access, GDPR article 15).
+func exportSubscriber(ctx context.Context, c *jetstream.Conn, id string, stdout io.Writer) error {
+	s, err := c.Subscribers.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("subscriber %s: %w", id, err)
+	}
+	out := struct {
+		ExportedAt time.Time                  `json:"exported_at"`
+		Subscriber *notifier.Subscriber       `json:"subscriber"`
+		Deliveries []*notifier.DeliveryRecord `json:"deliveries"`
+	}{ExportedAt: time.Now().UTC().Truncate(time.Second), Subscriber: s, Deliveries: []*notifier.DeliveryRecord{}}
+	err = c.Deliveries.List(ctx, jetstream.DeliveryFilter{}, func(r *notifier.DeliveryRecord) error {
+		if r.SubscriberID == id {
+			out.Deliveries = append(out.Deliveries, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(out.Deliveries, func(a, b *notifier.DeliveryRecord) int { return a.QueuedAt.Compare(b.QueuedAt) })
+	return printJSON(stdout, out)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/varsel/varsel/channels/email"
 	"github.com/varsel/varsel/channels/outbox"
@@ -39,10 +40,14 @@ type service struct {
 	renderer *render.Renderer
 	http     *http.Server
 	listener net.Listener
-	lock     *jetstream.DirLock
-	closers  []func() error
-	logger   *slog.Logger
-	sinks    map[notifier.ChannelName]string // "outbox" or the provider, for the start-up log
+	// metricsListener serves /metrics apart from the public listener
+	// (VARSEL_METRICS_ADDR); nil when turned off.
+	metricsListener net.Listener
+	metricsHTTP     *http.Server
+	lock            *jetstream.DirLock
+	closers         []func() error
+	logger          *slog.Logger
+	sinks           map[notifier.ChannelName]string // "outbox" or the provider, for the start-up log
 	// email is the email channel the pipeline uses (SMTP or the outbox);
 	// notices to subscribers about their own settings go out through it.
 	email notifier.Channel
@@ -75,8 +80,26 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		s.close()
 		return nil, fmt.Errorf("VARSEL_HTTP_ADDR %s: %w (is another varsel running? stop it or choose another address)", cfg.HTTPAddr, err)
 	}
-	s.conn, err = jetstream.Connect(ctx, jetstream.Config{URL: cfg.NATSURL, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
-		Replicas: cfg.NATSReplicas, DeliveryRetention: cfg.DeliveryRetention}, logger)
+	natsURL, creds := cfg.NATSURL, jetstream.Credentials{}
+	if cfg.NATSContext != "" {
+		var ctxURL string
+		if ctxURL, creds, err = jetstream.LoadContext(cfg.NATSContext); err != nil {
+			s.close()
+			return nil, fmt.Errorf("VARSEL_NATS_CONTEXT: %w", err)
+		}
+		if natsURL == "" {
+			natsURL = ctxURL
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if s.metricsListener, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			s.close()
+			return nil, fmt.Errorf("VARSEL_METRICS_ADDR %s: %w (is another varsel running? choose another address, or empty to turn metrics off)", cfg.MetricsAddr, err)
+		}
+	}
+	s.conn, err = jetstream.Connect(ctx, jetstream.Config{URL: natsURL, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
+		Replicas: cfg.NATSReplicas, DeliveryRetention: cfg.DeliveryRetention, Credentials: creds,
+		EncryptionKey: cfg.EncryptionKey, PreviousEncryptionKey: cfg.EncryptionKeyPrev}, logger)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -170,6 +193,16 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 			logger.Error("http server", "error", err)
 		}
 	}()
+	if s.metricsListener != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() {
+			if err := s.metricsHTTP.Serve(s.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server", "error", err)
+			}
+		}()
+	}
 	return s, nil
 }
 
@@ -361,7 +394,11 @@ func (s *service) run(ctx context.Context) error {
 	for ch, sink := range s.sinks {
 		s.logger.Info("channel ready", "channel", ch, "sink", sink)
 	}
-	s.logger.Info("varsel serving", "version", version, "http", s.listener.Addr().String(), "nats", s.conn.ClientURL(),
+	metricsAddr := "off"
+	if s.metricsListener != nil {
+		metricsAddr = s.metricsListener.Addr().String()
+	}
+	s.logger.Info("varsel serving", "version", version, "http", s.listener.Addr().String(), "metrics", metricsAddr, "nats", s.conn.ClientURL(),
 		"public_url", s.cfg.PublicURL)
 	var remindersDone chan error
 	if s.reminders != nil {
@@ -378,6 +415,9 @@ func (s *service) run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = s.http.Shutdown(shutdown)
+	if s.metricsHTTP != nil {
+		_ = s.metricsHTTP.Shutdown(shutdown)
+	}
 	s.close()
 	s.logger.Info("varsel stopped")
 	return err
@@ -392,6 +432,9 @@ func (s *service) close() {
 	}
 	if s.listener != nil && s.http == nil {
 		_ = s.listener.Close()
+	}
+	if s.metricsListener != nil && s.metricsHTTP == nil {
+		_ = s.metricsListener.Close()
 	}
 	_ = s.lock.Unlock()
 }

@@ -222,6 +222,9 @@ func (c *Conn) bind(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open bucket %s (has `varsel serve` run against this NATS?): %w", name, err)
 		}
+		if st, err := c.JS.Stream(ctx, "KV_"+name); err == nil && name == SubscribersKV && !st.CachedInfo().Config.DenyDelete {
+			kv = erasingKV{KeyValue: kv, st: st}
+		}
 		kvs[name] = kv
 	}
 	c.useBuckets(kvs)
@@ -236,6 +239,7 @@ func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
 	c.Sessions = &StaffSessions{kv: kvs[SessionsKV]}
 	c.Counts = &Counts{c: c}
 	c.Deliveries = newDeliveries(kvs[DeliveriesKV], c.JS, c.Counts, c.logger)
+	c.Subscribers.forget = c.Deliveries.Forget
 	c.config = kvs[ConfigKV]
 }
 
@@ -287,6 +291,14 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 			// Deliveries not done yet; a settled one's entry expires a
 			// minute after it settles, without a lasting marker.
 			cfg.TTL, cfg.LimitMarkerTTL = retention, time.Second
+		}
+		if name == SubscribersKV {
+			kv, err := c.erasableBucket(ctx, name, replicas)
+			if err != nil {
+				return err
+			}
+			kvs[name] = kv
+			continue
 		}
 		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {

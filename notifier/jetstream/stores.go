@@ -20,6 +20,8 @@ import (
 type Subscribers struct {
 	kv jetstream.KeyValue
 	js jetstream.JetStream
+	// forget rewrites the delivery log without a removed subscriber.
+	forget func(ctx context.Context, id string) (int, error)
 }
 
 var _ notifier.SubscriberStore = (*Subscribers)(nil)
@@ -87,8 +89,15 @@ func (s *Subscribers) Delete(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, notifier.ErrNotFound) {
 		return fmt.Errorf("delete subscriber %q: %w", id, err)
 	}
+	// Every revision erased from the store's files, not only marked deleted;
+	// then what the delivery log says about them.
 	if err := s.kv.Delete(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete subscriber %q: %w", id, err)
+	}
+	if s.forget != nil {
+		if _, err := s.forget(ctx, id); err != nil {
+			return fmt.Errorf("delete subscriber %q: %w", id, err)
+		}
 	}
 	if old != nil {
 		return s.reindex(ctx, id, old.Addresses(), nil)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/varsel/varsel/notifier"
 	"github.com/varsel/varsel/notifier/ratelimit"
@@ -118,7 +117,8 @@ func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 		mux.Handle("POST /twilio/status", deps.TwilioStatus)
 	}
 
-	mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}))
+	// /metrics is not here: serve has its own listener for it
+	// (VARSEL_METRICS_ADDR), away from the public one.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	return SecurityHeaders(mux)

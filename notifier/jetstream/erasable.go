@@ -1,0 +1,186 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// An erasable bucket is a KeyValue bucket whose old revisions are erased
+// from the store's files, not only marked deleted. NATS removes a
+// revision replaced under a history limit, or purged, without overwriting
+// its bytes; they stay in the block file until the block is compacted.
+// So the stream behind an erasable bucket keeps two revisions per key and
+// allows deletes, and every write securely deletes the revision it
+// replaced (the server overwrites it in place). The subscribers bucket is
+// one: removing a person, or changing their address, leaves no copy.
+type erasingKV struct {
+	jetstream.KeyValue
+	st jetstream.Stream
+}
+
+// erasableStream is the stream config of an erasable bucket: what nats.go
+// makes for a bucket, with deletes allowed and room for the revision
+// being replaced.
+func erasableStream(bucket string, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name: "KV_" + bucket, Subjects: []string{"$KV." + bucket + ".>"},
+		MaxMsgsPerSubject: 2, MaxBytes: -1, MaxMsgSize: -1, MaxMsgs: -1, MaxConsumers: -1,
+		Storage: jetstream.FileStorage, Replicas: replicas, AllowRollup: true, DenyDelete: false,
+		Duplicates: 2 * time.Minute, AllowDirect: true, Discard: jetstream.DiscardNew,
+	}
+}
+
+// Put writes value and erases the revision it replaced.
+func (e erasingKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	var old uint64
+	if cur, err := e.KeyValue.Get(ctx, key); err == nil {
+		old = cur.Revision()
+	}
+	rev, err := e.KeyValue.Put(ctx, key, value)
+	if err == nil && old != 0 {
+		e.erase(ctx, old)
+	}
+	return rev, err
+}
+
+// Update writes value if key is at revision last, and erases that one.
+func (e erasingKV) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	rev, err := e.KeyValue.Update(ctx, key, value, last)
+	if err == nil && last != 0 {
+		e.erase(ctx, last)
+	}
+	return rev, err
+}
+
+// Delete erases every revision of key and purges it.
+func (e erasingKV) Delete(ctx context.Context, key string, _ ...jetstream.KVDeleteOpt) error {
+	return e.Purge(ctx, key)
+}
+
+// Purge erases every revision of key, then purges it.
+func (e erasingKV) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	hist, err := e.KeyValue.History(ctx, key)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return err
+	}
+	for _, h := range hist {
+		if h.Operation() == jetstream.KeyValuePut {
+			if err := e.st.SecureDeleteMsg(ctx, h.Revision()); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return fmt.Errorf("erase %s revision %d: %w", key, h.Revision(), err)
+			}
+		}
+	}
+	return e.KeyValue.Purge(ctx, key, opts...)
+}
+
+// erase overwrites one replaced revision. A failure leaves it to the next
+// write or the removal, which erase every revision still there.
+func (e erasingKV) erase(ctx context.Context, rev uint64) {
+	_ = e.st.SecureDeleteMsg(ctx, rev)
+}
+
+// erasableBucket opens bucket as an erasable one, creating its stream, or
+// moving an existing ordinary bucket's entries into a new erasable stream
+// (an ordinary bucket's stream cannot be changed to allow deletes). The
+// move goes through a backup stream, so a crash in the middle loses
+// nothing: the next start finishes it.
+func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) (jetstream.KeyValue, error) {
+	cfg := erasableStream(bucket, replicas)
+	backupName, backupSubj := "VARSEL_MOVE_"+bucket, "varsel.move."+bucket+"."
+	st, err := c.JS.Stream(ctx, cfg.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+	}
+	backup, berr := c.JS.Stream(ctx, backupName)
+	if st != nil && st.CachedInfo().Config.DenyDelete && berr != nil {
+		// Copy the newest value of every key to the backup.
+		old, err := c.JS.KeyValue(ctx, bucket)
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+		}
+		if backup, err = c.JS.CreateStream(ctx, jetstream.StreamConfig{Name: backupName, Subjects: []string{backupSubj + ">"},
+			Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
+			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+		}
+		keys, err := old.ListKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+		}
+		n := 0
+		for k := range keys.Keys() {
+			e, err := old.Get(ctx, k)
+			if err != nil {
+				continue
+			}
+			if _, err := c.JS.Publish(ctx, backupSubj+k, e.Value()); err != nil {
+				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+			}
+			n++
+		}
+		c.logger.Info("moving bucket to an erasable stream", "bucket", bucket, "keys", n)
+		berr = nil
+	}
+	if berr == nil {
+		// A backup exists: replace the old stream and restore from it.
+		if st != nil && st.CachedInfo().Config.DenyDelete {
+			if err := c.JS.DeleteStream(ctx, cfg.Name); err != nil {
+				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+			}
+		}
+		if st, err = c.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("create bucket %s: %w", bucket, err)
+		}
+		cons, err := backup.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+		}
+		info, _ := backup.Info(ctx)
+		for i := uint64(0); info != nil && i < info.State.Msgs; i++ {
+			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+			if err != nil {
+				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+			}
+			msg := nats.NewMsg("$KV." + bucket + "." + m.Subject()[len(backupSubj):])
+			msg.Data = m.Data()
+			if _, err := c.JS.PublishMsg(ctx, msg); err != nil {
+				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+			}
+		}
+		if err := c.JS.DeleteStream(ctx, backupName); err != nil {
+			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+		}
+	} else if st, err = c.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", bucket, err)
+	}
+	kv, err := c.JS.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+	}
+	return erasingKV{KeyValue: kv, st: st}, nil
+}
+
+// contactPattern finds email addresses and phone numbers in error texts
+// (an SMTP server quotes the address it refuses), so the delivery log
+// keeps them masked.
+var contactPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}|\+[1-9][0-9 ]{6,16}[0-9]`)
+
+// scrubContacts masks the addresses and numbers in s.
+func scrubContacts(s string) string {
+	if s == "" {
+		return s
+	}
+	return contactPattern.ReplaceAllStringFunc(s, func(m string) string {
+		if m[0] == '+' {
+			return notifier.MaskPhone(m)
+		}
+		return notifier.MaskEmail(m)
+	})
+}
