@@ -47,6 +47,9 @@ func main() {
 			fail(fmt.Errorf("service varsel: %s not set", env))
 		}
 	}
+	if tok := v.Environment["VARSEL_ADMIN_TOKEN"]; tok != nil && *tok != "" && os.Getenv("VARSEL_ADMIN_TOKEN") == "" {
+		fail(fmt.Errorf("service varsel: VARSEL_ADMIN_TOKEN has a default (%d characters); leave it empty so the admin API is refused until one is set", len(*tok)))
+	}
 	checkCluster(os.Args[1])
 	fmt.Printf("compose.yaml ok: services %v, profile cluster\n", names)
 }
