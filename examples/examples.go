@@ -35,7 +35,7 @@ const SubscribersFile = "subscribers.csv"
 
 // FS holds every scenario directory (<name>/*.json) and SubscribersFile.
 //
-//go:embed styreweb/*.json led/*.json maintenance/*.json subscribers.csv
+//go:embed styreweb/*.json led/*.json maintenance/*.json subscribers.csv site.toml
 var FS embed.FS
 
 // ErrUnknownScenario is returned for a scenario name that Names does not list.
@@ -97,4 +97,14 @@ func Scenario(name string) ([]*notifier.Event, error) {
 		events = append(events, ev)
 	}
 	return events, nil
+}
+
+// Site is the demo's site file (site.toml): the page's name and the
+// example components, named in both languages.
+func Site() (*notifier.Site, error) {
+	b, err := FS.ReadFile("site.toml")
+	if err != nil {
+		return nil, err
+	}
+	return notifier.ParseSite("examples/site.toml", b)
 }

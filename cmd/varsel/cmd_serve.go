@@ -40,6 +40,12 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 		if !set && os.Getenv("VARSEL_DATA_DIR") == "" {
 			cfg.DataDir = demoDataDir
 		}
+		// The example components by name, unless a site file is given.
+		site, err := examples.Site()
+		if err != nil {
+			return err
+		}
+		cfg.site = site
 	}
 	if err := errors.Join(flagErrs(), cfg.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)

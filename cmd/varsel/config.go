@@ -58,6 +58,9 @@ type Config struct {
 	EncryptionKey       string
 	EncryptionKeyPrev   string
 	MetricsAddr         string
+	SiteFile            string
+	// site is the site to use when SiteFile is empty (the demo's).
+	site *notifier.Site
 }
 
 // staffEmails are the addresses in VARSEL_STAFF_EMAIL.
@@ -118,6 +121,7 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_NATS_CONTEXT", flag: "nats-context", help: "nats CLI context file or .creds file to connect to an external NATS with", str: &c.NATSContext},
 		{env: "VARSEL_ENCRYPTION_KEY", flag: "encryption-key", help: "encrypt the embedded JetStream store at rest with this key (32+ characters; prefer the environment to the flag)", str: &c.EncryptionKey},
 		{env: "VARSEL_ENCRYPTION_KEY_PREVIOUS", flag: "encryption-key-previous", help: "the key the store was encrypted with until now, during a rotation", str: &c.EncryptionKeyPrev},
+		{env: "VARSEL_SITE_FILE", flag: "site-file", help: "TOML file with the site's name and its components, each named in every language", str: &c.SiteFile},
 		{env: "VARSEL_METRICS_ADDR", flag: "metrics-addr", def: "127.0.0.1:9090", help: "where /metrics is served (empty: not served)", str: &c.MetricsAddr},
 	}
 }
@@ -262,6 +266,11 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSContext != "" && c.NATSURL == "" && !strings.HasSuffix(c.NATSContext, ".json") {
 		bad("VARSEL_NATS_CONTEXT", "a .creds file names no server: set VARSEL_NATS_URL too")
+	}
+	if c.SiteFile != "" {
+		if _, err := notifier.LoadSite(c.SiteFile); err != nil {
+			bad("VARSEL_SITE_FILE", "%v", err)
+		}
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -44,10 +44,13 @@ type service struct {
 	// (VARSEL_METRICS_ADDR); nil when turned off.
 	metricsListener net.Listener
 	metricsHTTP     *http.Server
-	lock            *jetstream.DirLock
-	closers         []func() error
-	logger          *slog.Logger
-	sinks           map[notifier.ChannelName]string // "outbox" or the provider, for the start-up log
+	// site names the page and its components (VARSEL_SITE_FILE); nil
+	// names them by their ids.
+	site    *notifier.Site
+	lock    *jetstream.DirLock
+	closers []func() error
+	logger  *slog.Logger
+	sinks   map[notifier.ChannelName]string // "outbox" or the provider, for the start-up log
 	// email is the email channel the pipeline uses (SMTP or the outbox);
 	// notices to subscribers about their own settings go out through it.
 	email notifier.Channel
@@ -114,8 +117,15 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		s.close()
 		return nil, fmt.Errorf("VARSEL_SECRET: %w", err)
 	}
+	s.site = cfg.site
+	if cfg.SiteFile != "" {
+		if s.site, err = notifier.LoadSite(cfg.SiteFile); err != nil {
+			s.close()
+			return nil, fmt.Errorf("VARSEL_SITE_FILE: %w", err)
+		}
+	}
 	s.renderer, err = render.New(render.Config{PublicURL: cfg.PublicURL, DefaultLocale: cfg.DefaultLocale,
-		DefaultTimezone: cfg.Timezone, TemplatesDir: cfg.TemplatesDir}, tokens, logger)
+		DefaultTimezone: cfg.Timezone, TemplatesDir: cfg.TemplatesDir, Site: s.site}, tokens, logger)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -162,7 +172,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		return nil, err
 	}
 	staffManager := staff.NewManager(s.conn.Staff, s.conn.Sessions, strings.HasPrefix(cfg.PublicURL, "https://"), logger)
-	consoleHandler, err := console.New(console.Config{PublicURL: cfg.PublicURL, DefaultLocale: cfg.DefaultLocale, Timezone: cfg.Timezone},
+	consoleHandler, err := console.New(console.Config{PublicURL: cfg.PublicURL, DefaultLocale: cfg.DefaultLocale, Timezone: cfg.Timezone, Site: s.site},
 		console.Deps{Staff: staffManager, Status: status, Operator: s.conn, Renderer: s.renderer, SendTest: s.sendConsoleTest, Logger: logger,
 			Planner: &notifier.Planner{Subscribers: s.conn.Subscribers, Policy: notifier.DefaultPolicy{}, Logger: logger}})
 	if err != nil {
@@ -171,7 +181,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 	}
 	pages := web.New(web.Config{
 		PublicURL: cfg.PublicURL, AdminToken: cfg.AdminToken, DefaultLocale: cfg.DefaultLocale, DefaultTimezone: cfg.Timezone,
-		WebhookAllowPrivate: cfg.WebhookAllowPrivate, Version: version,
+		WebhookAllowPrivate: cfg.WebhookAllowPrivate, Version: version, Site: s.site,
 	}, web.Deps{
 		Status: status, Subscribers: s.conn.Subscribers, Operator: s.conn, Staff: staffManager, Localizer: s.renderer, Tokens: tokens, Registry: reg,
 		TwilioInbound: s.twilioInbound(), TwilioStatus: s.twilioStatus(),

@@ -37,6 +37,8 @@ type Config struct {
 	PublicURL     string // VARSEL_PUBLIC_URL, for links
 	DefaultLocale string // VARSEL_DEFAULT_LOCALE: readers without a language
 	Timezone      string // VARSEL_TIMEZONE: the zone times are typed and shown in
+	// Site names the components (VARSEL_SITE_FILE); nil names them by id.
+	Site *notifier.Site
 }
 
 // Deps are the parts the console uses.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/varsel/varsel/notifier"
 )
 
 // Defaults for the zero values of Config.
@@ -34,6 +36,9 @@ type Config struct {
 	// the embedded templates file by file (VARSEL_TEMPLATES_DIR). Empty
 	// means the embedded templates only.
 	TemplatesDir string
+	// Site names the components in messages (VARSEL_SITE_FILE); nil names
+	// them by their ids.
+	Site *notifier.Site
 }
 
 func (c Config) withDefaults() Config {

@@ -30,6 +30,9 @@ type Config struct {
 	// private addresses (VARSEL_WEBHOOK_ALLOW_PRIVATE).
 	WebhookAllowPrivate bool
 	Version             string
+	// Site names the page and its components (VARSEL_SITE_FILE); nil
+	// names them by their ids.
+	Site *notifier.Site
 }
 
 // Localizer is what pages need of the renderer.
