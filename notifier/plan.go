@@ -66,7 +66,8 @@ func (p *Planner) Plan(ctx context.Context, ev *Event, inc *IncidentState, emit 
 //
 // No SMS goes to a number given on the sign-up form and not verified yet
 // (Subscriber.PhoneUnverified); Plan counts each such skip in
-// varsel_deliveries_total with reason phone_unverified.
+// varsel_deliveries_total with reason phone_unverified. Nor does one go to
+// a subscriber with SMSStartEndOnly for an event that is not StartOrEnd.
 func (p *Planner) Each(ctx context.Context, ev *Event, inc *IncidentState, fn func(*Subscriber, ChannelName) error) error {
 	return p.each(ctx, ev, inc, nil, fn)
 }
@@ -87,6 +88,9 @@ func (p *Planner) each(ctx context.Context, ev *Event, inc *IncidentState, skipp
 					skipped(ctx, ev, s)
 				}
 				continue
+			}
+			if ch == SMS && s.SMSStartEndOnly && !StartOrEnd(ev.Type) {
+				continue // the subscriber's choice, not a failure: not counted
 			}
 			if err := fn(s, ch); err != nil {
 				return err

@@ -36,3 +36,17 @@ func smsWorthy(ev *Event, inc *IncidentState) bool {
 	}
 	return false
 }
+
+// StartOrEnd reports whether an event is the start or the end of an
+// incident or a maintenance: incident.opened, incident.resolved,
+// maintenance.started and maintenance.completed. A subscriber with
+// SMSStartEndOnly gets SMS for these only (and only when the policy sends
+// SMS for them at all: DefaultPolicy sends none for a completed
+// maintenance).
+func StartOrEnd(t EventType) bool {
+	switch t {
+	case IncidentOpened, IncidentResolved, MaintenanceStarted, MaintenanceCompleted:
+		return true
+	}
+	return false
+}

@@ -60,6 +60,27 @@ type Subscriber struct {
 	PhoneUnverified bool `json:"phone_unverified,omitempty"`
 	// PhoneCheck is the code sent to the unverified number, if any.
 	PhoneCheck *PhoneCheck `json:"phone_check,omitempty"`
+
+	// SMSStartEndOnly limits SMS to an incident's start and end (and a
+	// maintenance's): see StartOrEnd. It only narrows what the policy
+	// sends; email and webhooks are not affected.
+	SMSStartEndOnly bool `json:"sms_start_end_only,omitempty"`
+}
+
+// Details of the opt-outs a subscriber made themselves, from a message's
+// link or their preferences page. Only these can be undone on the
+// preferences page; an SMS STOP ("replied STOP", lifted by START), a
+// bounce or a provider's refusal cannot.
+const (
+	OptOutByLink        = "unsubscribed by link"
+	OptOutOnPreferences = "turned off on the preferences page"
+)
+
+// SelfService reports whether the subscriber turned the channel off
+// themselves, by link or on their preferences page, so they may turn it
+// on again there.
+func (s Suppression) SelfService() bool {
+	return s.Reason == ReasonOptedOut && (s.Detail == OptOutByLink || s.Detail == OptOutOnPreferences)
 }
 
 // Suppression records why a channel is not used for a subscriber.

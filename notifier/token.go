@@ -17,6 +17,11 @@ var ErrBadToken = errors.New("invalid or altered link")
 const (
 	PurposeUnsubscribe = "u"
 	PurposeConfirm     = "c"
+	// PurposePreferences is the subscriber's own page,
+	// /preferences/{token}: SubscriberID names the subscriber and Channel
+	// is empty. Like an unsubscribe link it does not expire; rotating
+	// VARSEL_SECRET revokes every link at once.
+	PurposePreferences = "p"
 )
 
 // TokenClaims is what a signed link token says.

@@ -64,7 +64,7 @@ func (s *server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		if sub.Suppressed == nil {
 			sub.Suppressed = map[notifier.ChannelName]notifier.Suppression{}
 		}
-		sub.Suppressed[c.Channel] = notifier.Suppression{Reason: notifier.ReasonOptedOut, Detail: "unsubscribed by link", At: time.Now().UTC()}
+		sub.Suppressed[c.Channel] = notifier.Suppression{Reason: notifier.ReasonOptedOut, Detail: notifier.OptOutByLink, At: time.Now().UTC()}
 		return nil
 	})
 	switch {
