@@ -81,6 +81,10 @@ type Intake struct {
 	// Reminders schedules the staff's reminders of the promise each new
 	// state makes; nil schedules none.
 	Reminders Reminders
+	// Site is the component catalogue (VARSEL_SITE_FILE). An event naming
+	// a component it does not is accepted and reported, once: a warning
+	// and varsel_events_unknown_components_total. nil reports nothing.
+	Site *Site
 }
 
 // ErrRejected is returned by Handle for an event that was rejected and
@@ -121,6 +125,7 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 			return fmt.Errorf("store event %s: %w", ev.ID, err)
 		}
 		in.Metrics.EventsReceived.WithLabelValues(string(ev.Type)).Inc()
+		in.reportUnknown(ev)
 	default:
 		return fmt.Errorf("read event %s: %w", ev.ID, err)
 	}
@@ -194,6 +199,25 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 	in.Logger.Info("event planned", "event", ev.ID, "type", ev.Type, "jobs", rec.Jobs, "late", rec.Late,
 		"took", planned.Sub(now).Round(time.Millisecond))
 	return nil
+}
+
+// reportUnknown reports the components of a newly accepted event that the
+// site file does not name: the event is sent all the same, to the
+// subscribers of those ids, but the pages and messages can only show the
+// ids, so the operator should add them to the file.
+func (in *Intake) reportUnknown(ev *Event) {
+	if in.Site == nil {
+		return
+	}
+	unknown := in.Site.Unknown(slices.Compact(slices.Sorted(slices.Values(ev.Components()))))
+	if len(unknown) == 0 {
+		return
+	}
+	for _, id := range unknown {
+		in.Metrics.CountUnknownComponent(id)
+	}
+	in.Logger.Warn("event names components the site file does not; accepted, shown by id", "event", ev.ID,
+		"type", ev.Type, "unknown_components", unknown)
 }
 
 func (in *Intake) reject(ctx context.Context, subject string, raw []byte, cause error, now time.Time) error {

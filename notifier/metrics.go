@@ -1,6 +1,8 @@
 package notifier
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,6 +17,37 @@ type Metrics struct {
 	Latency         *prometheus.HistogramVec // event time → sent, by channel
 	SendDuration    *prometheus.HistogramVec // channel Notify call, by channel
 	Pending         *prometheus.GaugeVec     // jobs waiting, by channel (sampled from the consumers)
+	// UnknownComponents counts events naming a component the site file
+	// does not, by component; see CountUnknownComponent.
+	UnknownComponents *prometheus.CounterVec
+
+	mu      sync.Mutex
+	unknown map[string]bool // component label values in use
+}
+
+// MaxUnknownComponentLabels bounds the component label values of
+// varsel_events_unknown_components_total: ids past that many are counted
+// under "other", so producers cannot mint series without end.
+const MaxUnknownComponentLabels = 100
+
+// CountUnknownComponent counts one event naming id, a component the site
+// file does not name. Only ids that can name a component (ValidComponent:
+// intake rejects any other) get their own label value, and only the first
+// MaxUnknownComponentLabels of them.
+func (m *Metrics) CountUnknownComponent(id string) {
+	label := "other"
+	if ValidComponent(id) {
+		m.mu.Lock()
+		if m.unknown[id] || len(m.unknown) < MaxUnknownComponentLabels {
+			if m.unknown == nil {
+				m.unknown = map[string]bool{}
+			}
+			m.unknown[id] = true
+			label = id
+		}
+		m.mu.Unlock()
+	}
+	m.UnknownComponents.WithLabelValues(label).Inc()
 }
 
 // NewMetrics creates the collectors and registers them on reg.
@@ -46,8 +79,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "varsel_jobs_pending", Help: "Delivery jobs waiting to be sent, by channel.",
 		}, []string{"channel"}),
+		UnknownComponents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "varsel_events_unknown_components_total",
+			Help: "Events accepted that name a component the site file (VARSEL_SITE_FILE) does not, by component (\"other\" past the first 100 ids).",
+		}, []string{"component"}),
 	}
 	reg.MustRegister(m.EventsReceived, m.EventsRejected, m.EventsDuplicate, m.JobsPlanned,
-		m.Deliveries, m.Latency, m.SendDuration, m.Pending)
+		m.Deliveries, m.Latency, m.SendDuration, m.Pending, m.UnknownComponents)
 	return m
 }

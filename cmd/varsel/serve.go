@@ -155,6 +155,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 	}
 	s.runner = s.conn.NewRunner(jetstream.Pipeline{
 		Reminders: s.reminders,
+		Site:      s.site,
 		Channels:  channels, Renderer: s.renderer, Metrics: metrics, Logger: logger,
 		Concurrency: map[notifier.ChannelName]int{notifier.SMS: 4},
 		Dispatch: notifier.DispatchConfig{SuppressAfter: map[notifier.ChannelName]int{

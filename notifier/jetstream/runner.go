@@ -422,6 +422,9 @@ type Pipeline struct {
 	Logger      *slog.Logger
 	// Reminders schedules the staff's reminders of promises; nil: none.
 	Reminders *Reminders
+	// Site is the component catalogue; intake reports the components of
+	// an event that it does not name. nil: none reported.
+	Site *notifier.Site
 }
 
 // remindersOrNil keeps a nil *Reminders a nil interface.
@@ -442,7 +445,7 @@ func (c *Conn) NewRunner(p Pipeline) *Runner {
 	return &Runner{
 		Conn: c,
 		Intake: &notifier.Intake{Events: c.Events, Incidents: c.Incidents, Planner: planner, Counter: c.Counts,
-			Metrics: p.Metrics, Logger: p.Logger.With("stage", "intake"), Reminders: remindersOrNil(p.Reminders)},
+			Metrics: p.Metrics, Logger: p.Logger.With("stage", "intake"), Reminders: remindersOrNil(p.Reminders), Site: p.Site},
 		Dispatcher: &notifier.Dispatcher{Channels: p.Channels, Renderer: p.Renderer, Subscribers: c.Subscribers,
 			Log: c.Deliveries, Events: c.Events, Incidents: c.Incidents, Config: p.Dispatch, Metrics: p.Metrics, Counter: c.Counts,
 			OnSuppress: p.OnSuppress, Logger: p.Logger.With("stage", "dispatch")},
