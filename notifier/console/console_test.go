@@ -38,6 +38,12 @@ const password = "correct horse battery"
 // stay in the stream.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureSite(t, nil)
+}
+
+// newFixtureSite is newFixture with a site file.
+func newFixtureSite(t *testing.T, site *notifier.Site) *fixture {
+	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
 	if err != nil {
@@ -60,12 +66,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, logger)
+	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo", Site: site}, tokens, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, conn: conn, status: status}
-	h, err := console.New(console.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", Timezone: "Europe/Oslo"}, console.Deps{
+	h, err := console.New(console.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", Timezone: "Europe/Oslo", Site: site}, console.Deps{
 		Staff: staff.NewManager(conn.Staff, conn.Sessions, false, logger), Status: status, Operator: conn, Renderer: r, Logger: logger,
 		Planner: &notifier.Planner{Subscribers: conn.Subscribers, Policy: notifier.DefaultPolicy{}},
 		SendTest: func(_ context.Context, to string, m *notifier.Message) error {

@@ -218,9 +218,7 @@ func (c *console) event(f *incidentForm) (*notifier.Event, []string) {
 	if statuses := statusesFor(f.Type); !slices.Contains(statuses, in.Status) {
 		in.Status = statuses[0]
 	}
-	for _, comp := range strings.FieldsFunc(f.Components, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
-		in.Components = append(in.Components, comp)
-	}
+	in.Components = append(in.Components, componentIDs(f.Components)...)
 	if t := at("started_at", f.StartedAt); t != nil {
 		in.StartedAt = *t
 	}

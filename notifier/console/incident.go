@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/varsel/varsel/notifier"
 )
@@ -21,6 +22,10 @@ type incidentView struct {
 	Timeline []timelineRow
 	Preview  *preview
 	Problems []string
+	// Unknown says which components of the form the site file does not
+	// name ("Unknown component: x (not in the site file)"); "" for none.
+	// Such an event is accepted, but readers see the bare id.
+	Unknown string
 
 	Impacts       []notifier.Impact
 	Risks         []notifier.Risk
@@ -31,6 +36,9 @@ type incidentView struct {
 func (c *console) incidentView(r *http.Request, titleID string, f incidentForm, st *notifier.IncidentState) incidentView {
 	v := incidentView{Page: c.newPage(r, titleID), Form: f, State: st,
 		Impacts: impacts, Risks: risks, RestoreStates: restoreStates, NextChoices: nextChoices}
+	if unknown := c.cfg.Site.Unknown(componentIDs(f.Components)); len(unknown) > 0 {
+		v.Unknown = v.T("ConsoleUnknownComponents", "Count", len(unknown), "IDs", strings.Join(unknown, ", "))
+	}
 	if st != nil {
 		v.Title = v.Text(st.Incident.Title)
 		for i := len(st.Updates) - 1; i >= 0; i-- {
@@ -101,6 +109,11 @@ func (c *console) previewIncident(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Preview = c.preview(r, v.Page, ev, st, v.Form.missing(), v.Form.ConfirmOneLanguage)
 	c.render(w, "incident.html", v)
+}
+
+// componentIDs splits the form's components field as the event gets them.
+func componentIDs(field string) []string {
+	return strings.FieldsFunc(field, func(r rune) bool { return r == ',' || r == ' ' || r == ';' })
 }
 
 // eventJSON is the event as the publish form carries it.
