@@ -2,7 +2,6 @@ package web
 
 import (
 	"embed"
-	"encoding/xml"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -373,77 +372,4 @@ func (s *server) statusJSON(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// feed is an Atom feed with one entry per incident update, newest first.
-func (s *server) feed(w http.ResponseWriter, r *http.Request) {
-	if !s.synced(w) {
-		return
-	}
-	all := s.deps.Status.Incidents()
-	rd := s.readerFor(r)
-	type link struct {
-		Href string `xml:"href,attr"`
-		Rel  string `xml:"rel,attr,omitempty"`
-	}
-	type content struct {
-		Type string `xml:"type,attr"`
-		Body string `xml:",chardata"`
-	}
-	type entry struct {
-		Title   string  `xml:"title"`
-		ID      string  `xml:"id"`
-		Updated string  `xml:"updated"`
-		Link    link    `xml:"link"`
-		Content content `xml:"content"`
-	}
-	type atom struct {
-		XMLName xml.Name `xml:"http://www.w3.org/2005/Atom feed"`
-		Lang    string   `xml:"xml:lang,attr"`
-		Title   string   `xml:"title"`
-		ID      string   `xml:"id"`
-		Updated string   `xml:"updated"`
-		Links   []link   `xml:"link"`
-		Entries []entry  `xml:"entry"`
-	}
-	f := atom{Lang: rd.Locale, Title: rd.T("PageTitle"), ID: s.cfg.PublicURL + "/",
-		Links: []link{{Href: s.cfg.PublicURL + "/feed.atom", Rel: "self"}, {Href: s.cfg.PublicURL + "/"}}}
-	updated := time.Time{}
-	for _, st := range all {
-		title, _ := rd.loc.Text(st.Incident.Title, rd.Locale)
-		for _, u := range st.Updates {
-			msg, _ := rd.loc.Text(u.Message, rd.Locale)
-			if u.HoldingSince != nil {
-				msg = strings.TrimSpace(rd.T("HoldingUpdate", "Time", rd.Time(*u.HoldingSince)) + " " + msg)
-			}
-			label := rd.Status(u.Status)
-			if u.Type == notifier.IncidentPostmortem {
-				label = rd.T("LabelPostmortem")
-			}
-			f.Entries = append(f.Entries, entry{
-				Title: title + " — " + label, ID: s.cfg.PublicURL + "/incidents/" + st.Incident.ID + "#" + u.EventID,
-				Updated: u.Time.UTC().Format(time.RFC3339), Link: link{Href: s.cfg.PublicURL + "/incidents/" + st.Incident.ID},
-				Content: content{Type: "text", Body: msg},
-			})
-			if u.Time.After(updated) {
-				updated = u.Time
-			}
-		}
-	}
-	sortEntries := func(a, b entry) int { return strings.Compare(b.Updated, a.Updated) }
-	slices.SortFunc(f.Entries, sortEntries)
-	if len(f.Entries) > 50 {
-		f.Entries = f.Entries[:50]
-	}
-	if updated.IsZero() {
-		updated = time.Unix(0, 0)
-	}
-	f.Updated = updated.UTC().Format(time.RFC3339)
-	w.Header().Set("Content-Type", "application/atom+xml; charset=utf-8")
-	_, _ = w.Write([]byte(xml.Header))
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(f); err != nil {
-		s.logger.Error("write feed", "error", err)
-	}
 }

@@ -87,12 +87,19 @@ func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 		signupIP: ratelimit.New(signupIPEvery, signupIPBurst, signupKeys),
 		signupTo: ratelimit.New(signupToEvery, signupToBurst, signupKeys)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.statusPage)
-	mux.HandleFunc("GET /incidents/{id}", s.incidentPage)
-	mux.HandleFunc("GET /letters/{id}", s.letterPage)
-	mux.HandleFunc("GET /feed.atom", s.feed)
+	// The public pages, feeds and JSON, with ETag, Last-Modified, 304s
+	// and Vary (cache.go); the feeds and JSON readable by any site (CORS).
+	page := cacheOpts{negotiated: true, modified: s.statusModified}
+	mux.Handle("GET /{$}", s.cached(page, s.statusPage))
+	mux.Handle("GET /incidents/{id}", s.cached(page, s.incidentPage))
+	mux.Handle("GET /letters/{id}", s.cached(page, s.letterPage))
+	mux.Handle("GET /feed.atom", s.cached(cacheOpts{negotiated: true, cors: true, modified: s.statusModified}, s.feed))
+	mux.HandleFunc("OPTIONS /feed.atom", preflight)
 	mux.Handle("GET /static/", staticFiles())
-	mux.HandleFunc("GET /api/v1/status", s.statusJSON)
+	mux.Handle("GET /api/v1/status", s.cached(cacheOpts{cors: true, modified: s.statusJSONModified}, s.statusJSON))
+	mux.HandleFunc("OPTIONS /api/v1/status", preflight)
+	mux.Handle("GET /api/v1/openapi.json", s.cached(cacheOpts{cors: true, cacheControl: "public, max-age=3600"}, serveOpenAPI))
+	mux.HandleFunc("OPTIONS /api/v1/openapi.json", preflight)
 
 	mux.Handle("GET /api/v1/subscribers", s.admin(s.listSubscribers))
 	mux.Handle("POST /api/v1/subscribers", s.admin(s.putSubscriber))
