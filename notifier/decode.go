@@ -429,8 +429,19 @@ func ControlCharProblem(s string) string {
 		if isControl(r) {
 			return fmt.Sprintf("control character U+%04X at byte %d", r, i)
 		}
+		if isBidiControl(r) {
+			// They reorder what a reader sees ("exe.gnp" shown as
+			// "png.exe"); plain text in Norwegian and English needs none.
+			return fmt.Sprintf("control character U+%04X at byte %d (a bidirectional override)", r, i)
+		}
 	}
 	return ""
+}
+
+// isBidiControl reports the explicit directional embeddings, overrides and
+// isolates (U+202A–U+202E, U+2066–U+2069).
+func isBidiControl(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 func isControl(r rune) bool {

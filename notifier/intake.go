@@ -113,6 +113,15 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 		in.Metrics.EventsDuplicate.Inc()
 		in.Logger.Info("duplicate event ignored", "event", ev.ID)
 		return nil
+	case err == nil && (rec.Event == nil || rec.Event.ID != ev.ID):
+		// A record that holds no event, or another one: not written by
+		// intake. Take the event as new rather than trust it.
+		in.Logger.Warn("stored record of an event is not one; planning the event afresh", "event", ev.ID)
+		rec = &EventRecord{Event: ev, ReceivedAt: now, PublishedBy: in.PublishedBy}
+		if err := in.Events.Put(ctx, rec); err != nil {
+			return fmt.Errorf("store event %s: %w", ev.ID, err)
+		}
+		resumed = true // jobs may exist: the workers look them up
 	case err == nil:
 		// A plan was cut short: finish it with the event as first stored.
 		// Its jobs may have been queued (and sent) before: they are marked

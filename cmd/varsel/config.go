@@ -59,6 +59,7 @@ type Config struct {
 	EncryptionKeyPrev   string
 	MetricsAddr         string
 	SiteFile            string
+	ExportDir           string
 	// site is the site to use when SiteFile is empty (the demo's).
 	site *notifier.Site
 }
@@ -122,6 +123,7 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_ENCRYPTION_KEY", flag: "encryption-key", help: "encrypt the embedded JetStream store at rest with this key (32+ characters; prefer the environment to the flag)", str: &c.EncryptionKey},
 		{env: "VARSEL_ENCRYPTION_KEY_PREVIOUS", flag: "encryption-key-previous", help: "the key the store was encrypted with until now, during a rotation", str: &c.EncryptionKeyPrev},
 		{env: "VARSEL_SITE_FILE", flag: "site-file", help: "TOML file with the site's name and its components, each named in every language", str: &c.SiteFile},
+		{env: "VARSEL_EXPORT_DIR", flag: "export-dir", help: "keep a static mirror of the status page in this directory, rewritten on every change", str: &c.ExportDir},
 		{env: "VARSEL_METRICS_ADDR", flag: "metrics-addr", def: "127.0.0.1:9090", help: "where /metrics is served (empty: not served)", str: &c.MetricsAddr},
 	}
 }
@@ -254,6 +256,8 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		bad("VARSEL_ADMIN_TOKEN", "%d characters: a token must be at least 16, random (e.g. `openssl rand -hex 24`), or empty to refuse the admin API", len(c.AdminToken))
+	} else if c.AdminToken != "" && distinctRunes(c.AdminToken) < 8 {
+		bad("VARSEL_ADMIN_TOKEN", "only %d different characters: it is not random (e.g. `openssl rand -hex 24`)", distinctRunes(c.AdminToken))
 	}
 	if c.EncryptionKey != "" && len(c.EncryptionKey) < 32 {
 		bad("VARSEL_ENCRYPTION_KEY", "%d characters: want at least 32, random (e.g. `openssl rand -hex 32`)", len(c.EncryptionKey))
@@ -289,4 +293,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func distinctRunes(s string) int {
+	seen := map[rune]bool{}
+	for _, r := range s {
+		seen[r] = true
+	}
+	return len(seen)
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -161,15 +160,4 @@ func randomPassword() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// serverUsers are the embedded server's users and what each may do.
-func serverUsers(service, producer Credentials) []*server.User {
-	return []*server.User{
-		{Username: service.User, Password: service.Password},
-		{Username: producer.User, Password: producer.Password, Permissions: &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{EventsSubjects}},
-			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
-		}},
-	}
 }

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,7 +76,7 @@ func TestEmbeddedServerAsksWhoYouAre(t *testing.T) {
 	defer cancel()
 	msg := nats.NewMsg("varsel.events.incident.opened")
 	msg.Header.Set(jetstream.MsgIDHeader, "auth-test-1")
-	msg.Data = eventJSON("auth-test-1", "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major_outage", "styreweb")
+	msg.Data = eventJSON("auth-test-1", "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")
 	if _, err := pjs.PublishMsg(ctx, msg); err != nil {
 		t.Fatalf("the producer could not publish an event: %v", err)
 	}
@@ -133,6 +134,27 @@ collect:
 				t.Fatalf("the producer received the secret on %s", m.Subject)
 			}
 		}
+	}
+
+	// The acknowledgement of a publish goes to its reply subject: one
+	// naming a bucket of the service's must not write there.
+	for i, reply := range []string{"$KV." + ConfigKV + ".secret", "$KV." + SubscribersKV + ".injected", "varsel.jobs.email", ServiceInbox + ".x"} {
+		id := fmt.Sprintf("auth-inject-%d", i)
+		data := eventJSON(id, "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")
+		if err := pnc.PublishRequest("varsel.events.incident.opened", reply, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = pnc.Flush()
+	time.Sleep(300 * time.Millisecond)
+	if again, err := cli.Secret(context.Background(), ""); err != nil || !bytes.Equal(again, secret) {
+		t.Fatalf("after a publish replying to the secret's key the secret is %q (%v), was %q", again, err, secret)
+	}
+	if _, err := cli.Subscribers.Get(context.Background(), "injected"); err == nil {
+		t.Fatal("a publish's reply subject wrote a subscriber")
+	}
+	if info, err := cli.JS.Stream(context.Background(), DeliveriesStream); err == nil && info.CachedInfo().State.Msgs > 0 {
+		t.Fatalf("a publish's reply subject queued %d jobs", info.CachedInfo().State.Msgs)
 	}
 
 	// A restart keeps the same credentials, so producers keep working.
@@ -217,4 +239,20 @@ func filesHolding(t *testing.T, dir, s string) []string {
 		return nil
 	})
 	return out
+}
+
+// TestBogusEventRecordDoesNotStopIntake: a record in the events bucket
+// that holds no event (written by someone other than intake) neither
+// crashes intake nor hides the event: it is planned and delivered.
+func TestBogusEventRecordDoesNotStopIntake(t *testing.T) {
+	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
+	ctx := context.Background()
+	addSubscribers(t, s.conn, 1, fullSubscriber)
+	if _, err := s.conn.Events.kv.Put(ctx, "bogus-1", []byte(`{"stream":"VARSEL_EVENTS","seq":5}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.conn.PublishEvent(ctx, eventJSON("bogus-1", "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the event's email", func() bool { n, _ := s.chans[notifier.Email].total(); return n == 1 })
 }

@@ -87,6 +87,7 @@ type Conn struct {
 	// onReconnect are told when the connection comes back after a loss.
 	mu          sync.Mutex
 	onReconnect []func()
+	onClose     []func()
 }
 
 // OnReconnect registers fn to be called (in its own goroutine) whenever the
@@ -163,7 +164,7 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 			return nil, err
 		}
 		c.Server, err = StartServerWith(ServerConfig{StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Listen: listen,
-			Users: serverUsers(service, producer), EncryptionKey: cfg.EncryptionKey, PreviousKey: cfg.PreviousEncryptionKey}, logger)
+			Service: &service, Producer: &producer, EncryptionKey: cfg.EncryptionKey, PreviousKey: cfg.PreviousEncryptionKey}, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -248,7 +249,11 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 	streams := []jetstream.StreamConfig{{
 		Name: EventsStream, Description: "Incident events from producers",
 		Subjects: []string{EventsSubjects}, Storage: jetstream.FileStorage, Replicas: replicas,
-		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour, MaxMsgSize: 1 << 20,
+		// Events are at most 64 KiB; a larger one up to 256 KiB still
+		// arrives, to be set aside with its reason. The store is bounded so
+		// a flood from a producer cannot fill the disk: past 1 GiB the
+		// oldest (long planned) events go first.
+		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour, MaxMsgSize: 256 << 10, MaxBytes: 1 << 30,
 	}, {
 		Name: DeliveriesStream, Description: "One job per (event, subscriber, channel)",
 		Subjects: []string{JobsPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
@@ -272,7 +277,7 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 	}, {
 		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
-		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour,
+		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour, MaxBytes: 256 << 20,
 	}}
 	for _, sc := range streams {
 		if _, err := c.JS.CreateOrUpdateStream(ctx, sc); err != nil {
@@ -363,6 +368,21 @@ func (c *Conn) Close() {
 		c.Server.Shutdown()
 		c.Server.WaitForShutdown()
 	}
+	c.mu.Lock()
+	fns := c.onClose
+	c.onClose = nil
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// OnClose registers fn to run after Close has closed the connection (and
+// the embedded server).
+func (c *Conn) OnClose(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onClose = append(c.onClose, fn)
 }
 
 // jobSubject is where jobs of one channel are published.

@@ -344,7 +344,11 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, acks *sync.WaitGroup) {
 	var job notifier.Job
 	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.ID == "" {
-		r.Logger.Error("malformed job dropped", "subject", msg.Subject(), "error", err)
+		reason := "no job id"
+		if err != nil {
+			reason = err.Error()
+		}
+		r.Logger.Error("malformed job dropped", "subject", msg.Subject(), "error", reason)
 		_ = msg.Term()
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,8 +27,13 @@ func StartServer(storeDir, listen string, logger *slog.Logger) (*server.Server, 
 type ServerConfig struct {
 	StoreDir string
 	Listen   string
-	// Users may connect; none means anyone may.
-	Users []*server.User
+	// Service and Producer are the two users; without them anyone may
+	// connect. The producer is in an account of its own that imports
+	// varsel.events.> from the service's account as a service, so a
+	// publish's reply subject (where JetStream sends its acknowledgement)
+	// is a subject of the producer's own account: it can never name a
+	// bucket or a stream of the service's.
+	Service, Producer *Credentials
 	// EncryptionKey encrypts the JetStream store at rest (nats-server's
 	// own store encryption, ChaCha20-Poly1305); PreviousKey is the key the
 	// store was encrypted with before, for a rotation. A plain store is
@@ -63,7 +70,18 @@ func StartServerWith(cfg ServerConfig, logger *slog.Logger) (*server.Server, err
 		// Events may be up to 64 KiB; allow more so an oversized one still
 		// arrives and is rejected with its reason instead of vanishing.
 		MaxPayload: 1 << 20,
-		Users:      cfg.Users,
+	}
+	if cfg.Service != nil && cfg.Producer != nil {
+		prod := server.NewAccount(producerAccount)
+		opts.Accounts = []*server.Account{prod}
+		opts.Users = []*server.User{
+			// No account: the global one, where the store has always been.
+			{Username: cfg.Service.User, Password: cfg.Service.Password},
+			{Username: cfg.Producer.User, Password: cfg.Producer.Password, Account: prod, Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{EventsSubjects}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}},
+		}
 	}
 	if cfg.EncryptionKey != "" {
 		opts.JetStreamKey = cfg.EncryptionKey
@@ -75,20 +93,73 @@ func StartServerWith(cfg ServerConfig, logger *slog.Logger) (*server.Server, err
 		return nil, fmt.Errorf("create embedded nats-server: %w", err)
 	}
 	s.SetLoggerV2(&serverLog{l: logger.With("component", "nats-server")}, false, false, false)
+	if len(opts.Accounts) > 0 {
+		prod, err := s.LookupAccount(producerAccount)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats-server: %w", err)
+		}
+		gacc := s.GlobalAccount()
+		if err := gacc.AddServiceExport(EventsSubjects, nil); err != nil {
+			return nil, fmt.Errorf("embedded nats-server: export events: %w", err)
+		}
+		if err := prod.AddServiceImport(gacc, EventsSubjects, ""); err != nil {
+			return nil, fmt.Errorf("embedded nats-server: import events: %w", err)
+		}
+	}
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
 		return nil, fmt.Errorf("embedded nats-server on %s did not start within 10s", listen)
 	}
+	if len(opts.Accounts) > 0 {
+		// With accounts configured, JetStream is on only where asked: the
+		// global account, which holds the store.
+		if err := s.GlobalAccount().EnableJetStream(map[string]server.JetStreamAccountLimits{"": {
+			MaxMemory: -1, MaxStore: -1, MaxStreams: -1, MaxConsumers: -1, MaxAckPending: -1,
+			MemoryMaxStreamBytes: -1, StoreMaxStreamBytes: -1}}, nil); err != nil {
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded nats-server: JetStream: %w", err)
+		}
+	}
 	return s, nil
 }
 
-// serverLog sends nats-server's log lines to slog.
-type serverLog struct{ l *slog.Logger }
+// serverLog sends nats-server's log lines to slog. Failed logins are
+// logged at most once per authLogEvery with the number since, so a
+// client trying passwords in a loop cannot flood the log.
+type serverLog struct {
+	l *slog.Logger
+
+	mu         sync.Mutex
+	authLogged time.Time
+	authQuiet  int
+}
+
+// authLogEvery bounds the log lines about refused clients.
+const authLogEvery = 10 * time.Second
 
 func (s *serverLog) Noticef(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }
 func (s *serverLog) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
 func (s *serverLog) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLog) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLog) Debugf(format string, v ...any)  {}
-func (s *serverLog) Tracef(format string, v ...any)  {}
+func (s *serverLog) Errorf(format string, v ...any) {
+	line := fmt.Sprintf(format, v...)
+	if strings.Contains(line, "Authorization Violation") || strings.Contains(line, "authentication error") {
+		s.mu.Lock()
+		if time.Since(s.authLogged) < authLogEvery {
+			s.authQuiet++
+			s.mu.Unlock()
+			return
+		}
+		quiet := s.authQuiet
+		s.authLogged, s.authQuiet = time.Now(), 0
+		s.mu.Unlock()
+		s.l.Warn("nats client refused: wrong or missing credentials", "detail", line, "refused_since_last_line", quiet)
+		return
+	}
+	s.l.Error(line)
+}
+func (s *serverLog) Debugf(format string, v ...any) {}
+func (s *serverLog) Tracef(format string, v ...any) {}
+
+// producerAccount is the embedded server's account of event producers.
+const producerAccount = "PRODUCER"

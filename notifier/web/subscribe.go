@@ -36,7 +36,7 @@ const (
 	signupIPEvery = 2 * time.Minute
 	signupToBurst = 3
 	signupToEvery = 10 * time.Minute
-	signupKeys    = 4096
+	signupKeys    = 65536
 	// maxTokenLen bounds what is verified: a real token is about 250 bytes.
 	maxTokenLen = 1024
 	// sendTimeout bounds sending one confirmation email.
