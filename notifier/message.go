@@ -17,6 +17,10 @@ type Message struct {
 	Segments int    // SMS segments the body needs
 
 	WebhookText string // the "text" field of the webhook payload
+	// ComponentNames names the event's components (webhook): id → name
+	// from the site file in Locale, the id itself when the file does not
+	// name it. Shared between subscribers: read only.
+	ComponentNames map[string]string
 
 	StatusURL      string // public status page
 	IncidentURL    string // the incident's page, "" for letters without one

@@ -34,7 +34,9 @@ var goldenNewYork = []string{"styreweb-2019-09-17-1000", "styreweb-2019-09-17-16
 	"styreweb-db-2019-10-01-1000-scheduled"}
 
 func TestGolden(t *testing.T) {
-	r := newTestRenderer(t, Config{})
+	// With the demo's site file, as `varsel demo` renders them: components
+	// and the site by their names.
+	r := newTestRenderer(t, Config{Site: exampleSite(t)})
 	for scenario, ids := range goldenEvents {
 		events, states := loadScenario(t, scenario)
 		for _, id := range ids {

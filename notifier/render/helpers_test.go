@@ -61,3 +61,13 @@ func loadScenario(t testing.TB, name string) (map[string]*notifier.Event, map[st
 	}
 	return events, states
 }
+
+// exampleSite is the demo's site file, examples/site.toml.
+func exampleSite(t testing.TB) *notifier.Site {
+	t.Helper()
+	site, err := examples.Site()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return site
+}

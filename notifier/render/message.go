@@ -105,6 +105,12 @@ func (r *Renderer) renderPart(ev *notifier.Event, inc *notifier.IncidentState, l
 			return nil, v, wrap(err)
 		}
 		p.msg.WebhookText = foldLines(tidy(text))
+		if ids := ev.Components(); len(ids) > 0 {
+			p.msg.ComponentNames = make(map[string]string, len(ids))
+			for _, id := range ids {
+				p.msg.ComponentNames[id] = r.cfg.Site.ComponentName(id, locale)
+			}
+		}
 	default:
 		return nil, v, fmt.Errorf("render %s: %w %q", ev.ID, ErrUnknownChannel, ch)
 	}
@@ -113,8 +119,9 @@ func (r *Renderer) renderPart(ev *notifier.Event, inc *notifier.IncidentState, l
 
 // renderSMS renders the SMS and, while it needs more than one segment,
 // drops optional parts, least useful first: sentences of the free text from
-// the end (whole sentences only, never a cut one), then the holding note,
-// then the end of the maintenance window, then the impact, then the
+// the end (whole sentences only, never a cut one), then the names of the
+// affected services (the title mostly names them too), then the holding
+// note, then the end of the maintenance window, then the impact, then the
 // next-update promise. The title, status and link always stay.
 func (ls *langSet) renderSMS(v *view) (string, int, error) {
 	name, err := ls.pick("sms", v, false)
@@ -154,6 +161,7 @@ func (ls *langSet) renderSMS(v *view) (string, int, error) {
 		return body, segments, err
 	}
 	for _, drop := range []func() bool{
+		func() bool { changed := v.SMSComponents != ""; v.SMSComponents = ""; return changed },
 		func() bool { changed := v.HoldingShort != ""; v.HoldingShort = ""; return changed },
 		func() bool {
 			changed := v.WindowShort != v.windowShortStart
@@ -212,7 +220,8 @@ func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.Ch
 		return &m, nil
 	}
 	ls := p.ls
-	pd := personal{Name: normalName(sub.Name), UnsubscribeURL: m.UnsubscribeURL, StatusURL: m.StatusURL}
+	pd := personal{Name: normalName(sub.Name), UnsubscribeURL: m.UnsubscribeURL, StatusURL: m.StatusURL,
+		SiteName: r.cfg.Site.SiteName(ls.locale)}
 	g, err := ls.greeting(pd)
 	if err != nil {
 		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)

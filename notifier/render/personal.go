@@ -44,6 +44,9 @@ type personal struct {
 	Name           string
 	UnsubscribeURL string
 	StatusURL      string
+	// SiteName is the site's name in the reader's language, from the site
+	// file; "" when it gives none. The same for every reader of a locale.
+	SiteName string
 }
 
 // Fields of personal that differ between subscribers of one message.
@@ -299,7 +302,7 @@ func (ls *langSet) writeTextFooter(b *strings.Builder, pd personal) error {
 	frame, ok := pp.frames.get(pd.StatusURL)
 	if !ok {
 		frame = make([]string, len(pp.footer))
-		static := personal{StatusURL: pd.StatusURL}
+		static := personal{StatusURL: pd.StatusURL, SiteName: pd.SiteName}
 		for i, seg := range pp.footer {
 			if !seg.static {
 				continue

@@ -39,8 +39,16 @@ type view struct {
 	// open incident ("" otherwise, and when the SMS has no room).
 	SMSImpact  string
 	PeakImpact string
-	Message    string
-	Contact    string
+	// Components names the components the incident concerns, by their
+	// names from the site file in the reader's language (the id of one the
+	// file does not name), joined by ", "; "" for none and when there is
+	// no site file.
+	// SMSComponents is the same for an SMS, "" when the title already
+	// names them all or the SMS has no room.
+	Components    string
+	SMSComponents string
+	Message       string
+	Contact       string
 
 	StartedAt    string
 	ResolvedAt   string // when it closed; "" while open
@@ -149,6 +157,15 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		v.Message, v.ContentLocale = text(in.Message)
 		v.Contact, _ = text(in.Contact)
 		v.Status, v.Impact = string(in.Status), string(in.Impact)
+		if r.cfg.Site != nil && len(r.cfg.Site.Components) > 0 {
+			// Without a catalogue there are only ids, which are keys,
+			// not names: the message stays as it was.
+			names := r.componentNames(in.Components, ls.locale)
+			v.Components = strings.Join(names, ", ")
+			if !allIn(names, v.Title) {
+				v.SMSComponents = v.Components
+			}
+		}
 		v.ShowImpact = !v.Closed
 		if v.ShowImpact && !v.Maintenance {
 			v.SMSImpact = v.Impact
@@ -216,6 +233,28 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		v.ContentLocale = ls.locale
 	}
 	return v, nil
+}
+
+// componentNames names ids in locale from the site file, in their order.
+func (r *Renderer) componentNames(ids []string, locale string) []string {
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
+		names = append(names, r.cfg.Site.ComponentName(id, locale))
+	}
+	return names
+}
+
+// allIn reports whether text names every one of names already, as an
+// incident's title often does ("Login problems in StyreWeb"): an SMS has no
+// room to say it twice.
+func allIn(names []string, text string) bool {
+	text = strings.ToLower(text)
+	for _, n := range names {
+		if !strings.Contains(text, strings.ToLower(n)) {
+			return false
+		}
+	}
+	return true
 }
 
 // updatesSince counts the updates in the incident's timeline after the first
