@@ -78,7 +78,13 @@ func TestDocExamplesAreWhatIsSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := render.New(render.Config{PublicURL: "https://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, slog.New(slog.DiscardHandler))
+	// With the demo's site file: the examples show the components' names.
+	site, err := examples.Site()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := render.New(render.Config{PublicURL: "https://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo",
+		Site: site}, tokens, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

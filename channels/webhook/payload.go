@@ -33,6 +33,11 @@ type Data struct {
 	// PeakImpact is the worst impact of the incident while it was open;
 	// Incident.Impact is "none" once it is closed.
 	PeakImpact notifier.Impact `json:"peak_impact,omitempty"`
+	// ComponentNames names the components of the incident (or the
+	// letter's audience) in Locale, by id: the names of the site file
+	// (VARSEL_SITE_FILE), the id itself where it names none. Absent when
+	// the event names no components.
+	ComponentNames map[string]string `json:"component_names,omitempty"`
 	// Locale is the language of Text.
 	Locale string `json:"locale,omitempty"`
 	// Text is the message rendered for the subscriber's language.
@@ -55,7 +60,9 @@ func buildPayload(d *notifier.Delivery, now time.Time) *Payload {
 			EventID: d.Event.ID,
 			Locale:  d.Message.Locale,
 			Text:    d.Message.WebhookText,
-			Links:   Links{Status: d.Message.StatusURL, Incident: d.Message.IncidentURL},
+			// The message's names: the same language as Text.
+			ComponentNames: d.Message.ComponentNames,
+			Links:          Links{Status: d.Message.StatusURL, Incident: d.Message.IncidentURL},
 		},
 	}
 	switch {
