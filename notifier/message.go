@@ -25,6 +25,7 @@ type Message struct {
 	StatusURL      string // public status page
 	IncidentURL    string // the incident's page, "" for letters without one
 	UnsubscribeURL string // one-click unsubscribe for this subscriber and channel
+	PreferencesURL string // the subscriber's own page (email only)
 
 	// Staff marks an email to Varsel's own staff (a promise reminder), not
 	// to a subscriber: it has no unsubscribe link and no List-Unsubscribe.

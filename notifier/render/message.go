@@ -209,8 +209,8 @@ func (ls *langSet) execHTML(name string, data any) (string, error) {
 }
 
 // personalize adds the subscriber's unsubscribe link and, for email, the
-// greeting and footer. This is the only per-subscriber work; see
-// personal.go for what is cached.
+// link to their preferences page, the greeting and footer. This is the
+// only per-subscriber work; see personal.go for what is cached.
 func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.ChannelName) (*notifier.Message, error) {
 	m := p.msg
 	m.UnsubscribeURL = r.cfg.PublicURL + "/unsubscribe/" + r.tokens.Sign(notifier.TokenClaims{
@@ -219,9 +219,13 @@ func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.Ch
 	if ch != notifier.Email {
 		return &m, nil
 	}
+	m.PreferencesURL = r.cfg.PublicURL + "/preferences/" + r.tokens.Sign(notifier.TokenClaims{
+		Purpose: notifier.PurposePreferences, SubscriberID: sub.ID,
+	})
 	ls := p.ls
 	pd := personal{Name: normalName(sub.Name), UnsubscribeURL: m.UnsubscribeURL, StatusURL: m.StatusURL,
 		SiteName: r.cfg.Site.SiteName(ls.locale)}
+	pd.PreferencesURL = m.PreferencesURL
 	g, err := ls.greeting(pd)
 	if err != nil {
 		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
@@ -231,7 +235,7 @@ func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.Ch
 		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
 	}
 	var b strings.Builder
-	b.Grow(len(g.text) + len(p.text) + 256 + len(pd.UnsubscribeURL))
+	b.Grow(len(g.text) + len(p.text) + 256 + len(pd.UnsubscribeURL) + len(pd.PreferencesURL))
 	b.WriteString(g.text)
 	b.WriteString("\n\n")
 	b.WriteString(p.text)

@@ -43,6 +43,7 @@ const (
 type personal struct {
 	Name           string
 	UnsubscribeURL string
+	PreferencesURL string
 	StatusURL      string
 	// SiteName is the site's name in the reader's language, from the site
 	// file; "" when it gives none. The same for every reader of a locale.
@@ -53,6 +54,7 @@ type personal struct {
 const (
 	fieldName        = "Name"
 	fieldUnsubscribe = "UnsubscribeURL"
+	fieldPreferences = "PreferencesURL"
 )
 
 // greetingKey is what a greeting depends on when its templates read only
@@ -72,8 +74,9 @@ type footerSeg struct {
 	tmpl string
 	// static pieces read neither the name nor the unsubscribe link.
 	static bool
-	// link marks a piece that is exactly {{.UnsubscribeURL}}.
-	link bool
+	// link marks a piece that is exactly {{.UnsubscribeURL}}, prefs one
+	// that is exactly {{.PreferencesURL}}.
+	link, prefs bool
 }
 
 // personalParts is a locale's plan for the per-subscriber parts, made once
@@ -123,7 +126,7 @@ func cacheableGreeting(tr *parse.Tree) bool {
 		return false
 	}
 	fields, opaque := reads(tr.Root)
-	return !opaque && !fields[fieldUnsubscribe]
+	return !opaque && !fields[fieldUnsubscribe] && !fields[fieldPreferences]
 }
 
 // splitFooter cuts the text footer's top-level nodes into runs of static
@@ -144,7 +147,8 @@ func (ls *langSet) splitFooter(tr *parse.Tree) ([]footerSeg, error) {
 		if _, err := ls.text.AddParseTree(cp.Name, cp); err != nil {
 			return err
 		}
-		segs = append(segs, footerSeg{tmpl: cp.Name, static: static, link: !static && isBareField(nodes[0], fieldUnsubscribe)})
+		segs = append(segs, footerSeg{tmpl: cp.Name, static: static, link: !static && isBareField(nodes[0], fieldUnsubscribe),
+			prefs: !static && isBareField(nodes[0], fieldPreferences)})
 		return nil
 	}
 	for _, n := range tr.Root.Nodes {
@@ -152,7 +156,7 @@ func (ls *langSet) splitFooter(tr *parse.Tree) ([]footerSeg, error) {
 			return nil, nil
 		}
 		fields, opaque := reads(n)
-		if !opaque && !fields[fieldName] && !fields[fieldUnsubscribe] {
+		if !opaque && !fields[fieldName] && !fields[fieldUnsubscribe] && !fields[fieldPreferences] {
 			run = append(run, n)
 			continue
 		}
@@ -275,8 +279,8 @@ func (ls *langSet) greeting(pd personal) (greeting, error) {
 		if g, ok := pp.greetings.get(key); ok {
 			return g, nil
 		}
-		// The greeting must not see the link it was not keyed by.
-		pd.UnsubscribeURL = ""
+		// The greeting must not see the links it was not keyed by.
+		pd.UnsubscribeURL, pd.PreferencesURL = "", ""
 	}
 	var g greeting
 	var err error
@@ -321,6 +325,8 @@ func (ls *langSet) writeTextFooter(b *strings.Builder, pd personal) error {
 		case seg.link:
 			// What text/template prints for a string field: the string.
 			b.WriteString(pd.UnsubscribeURL)
+		case seg.prefs:
+			b.WriteString(pd.PreferencesURL)
 		default:
 			if err := ls.text.ExecuteTemplate(b, seg.tmpl, pd); err != nil {
 				return err
