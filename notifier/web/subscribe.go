@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +38,9 @@ const (
 	signupToBurst = 3
 	signupToEvery = 10 * time.Minute
 	signupKeys    = 65536
-	// maxTokenLen bounds what is verified: a real token is about 250 bytes.
-	maxTokenLen = 1024
+	// maxTokenLen bounds what is verified: a real token is about 250
+	// bytes, more with the components chosen on the form.
+	maxTokenLen = 4096
 	// sendTimeout bounds sending one confirmation email.
 	sendTimeout = 30 * time.Second
 )
@@ -51,8 +53,18 @@ type pending struct {
 	Phone    string `json:"p,omitempty"`
 	Locale   string `json:"l"`
 	Timezone string `json:"z,omitempty"`
-	Issued   int64  `json:"i"` // Unix seconds
-	Expires  int64  `json:"x"` // Unix seconds
+	// Components chosen on the form, comma-separated; "" means all.
+	Components string `json:"k,omitempty"`
+	Issued     int64  `json:"i"` // Unix seconds
+	Expires    int64  `json:"x"` // Unix seconds
+}
+
+// components returns the ids chosen on the form; nil for all.
+func (p pending) components() []string {
+	if p.Components == "" {
+		return nil
+	}
+	return strings.Split(p.Components, ",")
 }
 
 // signPending returns the token of a confirmation link. It is a
@@ -116,11 +128,36 @@ type subscribeView struct {
 	// The form's values, shown again with the problems (message ids).
 	Email, Phone           string
 	EmailError, PhoneError string
+	// The time zone and the components offered (see signupChoices), and
+	// their problems (message ids).
+	Timezone                       string
+	Zones                          []string
+	Components                     []choice
+	AllComponents                  bool
+	TimezoneError, ComponentsError string
+}
+
+// signupChoices offers the time zones (v.Timezone, else the page's zone,
+// selected) and the components (ids ticked; all when ids is empty) on
+// the form.
+func (s *server) signupChoices(v *subscribeView, ids []string) {
+	if v.Timezone == "" {
+		v.Timezone = v.Zone
+	}
+	v.Zones = zoneChoices(v.Timezone, s.cfg.DefaultTimezone)
+	v.Components = s.componentChoices(v.Locale, nil)
+	for i := range v.Components {
+		v.Components[i].On = slices.Contains(ids, v.Components[i].ID)
+	}
+	v.AllComponents = len(ids) == 0
 }
 
 func (s *server) subscribePage(w http.ResponseWriter, status int, v *subscribeView) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if (v.State == "form" || v.State == "toomany") && v.Zones == nil {
+		s.signupChoices(v, nil)
+	}
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, "subscribe.html", v); err != nil {
 		s.logger.Error("render page", "page", "subscribe.html", "error", err)
@@ -193,7 +230,23 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if sub.Email == "" || len(sub.Email) > 254 {
 		v.EmailError = "PageSubscribeEmailInvalid" // a phone alone cannot be confirmed by email
 	}
-	if v.EmailError != "" || v.PhoneError != "" {
+	if z := strings.TrimSpace(r.PostForm.Get("timezone")); z != "" {
+		v.Timezone = z
+		if validZone(z) {
+			v.Zone = z
+		} else {
+			v.TimezoneError = "PrefTimezoneInvalid"
+		}
+	}
+	var components []string
+	if vs, ok := r.PostForm["components"]; ok {
+		components, v.ComponentsError = pickComponents(vs, s.componentChoices(v.Locale, nil))
+	}
+	if v.EmailError != "" || v.PhoneError != "" || v.TimezoneError != "" || v.ComponentsError != "" {
+		if v.TimezoneError != "" {
+			v.Timezone = ""
+		}
+		s.signupChoices(v, components)
 		s.subscribePage(w, http.StatusBadRequest, v)
 		return
 	}
@@ -206,7 +259,7 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.subscribePage(w, http.StatusOK, v)
 		return
 	}
-	p := pending{Email: sub.Email, Phone: sub.Phone, Locale: v.Locale, Issued: now.Unix(),
+	p := pending{Email: sub.Email, Phone: sub.Phone, Locale: v.Locale, Components: strings.Join(components, ","), Issued: now.Unix(),
 		Expires: now.Add(render.ConfirmLinkValidity).Unix()}
 	if v.Zone != s.cfg.DefaultTimezone {
 		p.Timezone = v.Zone
@@ -293,6 +346,11 @@ func (s *server) confirmPending(ctx context.Context, p pending) (*notifier.Subsc
 		if sub.Timezone == "" {
 			sub.Timezone = p.Timezone
 		}
+		if ids := p.components(); len(ids) > 0 {
+			// Components ticked on the form; "all" (the default) leaves
+			// what the subscriber or an operator chose before.
+			sub.Components = ids
+		}
 		if why, ok := sub.Suppressed[notifier.Email]; ok && why.Reason == notifier.ReasonOptedOut && why.At.Before(asked) {
 			delete(sub.Suppressed, notifier.Email)
 		}
@@ -301,7 +359,7 @@ func (s *server) confirmPending(ctx context.Context, p pending) (*notifier.Subsc
 	if !errors.Is(err, notifier.ErrNotFound) {
 		return sub, err
 	}
-	sub = &notifier.Subscriber{ID: id, Email: p.Email, Phone: p.Phone, PhoneUnverified: p.Phone != "", Locale: p.Locale, Timezone: p.Timezone}
+	sub = &notifier.Subscriber{ID: id, Email: p.Email, Phone: p.Phone, PhoneUnverified: p.Phone != "", Locale: p.Locale, Timezone: p.Timezone, Components: p.components()}
 	if err := sub.Validate(); err != nil {
 		return nil, fmt.Errorf("new subscriber: %w", err)
 	}

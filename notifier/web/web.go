@@ -119,6 +119,8 @@ func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 
 	mux.HandleFunc("GET /unsubscribe/{token}", s.unsubscribeForm)
 	mux.HandleFunc("POST /unsubscribe/{token}", s.unsubscribe)
+	mux.HandleFunc("GET /preferences/{token}", s.preferencesForm)
+	mux.HandleFunc("POST /preferences/{token}", s.savePreferences)
 
 	if deps.TwilioInbound != nil {
 		mux.Handle("POST /twilio/inbound", deps.TwilioInbound)
