@@ -7,8 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -16,11 +15,14 @@ import (
 
 	"github.com/varsel/varsel/examples"
 	"github.com/varsel/varsel/notifier"
+	"github.com/varsel/varsel/notifier/jetstream"
 	"github.com/varsel/varsel/notifier/web"
 )
 
-// cmdStatus writes the status page, incident pages, feed and JSON as
-// static files, through the same handlers the server uses.
+// cmdStatus writes the static mirror of the status page (web.Mirror):
+// every page in both languages with relative links, the feeds and the
+// JSON. It reads a running serve's NATS, or, with none running, the store
+// in VARSEL_DATA_DIR itself.
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "export" {
 		return fmt.Errorf("%w: varsel status export DIR", errUsage)
@@ -35,12 +37,16 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: varsel status export DIR", errUsage)
 	}
 	dir := pos[0]
+	logger := newLogger(io.Discard)
 	c, err := connect(ctx, natsURL)
 	if err != nil {
-		return err
+		// No serve to ask: open its store, if it is here and free.
+		var lerr error
+		if c, lerr = openStore(ctx, logger); lerr != nil {
+			return fmt.Errorf("%w; nor could the store be opened: %v", err, lerr)
+		}
 	}
 	defer c.Close()
-	logger := newLogger(io.Discard)
 	r, err := offlineRenderer(logger)
 	if err != nil {
 		return err
@@ -54,37 +60,19 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h := web.New(web.Config{PublicURL: envOr("VARSEL_PUBLIC_URL", "http://localhost:8080"), DefaultLocale: envOr("VARSEL_DEFAULT_LOCALE", "en"),
-		DefaultTimezone: envOr("VARSEL_TIMEZONE", "Europe/Oslo")},
-		web.Deps{Status: status, Subscribers: c.Subscribers, Operator: c, Localizer: r, Tokens: tokens, Registry: prometheus.NewRegistry()}, logger)
-	files := map[string]string{
-		"index.html": "/", "index.en.html": "/?lang=en", "index.nb.html": "/?lang=nb",
-		"feed.atom": "/feed.atom", "feed.nb.atom": "/feed.atom?lang=nb", "api/v1/status.json": "/api/v1/status",
-	}
-	incidents, err := c.Incidents.List(ctx)
+	site, err := siteFromEnv()
 	if err != nil {
 		return err
 	}
-	for _, st := range incidents {
-		id := st.Incident.ID
-		files["incidents/"+id+".html"] = "/incidents/" + id
-		files["incidents/"+id+".nb.html"] = "/incidents/" + id + "?lang=nb"
+	mirror := web.NewMirror(web.Config{PublicURL: envOr("VARSEL_PUBLIC_URL", "http://localhost:8080"), DefaultLocale: envOr("VARSEL_DEFAULT_LOCALE", "en"),
+		DefaultTimezone: envOr("VARSEL_TIMEZONE", "Europe/Oslo"), Site: site},
+		web.Deps{Status: status, Subscribers: c.Subscribers, Operator: c, Localizer: r, Tokens: tokens, Registry: prometheus.NewRegistry()}, logger)
+	n, err := mirror.Write(ctx, dir)
+	if err != nil {
+		return err
 	}
-	for name, path := range files {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
-		if rec.Code != http.StatusOK {
-			return fmt.Errorf("render %s: HTTP %d", path, rec.Code)
-		}
-		out := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(out, rec.Body.Bytes(), 0o644); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(stdout, "wrote %d files to %s (%d incidents)\n", len(files), dir, len(incidents))
+	incidents := status.Incidents()
+	fmt.Fprintf(stdout, "wrote %d files to %s (%d incidents)\n", n, dir, len(incidents))
 	return nil
 }
 
@@ -115,4 +103,39 @@ func cmdTemplates(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "templates ok: %d example events, every event type, every data risk with every restore state, locales %v, channels email/sms/webhook\n", len(events), []string{"en", "nb"})
 	return nil
+}
+
+// siteFromEnv reads VARSEL_SITE_FILE for a command run beside serve.
+func siteFromEnv() (*notifier.Site, error) {
+	path := os.Getenv("VARSEL_SITE_FILE")
+	if path == "" {
+		return nil, nil
+	}
+	site, err := notifier.LoadSite(path)
+	if err != nil {
+		return nil, fmt.Errorf("VARSEL_SITE_FILE: %w", err)
+	}
+	return site, nil
+}
+
+// openStore opens the store in VARSEL_DATA_DIR with an embedded server of
+// its own, for a command run while serve is not: it takes serve's lock, so
+// the two never share a store.
+func openStore(ctx context.Context, logger *slog.Logger) (*jetstream.Conn, error) {
+	dir := envOr("VARSEL_DATA_DIR", "./data")
+	if _, err := os.Stat(filepath.Join(dir, "jetstream")); err != nil {
+		return nil, fmt.Errorf("no store in %s (VARSEL_DATA_DIR)", dir)
+	}
+	lock, err := jetstream.LockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := jetstream.Connect(ctx, jetstream.Config{DataDir: dir, Listen: "127.0.0.1:0",
+		EncryptionKey: os.Getenv("VARSEL_ENCRYPTION_KEY")}, logger)
+	if err != nil {
+		_ = lock.Unlock()
+		return nil, err
+	}
+	c.OnClose(func() { _ = lock.Unlock() })
+	return c, nil
 }

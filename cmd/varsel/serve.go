@@ -46,7 +46,9 @@ type service struct {
 	metricsHTTP     *http.Server
 	// site names the page and its components (VARSEL_SITE_FILE); nil
 	// names them by their ids.
-	site    *notifier.Site
+	site *notifier.Site
+	// mirror keeps the static mirror in VARSEL_EXPORT_DIR; nil without.
+	mirror  *web.Mirror
 	lock    *jetstream.DirLock
 	closers []func() error
 	logger  *slog.Logger
@@ -191,6 +193,10 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 		},
 		SendEmail: s.sendSignupEmail,
 	}, logger)
+	if cfg.ExportDir != "" {
+		s.mirror = web.NewMirror(web.Config{PublicURL: cfg.PublicURL, DefaultLocale: cfg.DefaultLocale, DefaultTimezone: cfg.Timezone, Site: s.site},
+			web.Deps{Status: status, Localizer: s.renderer}, logger)
+	}
 	handler := http.NewServeMux()
 	handler.Handle(console.Prefix, consoleHandler)
 	handler.Handle(console.Prefix+"/", consoleHandler)
@@ -418,7 +424,14 @@ func (s *service) run(ctx context.Context) error {
 			remindersDone <- s.reminders.Run(ctx, s.reminderTargets, s.logger.With("component", "reminders"))
 		}()
 	}
+	mirrorDone := make(chan struct{})
+	if s.mirror != nil {
+		go func() { defer close(mirrorDone); s.mirror.Follow(ctx, s.cfg.ExportDir, mirrorInterval) }()
+	} else {
+		close(mirrorDone)
+	}
 	err := s.runner.Run(ctx)
+	<-mirrorDone
 	if remindersDone != nil {
 		err = errors.Join(err, <-remindersDone)
 	}
@@ -449,3 +462,7 @@ func (s *service) close() {
 	}
 	_ = s.lock.Unlock()
 }
+
+// mirrorInterval is how often serve checks whether the static mirror
+// needs rewriting (VARSEL_EXPORT_DIR).
+const mirrorInterval = time.Second

@@ -203,6 +203,13 @@ func (s *server) statusModified(now time.Time) time.Time {
 		if st.Overdue(now) {
 			later(*st.Incident.NextUpdateAt)
 		}
+		// The front page's history drops an incident once it started
+		// more than historyDays ago: that moment changed the page.
+		if st.ResolvedAt != nil {
+			if edge := (&incidentView{IncidentState: st}).Start().Add(historyDays * 24 * time.Hour); !edge.After(now) {
+				later(edge)
+			}
+		}
 	}
 	if f := s.deps.Status.Freshness(); f.Synced && !f.Live {
 		later(f.AsOf)

@@ -109,6 +109,11 @@ func (s *server) feed(w http.ResponseWriter, r *http.Request) {
 			{Href: selfURL, Rel: "self", Type: "application/atom+xml"},
 			{Href: base + "/?lang=" + url.QueryEscape(rd.Locale), Rel: "alternate", Type: "text/html", HrefLang: rd.Locale},
 		}}
+	if rd.Mirror() {
+		// The mirror's feed (LANG/feed.atom) links its own files, relative
+		// to itself (RFC 4287 §2 and RFC 3986 §5.1.3); ids stay the site's.
+		f.Links[0].Href, f.Links[1].Href = "feed.atom", "index.html"
+	}
 	var updated time.Time
 	for _, st := range all {
 		page := base + "/incidents/" + url.PathEscape(st.Incident.ID)
@@ -117,6 +122,9 @@ func (s *server) feed(w http.ResponseWriter, r *http.Request) {
 			id += "?lang=" + url.QueryEscape(rd.Locale)
 		}
 		link := page + "?lang=" + url.QueryEscape(rd.Locale)
+		if rd.Mirror() {
+			link = "incidents/" + st.Incident.ID + ".html"
+		}
 		incTitle, _ := rd.loc.Text(st.Incident.Title, rd.Locale)
 		for _, u := range st.Updates {
 			msg, lang := rd.loc.Text(u.Message, rd.Locale)

@@ -105,7 +105,7 @@ func TestMalformedIDsAreNotFoundAndLogNoError(t *testing.T) {
 			}
 			if res.StatusCode != http.StatusNotFound {
 				t.Errorf("GET %s%s: %d %q, want 404", base, id, res.StatusCode, body)
-			} else if !strings.Contains(body, "404 page not found") {
+			} else if !strings.Contains(body, "Page not found") {
 				t.Errorf("GET %s%s: 404 without the not-found page: %q", base, id, body)
 			}
 		}

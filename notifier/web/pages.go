@@ -49,6 +49,8 @@ type reader struct {
 	// StaleSince is when the page was last known current, formatted for
 	// the reader, while Varsel cannot reach its store; "" when live.
 	StaleSince string
+	links      links
+	site       *notifier.Site
 }
 
 // T is a fixed phrase in the reader's language, with key/value pairs.
@@ -65,6 +67,37 @@ func (rd reader) T(id string, kv ...any) string {
 
 // Time formats t for the reader: "17.09.2019 kl. 10:00" or "17 Sep 2019, 10:00 CEST".
 func (rd reader) Time(t time.Time) string { return rd.loc.FormatTime(t, rd.Locale, rd.Zone) }
+
+// Date is the day of t in the reader's zone: "17.09.2019" or "17 Sep 2019".
+func (rd reader) Date(t time.Time) string {
+	loc, err := time.LoadLocation(rd.Zone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format(rd.T("FormatDate"))
+}
+
+// Duration says how long something lasted, to the minute: "2 days 14
+// hours", "45 minutter".
+func (rd reader) Duration(d time.Duration) string {
+	d = d.Round(time.Minute)
+	days, hours, minutes := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
+	var parts []string
+	if days > 0 {
+		parts = append(parts, rd.T("DurationDays", "Count", days))
+	}
+	if hours > 0 {
+		parts = append(parts, rd.T("DurationHours", "Count", hours))
+	}
+	// Minutes matter for short incidents only.
+	if minutes > 0 && days == 0 {
+		parts = append(parts, rd.T("DurationMinutes", "Count", minutes))
+	}
+	if len(parts) == 0 {
+		return rd.T("DurationMinutes", "Count", 0)
+	}
+	return strings.Join(parts, " ")
+}
 
 // Text picks the reader's language from free text, marking the language
 // when it falls back to another.
@@ -137,10 +170,12 @@ func camel(s string) string {
 // then the default; every Norwegian variant reads Bokmål.
 func (s *server) readerFor(r *http.Request) reader {
 	rd := reader{Locale: notifier.RequestLanguage(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"), s.cfg.DefaultLocale),
-		Zone: s.cfg.DefaultTimezone, loc: s.deps.Localizer}
+		Zone: s.cfg.DefaultTimezone, loc: s.deps.Localizer, links: s.linksFor(r), site: s.cfg.Site}
 	if tz := r.URL.Query().Get("tz"); tz != "" {
 		if _, err := time.LoadLocation(tz); err == nil {
 			rd.Zone = tz
+		} else {
+			rd.links.zone = "" // not carried on
 		}
 	}
 	if s.deps.Status != nil {
@@ -149,13 +184,6 @@ func (s *server) readerFor(r *http.Request) reader {
 		}
 	}
 	return rd
-}
-
-type statusView struct {
-	reader
-	Ongoing, Maintenance, Past []*incidentView
-	PublicURL                  string
-	Now                        time.Time
 }
 
 type cardView struct {
@@ -204,34 +232,12 @@ func (s *server) synced(w http.ResponseWriter) bool {
 	return true
 }
 
-func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
-	if !s.synced(w) {
-		return
-	}
-	all := s.deps.Status.Incidents()
-	v := statusView{reader: s.readerFor(r), PublicURL: s.cfg.PublicURL, Now: time.Now()}
-	for _, st := range all {
-		iv := newIncidentView(st, v.Now)
-		switch {
-		case st.ResolvedAt != nil:
-			if len(v.Past) < 20 {
-				v.Past = append(v.Past, iv)
-			}
-		case st.Kind == "maintenance":
-			v.Maintenance = append(v.Maintenance, iv)
-		default:
-			v.Ongoing = append(v.Ongoing, iv)
-		}
-	}
-	s.render(w, "status.html", v)
-}
-
 func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !notifier.ValidID(id) {
 		// Names no incident, and must not reach the store, where it is
 		// not even a valid key ("a*", "a>", "a b").
-		http.NotFound(w, r)
+		s.notFound(w, r)
 		return
 	}
 	if !s.synced(w) {
@@ -239,7 +245,7 @@ func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	st, ok := s.deps.Status.Incident(id)
 	if !ok {
-		http.NotFound(w, r)
+		s.notFound(w, r)
 		return
 	}
 	rd := s.readerFor(r)
@@ -286,7 +292,7 @@ func (s *server) incidentPage(w http.ResponseWriter, r *http.Request) {
 func (s *server) letterPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !notifier.ValidID(id) {
-		http.NotFound(w, r)
+		s.notFound(w, r)
 		return
 	}
 	ev, ok, err := s.deps.Status.Letter(r.Context(), id)
@@ -296,7 +302,7 @@ func (s *server) letterPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		http.NotFound(w, r)
+		s.notFound(w, r)
 		return
 	}
 	s.render(w, "letter.html", struct {
@@ -308,7 +314,15 @@ func (s *server) letterPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) render(w http.ResponseWriter, name string, v any) {
+	s.renderStatus(w, http.StatusOK, name, v)
+}
+
+// renderStatus renders a page with an HTTP status other than 200.
+func (s *server) renderStatus(w http.ResponseWriter, code int, name string, v any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if code != http.StatusOK {
+		w.WriteHeader(code)
+	}
 	if err := pages.ExecuteTemplate(w, name, v); err != nil {
 		s.logger.Error("render page", "page", name, "error", err)
 	}

@@ -83,9 +83,18 @@ type server struct {
 
 // New returns the handler for every path in DESIGN.md's HTTP table.
 func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
-	s := &server{cfg: cfg, deps: deps, logger: logger.With("component", "http"), now: time.Now,
+	return newServer(cfg, deps, logger).handler()
+}
+
+func newServer(cfg Config, deps Deps, logger *slog.Logger) *server {
+	return &server{cfg: cfg, deps: deps, logger: logger.With("component", "http"), now: time.Now,
 		signupIP: ratelimit.New(signupIPEvery, signupIPBurst, signupKeys),
 		signupTo: ratelimit.New(signupToEvery, signupToBurst, signupKeys)}
+}
+
+// handler routes every path.
+func (s *server) handler() http.Handler {
+	deps := s.deps
 	mux := http.NewServeMux()
 	// The public pages, feeds and JSON, with ETag, Last-Modified, 304s
 	// and Vary (cache.go); the feeds and JSON readable by any site (CORS).
@@ -133,6 +142,8 @@ func New(cfg Config, deps Deps, logger *slog.Logger) http.Handler {
 	// (VARSEL_METRICS_ADDR), away from the public one.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
+	// Anything else: a page in the reader's language, not Go's plain text.
+	mux.Handle("/", s.cached(cacheOpts{negotiated: true}, s.notFound))
 	return SecurityHeaders(mux)
 }
 

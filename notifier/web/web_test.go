@@ -59,6 +59,12 @@ func (f *fixture) update(t *testing.T, id string, fn func(*notifier.IncidentStat
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with a change to the pages' configuration.
+func newFixtureWith(t *testing.T, change func(*Config)) *fixture {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
 	if err != nil {
@@ -72,7 +78,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	deps, status := fixtureDeps(t, conn)
 	deps.Localizer, deps.Tokens = r, tokens
-	h := New(Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, deps, logger)
+	cfg := Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}
+	if change != nil {
+		change(&cfg)
+	}
+	h := New(cfg, deps, logger)
 	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
 	t.Cleanup(f.srv.Close)
 	return f
