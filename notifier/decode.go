@@ -86,14 +86,38 @@ func DecodeEvent(b []byte) (*Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var ev Event
+	var timeProblems []FieldError
 	if err := dec.Decode(&ev); err != nil {
-		return nil, &ValidationError{Problems: []FieldError{jsonProblem(b, err)}}
+		// A bad time stops encoding/json at once. Set the bad times
+		// aside and decode the rest, so that one decode reports every
+		// problem, the bad times among them.
+		fixed, problems := withoutBadTimes(b)
+		if len(problems) == 0 {
+			return nil, &ValidationError{Problems: []FieldError{jsonProblem(b, err)}}
+		}
+		timeProblems = problems
+		ev = Event{}
+		dec = json.NewDecoder(bytes.NewReader(fixed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev); err != nil {
+			return nil, &ValidationError{Problems: append(timeProblems, jsonProblem(fixed, err))}
+		}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &ValidationError{Problems: []FieldError{{Problem: "unexpected data after the JSON object"}}}
 	}
-	if err := ev.Validate(); err != nil {
-		return nil, err
+	if err := ev.Validate(); err != nil || len(timeProblems) > 0 {
+		v := &ValidationError{Problems: timeProblems}
+		var verr *ValidationError
+		if errors.As(err, &verr) {
+			for _, p := range verr.Problems {
+				// A bad time is reported once, not also as missing.
+				if !slices.ContainsFunc(timeProblems, func(tp FieldError) bool { return tp.Field == p.Field }) {
+					v.Problems = append(v.Problems, p)
+				}
+			}
+		}
+		return nil, v
 	}
 	if ev.Incident != nil && ev.Incident.Data != nil {
 		ev.Incident.Data.normalize()
@@ -152,6 +176,48 @@ func jsonProblem(b []byte, err error) FieldError {
 		}
 	}
 	return FieldError{Problem: err.Error()}
+}
+
+// withoutBadTimes finds every timestamp of b (a JSON object) that does not
+// decode as a time, and returns b with each of them set to null, so that
+// the rest decodes, and a problem for each. It returns no problems when
+// every time is good or b is not an object.
+func withoutBadTimes(b []byte) ([]byte, []FieldError) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // numbers re-encode as they were written
+	var generic map[string]any
+	if dec.Decode(&generic) != nil {
+		return nil, nil
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil
+	}
+	var problems []FieldError
+	for _, path := range timeFields {
+		v, ok := lookup(generic, path)
+		if !ok || v == nil {
+			continue
+		}
+		field := strings.Join(path, ".")
+		s, isString := v.(string)
+		if !isString {
+			problems = append(problems, FieldError{Field: field, Problem: "must be an RFC 3339 time string"})
+		} else if raw, _ := json.Marshal(s); new(time.Time).UnmarshalJSON(raw) != nil {
+			problems = append(problems, FieldError{Field: field, Problem: fmt.Sprintf("%q is not an RFC 3339 time such as 2019-09-17T10:00:00+02:00", s)})
+		} else {
+			continue
+		}
+		parent, _ := lookup(generic, path[:len(path)-1])
+		parent.(map[string]any)[path[len(path)-1]] = nil
+	}
+	if len(problems) == 0 {
+		return nil, nil
+	}
+	fixed, err := json.Marshal(generic)
+	if err != nil {
+		return nil, nil
+	}
+	return fixed, problems
 }
 
 func lookup(m map[string]any, path []string) (any, bool) {

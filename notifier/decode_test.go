@@ -214,6 +214,43 @@ func TestValidationErrorListsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestBadTimeDoesNotHideTheRest: a time that does not parse stops
+// encoding/json at once; it is reported with the other problems, each once.
+func TestBadTimeDoesNotHideTheRest(t *testing.T) {
+	for name, doc := range map[string]string{
+		"bad time":         edit(edit(edit(validIncident, "time", "17.09.2019 kl.10"), "incident.status", "on fire"), "incident.title", remove),
+		"time as number":   edit(edit(edit(validIncident, "time", 1568707200), "incident.status", "on fire"), "incident.title", remove),
+		"bad nested times": edit(edit(edit(edit(validIncident, "incident.next_update_at", "kl.12"), "incident.started_at", "i går"), "incident.status", "on fire"), "incident.title", remove),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := DecodeEvent([]byte(doc))
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("error %v is not a *ValidationError", err)
+			}
+			count := map[string]int{}
+			for _, p := range verr.Problems {
+				count[p.Field]++
+			}
+			times := []string{"time"}
+			if name == "bad nested times" {
+				times = []string{"incident.next_update_at", "incident.started_at"}
+			}
+			for _, want := range append(times, "incident.status", "incident.title") {
+				if count[want] != 1 {
+					t.Errorf("%s named %d times in %v, want once", want, count[want], verr)
+				}
+			}
+			for _, f := range times {
+				i := slices.IndexFunc(verr.Problems, func(p FieldError) bool { return p.Field == f })
+				if i >= 0 && !strings.Contains(verr.Problems[i].Problem, "RFC 3339") {
+					t.Errorf("%s: %q does not say what a time looks like", f, verr.Problems[i].Problem)
+				}
+			}
+		})
+	}
+}
+
 // exampleFiles are the event files of examples/ (read from disk: the
 // examples package imports this one).
 func exampleFiles(tb testing.TB) []string {
