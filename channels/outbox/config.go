@@ -12,6 +12,9 @@ type Config struct {
 	Dir string
 	// From is the From header of outbox email (VARSEL_MAIL_FROM).
 	From string
+	// UserAgent is the User-Agent a webhook line shows, "Varsel/<version>"
+	// as the webhook channel sends it; empty means webhook.DefaultUserAgent.
+	UserAgent string
 }
 
 // Validate reports every problem with the configuration.

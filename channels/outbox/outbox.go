@@ -1,7 +1,9 @@
 // Package outbox is the development channel: it writes what would have been
 // sent to files, so `varsel serve` works end to end on a bare machine.
 // Email becomes one .eml file per delivery (a resend gets a numbered twin,
-// so duplicates can be counted); SMS and webhooks become JSON lines.
+// so duplicates can be counted); SMS and webhooks become JSON lines, a
+// webhook with the exact body and signed headers it would have carried.
+// Prune removes what is older than a retention (VARSEL_OUTBOX_KEEP).
 package outbox
 
 import (
@@ -11,14 +13,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/varsel/varsel/channels/email"
+	"github.com/varsel/varsel/channels/webhook"
 	"github.com/varsel/varsel/notifier"
 )
 
@@ -97,8 +104,7 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 			Locale: d.Message.Locale, At: time.Now().UTC()})
 		r.Segments = d.Message.Segments
 	case notifier.Webhook:
-		r, err = c.appendLine(WebhookLine{ID: d.ID, URL: d.Subscriber.WebhookURL, Type: d.Event.Type, EventID: d.Event.ID,
-			Sequence: sequence(d), Locale: d.Message.Locale, Text: d.Message.WebhookText, At: time.Now().UTC()})
+		r, err = c.appendWebhook(d)
 	}
 	var se *notifier.SendError
 	if errors.As(err, &se) {
@@ -125,7 +131,10 @@ type SMSLine struct {
 	At       time.Time `json:"at"`
 }
 
-// WebhookLine is one webhook in webhook.jsonl.
+// WebhookLine is one webhook in webhook.jsonl: the request the webhook
+// channel would have posted, signed with the subscriber's secret, so a
+// receiver's verification can be tried on it (the body, as a string, is
+// byte for byte what would have been sent: `jq -r .body`).
 type WebhookLine struct {
 	ID       string             `json:"id"`
 	URL      string             `json:"url"`
@@ -135,6 +144,38 @@ type WebhookLine struct {
 	Locale   string             `json:"locale"`
 	Text     string             `json:"text"`
 	At       time.Time          `json:"at"`
+	// Method is always POST.
+	Method string `json:"method"`
+	// Headers are every header Varsel sets: Content-Type, User-Agent,
+	// webhook-id, webhook-timestamp and webhook-signature.
+	Headers map[string]string `json:"headers"`
+	// Body is the exact JSON body (docs/webhooks.md).
+	Body string `json:"body"`
+}
+
+// appendWebhook signs d as the webhook channel would (its own code) and
+// appends the request. An unusable secret fails as it would for real.
+func (c *Channel) appendWebhook(d *notifier.Delivery) (notifier.Receipt, error) {
+	now := time.Now()
+	signed, err := webhook.Sign(d, now, c.cfg.UserAgent, c.logger)
+	if err != nil {
+		return notifier.Receipt{}, &notifier.SendError{Reason: notifier.ReasonRejected, Err: err}
+	}
+	headers := make(map[string]string, len(signed.Header))
+	for k := range signed.Header {
+		name := k
+		if strings.HasPrefix(k, "Webhook-") {
+			name = strings.ToLower(k) // as Standard Webhooks spells them
+		}
+		headers[name] = signed.Header.Get(k)
+	}
+	r, err := c.appendLine(WebhookLine{ID: d.ID, URL: d.Subscriber.WebhookURL, Type: d.Event.Type, EventID: d.Event.ID,
+		Sequence: sequence(d), Locale: d.Message.Locale, Text: d.Message.WebhookText, At: now.UTC(),
+		Method: http.MethodPost, Headers: headers, Body: string(signed.Body)})
+	if err == nil {
+		r.ProviderID = signed.ID
+	}
+	return r, err
 }
 
 func sequence(d *notifier.Delivery) int64 {
@@ -154,10 +195,36 @@ func (c *Channel) appendLine(v any) (notifier.Receipt, error) {
 	b = append(b, '\n')
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.file.Write(b); err != nil {
+	if err := c.appendLocked(b); err != nil {
 		return notifier.Receipt{}, fmt.Errorf("append to %s: %w", c.LinesFile(), err)
 	}
 	return notifier.Receipt{ProviderID: "outbox"}, nil
+}
+
+// appendLocked appends b under the file's flock, reopening the file first
+// when Prune (in this process or `varsel outbox prune` in another) has
+// replaced it, so no line goes to a file no one will read.
+func (c *Channel) appendLocked(b []byte) error {
+	for {
+		fd := int(c.file.Fd())
+		if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+			return err
+		}
+		cur, err1 := c.file.Stat()
+		now, err2 := os.Stat(c.LinesFile())
+		if err1 == nil && err2 == nil && os.SameFile(cur, now) {
+			_, err := c.file.Write(b)
+			_ = unix.Flock(fd, unix.LOCK_UN)
+			return err
+		}
+		_ = unix.Flock(fd, unix.LOCK_UN)
+		f, err := os.OpenFile(c.LinesFile(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return err
+		}
+		_ = c.file.Close()
+		c.file = f
+	}
 }
 
 // writeEmail writes the message, composed exactly as the email channel
@@ -184,6 +251,13 @@ func (c *Channel) writeEmail(d *notifier.Delivery) (notifier.Receipt, error) {
 		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 		if errors.Is(err, os.ErrExist) {
 			continue
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			// Prune removed the event's directory since: make it again.
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return notifier.Receipt{}, fmt.Errorf("create %s: %w", dir, err)
+			}
+			f, err = os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 		}
 		if err != nil {
 			return notifier.Receipt{}, fmt.Errorf("create %s: %w", name, err)

@@ -21,7 +21,8 @@ func delivery() *notifier.Delivery {
 	ev := &notifier.Event{ID: "e1", Type: notifier.IncidentOpened, Time: time.Now()}
 	return &notifier.Delivery{
 		ID: notifier.DeliveryID("e1", "kari", notifier.Email), Event: ev,
-		Subscriber: &notifier.Subscriber{ID: "kari", Name: "Kari Nordmann", Email: "kari@example.com", Phone: "+4791234567", WebhookURL: "https://example.com/h"},
+		Subscriber: &notifier.Subscriber{ID: "kari", Name: "Kari Nordmann", Email: "kari@example.com", Phone: "+4791234567", WebhookURL: "https://example.com/h",
+			WebhookSecret: testSecret},
 		Message: &notifier.Message{Locale: "nb", Subject: "Driftsmelding: innlogging i StyreWeb", Text: "Vi jobber med saken.",
 			HTML: "<p>Vi jobber med saken.</p>", SMS: "Feil i StyreWeb", Segments: 1, WebhookText: "Feil",
 			UnsubscribeURL: "http://localhost:8080/unsubscribe/tok"},

@@ -7,6 +7,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -201,25 +202,23 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		}
 	}
 	now := c.now()
-	id := MessageID(d.ID)
-	body, err := json.Marshal(buildPayload(d, now))
+	signed, err := Sign(d, now, c.cfg.UserAgent, c.logger)
 	if err != nil {
-		return fail(false, &notifier.SendError{Reason: notifier.ReasonTemplate, Err: fmt.Errorf("encode payload: %w", err)})
+		reason := notifier.ReasonRejected
+		if !errors.Is(err, ErrInvalidSecret) {
+			reason = notifier.ReasonTemplate
+		}
+		return fail(false, &notifier.SendError{Reason: reason, Err: err})
 	}
-	sig, err := c.signature(d.Subscriber, id, now, body)
-	if err != nil {
-		return fail(false, &notifier.SendError{Reason: notifier.ReasonRejected, Err: err})
-	}
+	id := signed.ID
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(signed.Body))
 	if err != nil {
 		return fail(false, &notifier.SendError{Reason: notifier.ReasonInvalidAddress, Err: fmt.Errorf("%w: cannot build a request", ErrInvalidURL)})
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set("webhook-signature", sig)
+	for k, v := range signed.Header {
+		req.Header[k] = v
+	}
 
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -294,9 +293,48 @@ func classifyTransportError(host string, err error) (notifier.Reason, bool, erro
 	return notifier.ReasonNetwork, true, err
 }
 
+// Signed is one webhook request as Notify sends it: its webhook-id, the
+// exact body, and every header Varsel sets (Content-Type, User-Agent,
+// webhook-id, webhook-timestamp, webhook-signature).
+type Signed struct {
+	ID     string
+	Body   []byte
+	Header http.Header
+}
+
+// Sign builds the body of d as sent at now and signs it with the
+// subscriber's secret (and, during a rotation, the previous one): exactly
+// the request Notify posts, so the outbox can show it. userAgent empty
+// means DefaultUserAgent; logger may be nil. An unusable secret is an
+// error wrapping ErrInvalidSecret.
+func Sign(d *notifier.Delivery, now time.Time, userAgent string, logger *slog.Logger) (*Signed, error) {
+	if d == nil || d.Subscriber == nil || d.Event == nil || d.Message == nil {
+		return nil, fmt.Errorf("%w: needs event, subscriber and message", ErrIncomplete)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	id := MessageID(d.ID)
+	body, err := json.Marshal(buildPayload(d, now))
+	if err != nil {
+		return nil, fmt.Errorf("encode payload: %w", err)
+	}
+	sig, err := signature(logger, d.Subscriber, id, now, body)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", cmp.Or(userAgent, DefaultUserAgent))
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("webhook-signature", sig)
+	return &Signed{ID: id, Body: body, Header: h}, nil
+}
+
 // signature returns the webhook-signature header value: v1 signatures with
 // the current secret and, during a rotation, the previous one.
-func (c *Channel) signature(s *notifier.Subscriber, id string, now time.Time, body []byte) (string, error) {
+func signature(logger *slog.Logger, s *notifier.Subscriber, id string, now time.Time, body []byte) (string, error) {
 	key, err := decodeSecret(s.WebhookSecret)
 	if err != nil {
 		return "", err
@@ -306,7 +344,7 @@ func (c *Channel) signature(s *notifier.Subscriber, id string, now time.Time, bo
 		prev, err := decodeSecret(s.PreviousWebhookSecret)
 		if err != nil {
 			// Never quote it: say only that it was skipped.
-			c.logger.Warn("previous webhook secret is not a whsec_ secret; signing with the current one only", "subscriber", s.ID)
+			logger.Warn("previous webhook secret is not a whsec_ secret; signing with the current one only", "subscriber", s.ID)
 		} else {
 			sig += " v1," + sign(prev, id, now, body)
 		}
