@@ -3,6 +3,8 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -60,6 +62,11 @@ type Config struct {
 	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
 	// per receiver host. Zero means DefaultMaxIdleConnsPerHost (16).
 	MaxIdleConnsPerHost int
+	// Self lists exact URLs of Varsel's own listener on a loopback address
+	// (its demo webhook receiver, http://127.0.0.1:8080/demo/webhook) that
+	// are called even without AllowPrivate: only those URLs, byte for byte,
+	// so no other loopback or private target gets through.
+	Self []string
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -78,6 +85,7 @@ func (c Config) withDefaults() Config {
 	}
 	// Copy so a caller changing its slice later cannot change ours.
 	c.Schedule = append([]time.Duration(nil), c.Schedule...)
+	c.Self = append([]string(nil), c.Self...)
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}
@@ -111,6 +119,16 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsFunc(c.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		errs = append(errs, fmt.Errorf("user agent %q contains control characters", c.UserAgent))
+	}
+	for _, raw := range c.Self {
+		ok := false
+		if u, err := url.Parse(raw); err == nil && u.Scheme == "http" && u.String() == raw {
+			ip, err := netip.ParseAddr(u.Hostname())
+			ok = err == nil && ip.IsLoopback()
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("self URL %q is not an http URL on a loopback address", raw))
+		}
 	}
 	if c.MaxIdleConnsPerHost < 0 {
 		errs = append(errs, fmt.Errorf("max idle connections per host %d is negative", c.MaxIdleConnsPerHost))

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,8 +62,10 @@ type Channel struct {
 	cfg       Config
 	client    *http.Client
 	transport *http.Transport
-	logger    *slog.Logger
-	now       func() time.Time
+	// selfClient calls Config.Self (loopback allowed); nil without Self.
+	selfClient *http.Client
+	logger     *slog.Logger
+	now        func() time.Time
 }
 
 var (
@@ -86,10 +89,21 @@ func newChannel(cfg Config, logger *slog.Logger, guard func(address string) erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	client, tr := newClient(cfg, cfg.AllowPrivate, guard)
+	c := &Channel{cfg: cfg, client: client, transport: tr, logger: logger, now: time.Now}
+	if len(cfg.Self) > 0 {
+		c.selfClient, _ = newClient(cfg, true, guard)
+	}
+	return c, nil
+}
+
+// newClient returns the HTTP client of a channel, refusing non-public
+// addresses at dial time unless allowPrivate.
+func newClient(cfg Config, allowPrivate bool, guard func(address string) error) (*http.Client, *http.Transport) {
 	dialer := &net.Dialer{
 		Timeout:        cfg.ConnectTimeout,
 		KeepAlive:      30 * time.Second,
-		ControlContext: dialControl(cfg.AllowPrivate, guard),
+		ControlContext: dialControl(allowPrivate, guard),
 	}
 	tr := &http.Transport{
 		// No proxy: a proxy would dial the target for us and the dial-time
@@ -115,7 +129,7 @@ func newChannel(cfg Config, logger *slog.Logger, guard func(address string) erro
 		// themselves: the 3xx is returned to Notify as a failure.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Channel{cfg: cfg, client: client, transport: tr, logger: logger, now: time.Now}, nil
+	return client, tr
 }
 
 // Name implements notifier.Channel.
@@ -150,7 +164,12 @@ func (c *Channel) Backoff(attempt int) time.Duration {
 func (c *Channel) MaxAttempts() int { return len(c.cfg.Schedule) + 1 }
 
 // CloseIdleConnections closes kept-alive connections, for shutdown.
-func (c *Channel) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+func (c *Channel) CloseIdleConnections() {
+	c.transport.CloseIdleConnections()
+	if c.selfClient != nil {
+		c.selfClient.CloseIdleConnections()
+	}
+}
 
 // MessageID returns the webhook-id of a delivery: the same for every attempt
 // of the delivery so receivers can drop duplicates.
@@ -193,9 +212,14 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		}
 		return fail(false, &notifier.SendError{Reason: reason, Err: err})
 	}
+	client := c.client
+	self := c.selfClient != nil && slices.Contains(c.cfg.Self, u.String())
+	if self {
+		client = c.selfClient
+	}
 	// An address literal is checked here for a clear, deterministic error;
 	// names are checked at dial time on the address they resolve to.
-	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !c.cfg.AllowPrivate {
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !c.cfg.AllowPrivate && !self {
 		if why := blockedWhy(ip); why != "" {
 			return fail(false, &notifier.SendError{Reason: notifier.ReasonRejected,
 				Err: &TargetError{Host: u.Hostname(), Addr: ip.WithZone(""), Why: why}})
@@ -220,7 +244,7 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		req.Header[k] = v
 	}
 
-	resp, err := c.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		reason, retry, err := classifyTransportError(u.Hostname(), err)
 		return fail(retry, &notifier.SendError{Reason: reason, Err: fmt.Errorf("post to %s: %w", target, err)})
