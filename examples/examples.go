@@ -30,7 +30,10 @@ import (
 
 // SubscribersFile is the path in FS of the demo subscribers, in the CSV
 // format of `varsel subscribers import`. The two webhook subscribers point at
-// http://127.0.0.1:9999/hook, which needs VARSEL_WEBHOOK_ALLOW_PRIVATE=true.
+// http://127.0.0.1:8080/demo/webhook, the receiver of serve's own listener
+// (on the default VARSEL_HTTP_ADDR), which verifies their signatures: serve
+// calls that exact URL without VARSEL_WEBHOOK_ALLOW_PRIVATE, but importing
+// them still needs --allow-private-webhooks.
 const SubscribersFile = "subscribers.csv"
 
 // FS holds every scenario directory (<name>/*.json) and SubscribersFile.

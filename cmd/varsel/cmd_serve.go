@@ -30,9 +30,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 		return err
 	}
 	if demo {
-		// The demo's webhook subscribers point at 127.0.0.1:9999, where
-		// nothing listens: their webhooks go to the outbox instead.
-		cfg.WebhookOutbox = "true"
+		// The demo's webhook subscribers point at serve's own receiver
+		// (demoWebhookPath): the outbox without SMTP or Twilio, real,
+		// verified deliveries with them.
 		// Its own store, so replaying the examples never mixes them into
 		// a real one (and a running serve's directory lock is not hit).
 		set := false

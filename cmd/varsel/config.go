@@ -54,6 +54,7 @@ type Config struct {
 	StaffWebhookURL     string
 	RemindBefore        time.Duration
 	DeliveryRetention   time.Duration
+	OutboxKeep          time.Duration
 	NATSContext         string
 	EncryptionKey       string
 	EncryptionKeyPrev   string
@@ -119,6 +120,7 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_STAFF_WEBHOOK_URL", flag: "staff-webhook-url", help: `also post reminders there as {"text": ...} (Slack, Teams, Mattermost)`, str: &c.StaffWebhookURL},
 		{env: "VARSEL_REMIND_BEFORE", flag: "remind-before", def: "10m", help: "how long before a promised update staff are reminded; a second reminder when it is overdue", dur: &c.RemindBefore},
 		{env: "VARSEL_DELIVERY_RETENTION", flag: "delivery-retention", def: "720h", help: "how long per-delivery records are kept; the per-event summaries stay", dur: &c.DeliveryRetention},
+		{env: "VARSEL_OUTBOX_KEEP", flag: "outbox-keep", def: "168h", help: "how long outbox files and lines are kept (0: for ever)", dur: &c.OutboxKeep},
 		{env: "VARSEL_NATS_CONTEXT", flag: "nats-context", help: "nats CLI context file or .creds file to connect to an external NATS with", str: &c.NATSContext},
 		{env: "VARSEL_ENCRYPTION_KEY", flag: "encryption-key", help: "encrypt the embedded JetStream store at rest with this key (32+ characters; prefer the environment to the flag)", str: &c.EncryptionKey},
 		{env: "VARSEL_ENCRYPTION_KEY_PREVIOUS", flag: "encryption-key-previous", help: "the key the store was encrypted with until now, during a rotation", str: &c.EncryptionKeyPrev},
@@ -283,6 +285,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DeliveryRetention < time.Hour {
 		bad("VARSEL_DELIVERY_RETENTION", "%s: want at least 1h (records are looked up while retries run), such as 720h", c.DeliveryRetention)
+	}
+	if c.OutboxKeep != 0 && c.OutboxKeep < time.Minute {
+		bad("VARSEL_OUTBOX_KEEP", "%s: want at least 1m, such as 168h, or 0 to keep the outbox for ever", c.OutboxKeep)
 	}
 	if c.RemindBefore <= 0 {
 		bad("VARSEL_REMIND_BEFORE", "%s: want a duration above 0, such as 10m", c.RemindBefore)

@@ -34,6 +34,7 @@ Usage:
   varsel rejected list                       invalid events and why they were rejected
   varsel status export DIR                   write the status page and feeds as static files
   varsel templates check                     every template renders in every locale
+  varsel outbox prune [--keep D]             remove outbox files and lines older than D (default VARSEL_OUTBOX_KEEP, 168h)
   varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--json]
                                              fan out through the real pipeline to in-process sinks; rate as % of their raw capacity
 
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdTemplates(rest, stdout)
 	case "bench":
 		return cmdBench(ctx, rest, stdout, stderr)
+	case "outbox":
+		return cmdOutbox(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

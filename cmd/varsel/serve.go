@@ -201,6 +201,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 	handler.Handle(console.Prefix, consoleHandler)
 	handler.Handle(console.Prefix+"/", consoleHandler)
 	handler.Handle("/", pages)
+	handler.Handle("POST "+demoWebhookPath, demoWebhook(logger))
 	// One set of security headers on every response of the listener, the
 	// console's included (it sets a stricter policy of its own).
 	s.http = &http.Server{Handler: web.SecurityHeaders(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
@@ -228,7 +229,7 @@ func start(ctx context.Context, cfg Config, logger *slog.Logger) (*service, erro
 func (s *service) channels() (map[notifier.ChannelName]notifier.Channel, error) {
 	cfg := s.cfg
 	out := map[notifier.ChannelName]notifier.Channel{}
-	box := outbox.Config{Dir: filepath.Join(cfg.DataDir, "outbox"), From: cfg.MailFrom}
+	box := outbox.Config{Dir: filepath.Join(cfg.DataDir, "outbox"), From: cfg.MailFrom, UserAgent: "Varsel/" + version}
 	toOutbox := func(name notifier.ChannelName) error {
 		c, err := outbox.New(box, name, s.logger)
 		if err != nil {
@@ -273,7 +274,8 @@ func (s *service) channels() (map[notifier.ChannelName]notifier.Channel, error) 
 			return nil, err
 		}
 	} else {
-		c, err := webhook.New(webhook.Config{AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: "Varsel/" + version}, s.logger)
+		c, err := webhook.New(webhook.Config{AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: "Varsel/" + version,
+			Self: selfWebhookURLs(s.listener)}, s.logger)
 		if err != nil {
 			return nil, err
 		}
@@ -430,8 +432,11 @@ func (s *service) run(ctx context.Context) error {
 	} else {
 		close(mirrorDone)
 	}
+	pruneDone := make(chan struct{})
+	go func() { defer close(pruneDone); s.pruneOutbox(ctx) }()
 	err := s.runner.Run(ctx)
 	<-mirrorDone
+	<-pruneDone
 	if remindersDone != nil {
 		err = errors.Join(err, <-remindersDone)
 	}
