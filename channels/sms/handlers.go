@@ -19,11 +19,23 @@ const maxCallbackBody = 64 << 10
 
 // Keywords of inbound messages, matched case-insensitively after trimming
 // white space: Twilio's standard opt-out, opt-in and help words plus the
-// Norwegian ones.
+// Norwegian ones (JA is the Norwegian YES; START is the same word in
+// Norwegian).
 var (
 	stopWords  = wordSet("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "STOPP", "AVSLUTT")
-	startWords = wordSet("START", "YES", "UNSTOP")
+	startWords = wordSet("START", "YES", "UNSTOP", "JA")
 	helpWords  = wordSet("HELP", "HJELP")
+	// twilioWords are the opt-out and opt-in words Twilio answers itself,
+	// in English, before the message reaches us (its default opt-out
+	// handling); the other words above only we answer.
+	twilioWords = wordSet("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "START", "YES", "UNSTOP")
+)
+
+// Message ids of the inbound handler's answers (locales/active.*.toml).
+const (
+	TextHelp    = "SMSHelp"
+	TextStopped = "SMSStopped"
+	TextStarted = "SMSStarted"
 )
 
 // Reasons a status callback is acknowledged without changing the log.
@@ -51,12 +63,32 @@ func wordSet(words ...string) map[string]bool {
 // to our number. Requests whose X-Twilio-Signature does not match
 // authToken and publicURL + the request URI get 403 and change nothing.
 // STOP words opt every subscriber with the sender's number out of SMS;
-// START words undo an opt-out (and only an opt-out); HELP words answer
-// with help(locale of the subscriber) as TwiML. Anything else gets an
-// empty TwiML answer. A store failure gets 500.
-func InboundHandler(store notifier.SubscriberStore, authToken, publicURL string, help func(locale string) string, logger *slog.Logger) http.Handler {
+// START words undo an opt-out (and only an opt-out); HELP words are
+// answered with TextHelp. Anything else gets an empty TwiML answer. A
+// store failure gets 500.
+//
+// text returns a message id's text (TextHelp, TextStopped, TextStarted)
+// for a subscriber's locale ("" for none: the default) and the language
+// it is in ("en" or "nb"). Answers are in the language of the first
+// subscriber with the number who has one.
+//
+// Who confirms a keyword: Twilio answers its own words (twilioWords) in
+// English before the message reaches us, so we answer none of them
+// (a second confirmation would be a duplicate, and after STOP Twilio
+// would not deliver it anyway), except START, YES and UNSTOP from a
+// subscriber who reads another language: they get TextStarted after
+// Twilio's English one. The words Twilio does not know (STOPP, AVSLUTT,
+// JA) only we confirm, with TextStopped or TextStarted. A message
+// carrying OptOutType was matched by the Messaging Service's Advanced
+// Opt-Out, which has answered it with the replies configured there (the
+// way to localize Twilio's own): its type (STOP, START, HELP) is applied
+// and we answer nothing.
+func InboundHandler(store notifier.SubscriberStore, authToken, publicURL string, text func(locale, messageID string) (string, string), logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if text == nil {
+		text = func(string, string) (string, string) { return "", "" }
 	}
 	check := newSignatureCheck(authToken, publicURL, logger)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,40 +98,62 @@ func InboundHandler(store notifier.SubscriberStore, authToken, publicURL string,
 		}
 		from := params["From"]
 		word := strings.ToUpper(strings.TrimSpace(params["Body"]))
+		// Twilio's Advanced Opt-Out has answered this keyword already.
+		answered := params["OptOutType"] != ""
+		stop, start, help := stopWords[word], startWords[word], helpWords[word]
+		switch strings.ToUpper(params["OptOutType"]) {
+		case "STOP":
+			stop, start, help = true, false, false
+		case "START":
+			stop, start, help = false, true, false
+		case "HELP":
+			stop, start, help = false, false, true
+		}
 		log := logger.With("from", notifier.MaskPhone(from))
 		ctx := r.Context()
 		switch {
-		case stopWords[word], startWords[word]:
-			optOut := stopWords[word]
-			n, err := setOptOut(ctx, store, from, optOut, time.Now())
+		case stop, start:
+			subs, err := setOptOut(ctx, store, from, stop, time.Now())
 			if err != nil {
 				log.Error("sms: inbound keyword not applied", "keyword", word, "err", err)
 				http.Error(w, "store unavailable", http.StatusInternalServerError)
 				return
 			}
-			log.Info("sms: inbound keyword applied", "keyword", word, "opt_out", optOut, "subscribers", n)
-			// Twilio itself confirms STOP and START to the phone.
-			writeTwiML(w, "")
-		case helpWords[word]:
+			id := ""
+			switch {
+			case answered:
+			case stop:
+				if !twilioWords[word] {
+					id = TextStopped
+				}
+			case reachable(subs):
+				id = TextStarted
+			}
+			reply, lang := "", ""
+			if id != "" {
+				reply, lang = text(locale(subs), id)
+				if start && twilioWords[word] && lang == "en" {
+					// Twilio's own English confirmation is enough.
+					reply, id = "", ""
+				}
+			}
+			log.Info("sms: inbound keyword applied", "keyword", word, "opt_out", stop, "subscribers", len(subs), "reply", id, "locale", lang)
+			writeTwiML(w, reply)
+		case help:
 			subs, err := store.FindByPhone(ctx, from)
 			if err != nil {
 				log.Error("sms: find subscriber for HELP", "err", err)
 				http.Error(w, "store unavailable", http.StatusInternalServerError)
 				return
 			}
-			locale := ""
-			for _, s := range subs {
-				if s.Locale != "" {
-					locale = s.Locale
-					break
-				}
+			if answered {
+				log.Info("sms: inbound HELP answered by Twilio's Advanced Opt-Out")
+				writeTwiML(w, "")
+				return
 			}
-			text := ""
-			if help != nil {
-				text = help(locale)
-			}
-			log.Info("sms: inbound HELP answered", "locale", locale)
-			writeTwiML(w, text)
+			reply, lang := text(locale(subs), TextHelp)
+			log.Info("sms: inbound HELP answered", "locale", lang)
+			writeTwiML(w, reply)
 		default:
 			// The text may be personal; it is not logged.
 			log.Debug("sms: inbound message ignored")
@@ -108,16 +162,38 @@ func InboundHandler(store notifier.SubscriberStore, authToken, publicURL string,
 	})
 }
 
+// locale is the locale of the first of subs who has one; "" for none.
+func locale(subs []*notifier.Subscriber) string {
+	for _, s := range subs {
+		if s.Locale != "" {
+			return s.Locale
+		}
+	}
+	return ""
+}
+
+// reachable reports whether any of subs can get SMS: what a START
+// confirmation promises.
+func reachable(subs []*notifier.Subscriber) bool {
+	for _, s := range subs {
+		if s.Reachable(notifier.SMS) {
+			return true
+		}
+	}
+	return false
+}
+
 // setOptOut sets or clears the SMS opt-out of every subscriber with phone
-// and returns how many it found.
-func setOptOut(ctx context.Context, store notifier.SubscriberStore, phone string, optOut bool, now time.Time) (int, error) {
+// and returns them as they are afterwards.
+func setOptOut(ctx context.Context, store notifier.SubscriberStore, phone string, optOut bool, now time.Time) ([]*notifier.Subscriber, error) {
 	subs, err := store.FindByPhone(ctx, phone)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var errs []error
+	out := make([]*notifier.Subscriber, 0, len(subs))
 	for _, s := range subs {
-		_, err := store.Update(ctx, s.ID, func(s *notifier.Subscriber) error {
+		got, err := store.Update(ctx, s.ID, func(s *notifier.Subscriber) error {
 			if s.Phone != phone {
 				return nil // the number changed since FindByPhone
 			}
@@ -137,8 +213,11 @@ func setOptOut(ctx context.Context, store notifier.SubscriberStore, phone string
 		if err != nil && !errors.Is(err, notifier.ErrNotFound) {
 			errs = append(errs, err)
 		}
+		if err == nil && got != nil && got.Phone == phone {
+			out = append(out, got)
+		}
 	}
-	return len(subs), errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
 func writeTwiML(w http.ResponseWriter, message string) {

@@ -239,6 +239,37 @@ func helpText(locale string) string {
 	return "Status alerts. Reply STOP to end, START to resume."
 }
 
+// texts is InboundHandler's text: the default language is English.
+func texts(locale, id string) (string, string) {
+	lang := "en"
+	if locale == "nb" {
+		lang = "nb"
+	}
+	switch id {
+	case TextHelp:
+		return helpText(locale), lang
+	case TextStopped:
+		return stoppedText(lang), lang
+	case TextStarted:
+		return startedText(lang), lang
+	}
+	return id, lang
+}
+
+func stoppedText(lang string) string {
+	if lang == "nb" {
+		return "Du får ikke flere SMS-varsler. Send START for å melde deg på igjen."
+	}
+	return "You will get no more SMS alerts. Reply START to subscribe again."
+}
+
+func startedText(lang string) string {
+	if lang == "nb" {
+		return "Du får SMS-varsler igjen. Send STOPP for å melde deg av."
+	}
+	return "You will get SMS alerts again. Reply STOP to unsubscribe."
+}
+
 func subscribers() []*notifier.Subscriber {
 	return []*notifier.Subscriber{
 		{ID: "kari", Phone: testPhone, Locale: "nb"},
@@ -279,13 +310,21 @@ func TestInboundKeywords(t *testing.T) {
 		{name: "CANCEL", body: "Cancel", suppress: true, reason: notifier.ReasonOptedOut},
 		{name: "END", body: "end", suppress: true, reason: notifier.ReasonOptedOut},
 		{name: "QUIT", body: "QUIT", suppress: true, reason: notifier.ReasonOptedOut},
-		{name: "Norwegian STOPP", body: "Stopp", suppress: true, reason: notifier.ReasonOptedOut},
-		{name: "Norwegian AVSLUTT", body: "avslutt ", suppress: true, reason: notifier.ReasonOptedOut},
-		{name: "START after STOP", body: "START",
+		// Twilio does not know these words: we confirm them, in the
+		// subscriber's language.
+		{name: "Norwegian STOPP", body: "Stopp", suppress: true, reason: notifier.ReasonOptedOut, wantReply: stoppedText("nb")},
+		{name: "Norwegian AVSLUTT", body: "avslutt ", suppress: true, reason: notifier.ReasonOptedOut, wantReply: stoppedText("nb")},
+		{name: "STOPP again", body: "STOPP", suppress: true, reason: notifier.ReasonOptedOut, wantReply: stoppedText("nb"),
 			before: map[notifier.ChannelName]notifier.Suppression{notifier.SMS: {Reason: notifier.ReasonOptedOut}}},
-		{name: "yes after STOP", body: "yes",
+		// Twilio confirms its own START in English: a Norwegian reader
+		// gets ours too.
+		{name: "START after STOP", body: "START", wantReply: startedText("nb"),
 			before: map[notifier.ChannelName]notifier.Suppression{notifier.SMS: {Reason: notifier.ReasonOptedOut}}},
-		{name: "UNSTOP after STOP", body: " Unstop",
+		{name: "yes after STOP", body: "yes", wantReply: startedText("nb"),
+			before: map[notifier.ChannelName]notifier.Suppression{notifier.SMS: {Reason: notifier.ReasonOptedOut}}},
+		{name: "UNSTOP after STOP", body: " Unstop", wantReply: startedText("nb"),
+			before: map[notifier.ChannelName]notifier.Suppression{notifier.SMS: {Reason: notifier.ReasonOptedOut}}},
+		{name: "Norwegian JA after STOP", body: "Ja", wantReply: startedText("nb"),
 			before: map[notifier.ChannelName]notifier.Suppression{notifier.SMS: {Reason: notifier.ReasonOptedOut}}},
 		{name: "START does not lift an invalid number", body: "START",
 			before:   map[notifier.ChannelName]notifier.Suppression{notifier.SMS: {Reason: notifier.ReasonInvalidAddress}},
@@ -302,7 +341,7 @@ func TestInboundKeywords(t *testing.T) {
 			subs[0].Suppressed, subs[1].Suppressed = tc.before, tc.before
 			store := newMemStore(subs...)
 			logger, logs := testLogger()
-			h := InboundHandler(store, testToken, publicURL, helpText, logger)
+			h := InboundHandler(store, testToken, publicURL, texts, logger)
 			form := inboundForm(testPhone, tc.body)
 			w := post(t, h, "/twilio/inbound", form, sign(t, testToken, publicURL+"/twilio/inbound", form))
 			if w.Code != http.StatusOK {
@@ -334,7 +373,7 @@ func TestInboundKeywords(t *testing.T) {
 
 func TestInboundHelpInSubscribersLanguage(t *testing.T) {
 	store := newMemStore(subscribers()...)
-	h := InboundHandler(store, testToken, publicURL, helpText, nil)
+	h := InboundHandler(store, testToken, publicURL, texts, nil)
 	for phone, want := range map[string]string{
 		"+4798765432": helpText("en"),
 		"+4740000000": helpText(""), // unknown number: the default language
@@ -367,7 +406,7 @@ func TestInboundRefusesBadSignatures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := newMemStore(subscribers()...)
-			h := InboundHandler(store, testToken, publicURL, helpText, nil)
+			h := InboundHandler(store, testToken, publicURL, texts, nil)
 			w := post(t, h, tc.uri, tc.form, tc.sig)
 			if w.Code != http.StatusForbidden {
 				t.Errorf("status %d, want 403", w.Code)
@@ -380,7 +419,7 @@ func TestInboundRefusesBadSignatures(t *testing.T) {
 		})
 	}
 	t.Run("GET", func(t *testing.T) {
-		h := InboundHandler(newMemStore(), testToken, publicURL, helpText, nil)
+		h := InboundHandler(newMemStore(), testToken, publicURL, texts, nil)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/twilio/inbound", nil))
 		if w.Code != http.StatusMethodNotAllowed {
@@ -394,7 +433,7 @@ func TestInboundRefusesBadSignatures(t *testing.T) {
 // Twilio's 21610 the same way.
 func TestStopThenReachable(t *testing.T) {
 	store := newMemStore(subscribers()...)
-	h := InboundHandler(store, testToken, publicURL+"/", helpText, nil)
+	h := InboundHandler(store, testToken, publicURL+"/", texts, nil)
 	form := inboundForm(testPhone, "STOPP")
 	if w := post(t, h, "/twilio/inbound", form, sign(t, testToken, publicURL+"/twilio/inbound", form)); w.Code != 200 {
 		t.Fatalf("status %d", w.Code)

@@ -289,8 +289,7 @@ func (s *service) twilioInbound() http.Handler {
 	if s.cfg.TwilioAuthToken == "" {
 		return nil
 	}
-	help := func(locale string) string { return s.renderer.T(locale, "SMSHelp", nil) }
-	return sms.InboundHandler(s.conn.Subscribers, s.cfg.TwilioAuthToken, s.cfg.PublicURL, help, s.logger)
+	return sms.InboundHandler(s.conn.Subscribers, s.cfg.TwilioAuthToken, s.cfg.PublicURL, s.renderer.SMSReply, s.logger)
 }
 
 func (s *service) twilioStatus() http.Handler {
