@@ -50,7 +50,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 	if err := errors.Join(flagErrs(), cfg.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	logger := newLogger(stderr)
+	logger := cfg.logger(stderr)
 	warnPublicURL(logger, cfg.PublicURL)
 	svc, err := start(ctx, cfg, logger)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/mail"
 	"net/url"
@@ -61,6 +63,7 @@ type Config struct {
 	MetricsAddr         string
 	SiteFile            string
 	ExportDir           string
+	LogLevel            string
 	// site is the site to use when SiteFile is empty (the demo's).
 	site *notifier.Site
 }
@@ -126,51 +129,137 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_ENCRYPTION_KEY_PREVIOUS", flag: "encryption-key-previous", help: "the key the store was encrypted with until now, during a rotation", str: &c.EncryptionKeyPrev},
 		{env: "VARSEL_SITE_FILE", flag: "site-file", help: "TOML file with the site's name and its components, each named in every language", str: &c.SiteFile},
 		{env: "VARSEL_EXPORT_DIR", flag: "export-dir", help: "keep a static mirror of the status page in this directory, rewritten on every change", str: &c.ExportDir},
+		{env: "VARSEL_LOG_LEVEL", flag: "log-level", def: "info", help: "debug, info, warn or error; debug logs every send (addresses masked)", str: &c.LogLevel},
 		{env: "VARSEL_METRICS_ADDR", flag: "metrics-addr", def: "127.0.0.1:9090", help: "where /metrics is served (empty: not served)", str: &c.MetricsAddr},
 	}
 }
 
 // bindFlags registers every setting on fs with its environment value (or
 // default) as the flag's default, and returns a check for values that did
-// not parse.
+// not parse. A bad value, in a variable or a flag, never stops the parse:
+// the check names each one (the variable or flag and its value), so that
+// they are reported together with the problems Validate finds. A flag
+// given after a bad variable replaces its value and its problem.
 func (c *Config) bindFlags(fs *flag.FlagSet) func() error {
-	var errs []error
+	bad := map[string]error{}
+	var order []string
 	for _, s := range c.settings() {
 		val, ok := os.LookupEnv(s.env)
 		if !ok {
 			val = s.def
 		}
-		help := s.help + " (" + s.env + ")"
+		if s.str != nil { // any text is a string: nothing to report
+			fs.StringVar(s.str, s.flag, val, s.help+" ("+s.env+")")
+			continue
+		}
+		order = append(order, s.env)
+		v := &settingValue{s: s, bad: bad}
+		// The default first, so that a bad value leaves it in place and
+		// Validate does not report the same setting a second time.
+		if s.def != "" {
+			_ = v.set(s.def, "")
+		}
+		if ok {
+			_ = v.set(val, s.env+"=")
+		}
+		// -h shows what kind of value each takes (flag.UnquoteUsage).
+		kind := ""
 		switch {
-		case s.str != nil:
-			fs.StringVar(s.str, s.flag, val, help)
 		case s.f64 != nil:
-			f, err := strconv.ParseFloat(val, 64)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: not a number", s.env, val))
-			}
-			fs.Float64Var(s.f64, s.flag, f, help)
+			kind = ", a `number`"
 		case s.integer != nil:
-			n, err := strconv.Atoi(val)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: want a whole number", s.env, val))
-			}
-			fs.IntVar(s.integer, s.flag, n, help)
-		case s.boolean != nil:
-			b, err := strconv.ParseBool(val)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: want true or false", s.env, val))
-			}
-			fs.BoolVar(s.boolean, s.flag, b, help)
+			kind = ", a whole `number`"
 		case s.dur != nil:
-			d, err := time.ParseDuration(val)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 10m or 1h30m", s.env, val))
+			kind = ", a `duration`"
+		}
+		fs.Var(v, s.flag, s.help+" ("+s.env+kind+")")
+		// The help shows the default the environment gives.
+		fs.Lookup(s.flag).DefValue = val
+	}
+	return func() error {
+		var errs []error
+		for _, env := range order {
+			if err := bad[env]; err != nil {
+				errs = append(errs, err)
 			}
-			fs.DurationVar(s.dur, s.flag, d, help)
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// settingValue is one setting of a type other than string as a flag.Value. Set never fails: a value
+// that does not parse is kept in bad, keyed by the setting's variable.
+type settingValue struct {
+	s   setting
+	bad map[string]error
+}
+
+func (v *settingValue) String() string {
+	switch s := v.s; {
+	case v.bad == nil: // the zero value flag.PrintDefaults makes
+		return ""
+	case s.f64 != nil:
+		return strconv.FormatFloat(*s.f64, 'g', -1, 64)
+	case s.integer != nil:
+		return strconv.Itoa(*s.integer)
+	case s.boolean != nil:
+		return strconv.FormatBool(*s.boolean)
+	case s.dur != nil:
+		return s.dur.String()
+	}
+	return ""
+}
+
+// IsBoolFlag lets a boolean setting be given as a bare --flag.
+func (v *settingValue) IsBoolFlag() bool { return v.s.boolean != nil }
+
+func (v *settingValue) Set(val string) error {
+	return v.set(val, "--"+v.s.flag+"=")
+}
+
+// set parses val into the setting; source names where val came from
+// ("VARSEL_X=" or "--x="), or is empty for the built-in default.
+func (v *settingValue) set(val, source string) error {
+	var want string
+	switch s := v.s; {
+	case s.f64 != nil:
+		if f, err := strconv.ParseFloat(val, 64); err == nil {
+			*s.f64 = f
+		} else {
+			want = "not a number"
+		}
+	case s.integer != nil:
+		if n, err := strconv.Atoi(val); err == nil {
+			*s.integer = n
+		} else {
+			want = "want a whole number"
+		}
+	case s.boolean != nil:
+		if b, err := strconv.ParseBool(val); err == nil {
+			*s.boolean = b
+		} else {
+			want = "want true or false"
+		}
+	case s.dur != nil:
+		if d, err := time.ParseDuration(val); err == nil {
+			*s.dur = d
+		} else {
+			want = "want a duration such as 10m or 1h30m"
 		}
 	}
-	return func() error { return errors.Join(errs...) }
+	if source == "" {
+		return nil
+	}
+	if want == "" {
+		delete(v.bad, v.s.env)
+		return nil
+	}
+	name := source + fmt.Sprintf("%q", val)
+	if !strings.HasPrefix(source, v.s.env) {
+		name += " (" + v.s.env + ")"
+	}
+	v.bad[v.s.env] = fmt.Errorf("%s: %s", name, want)
+	return nil
 }
 
 // webhooksToOutbox resolves VARSEL_WEBHOOK_OUTBOX: "auto" keeps a bare
@@ -292,12 +381,37 @@ func (c *Config) Validate() error {
 	if c.RemindBefore <= 0 {
 		bad("VARSEL_REMIND_BEFORE", "%s: want a duration above 0, such as 10m", c.RemindBefore)
 	}
+	if _, ok := parseLogLevel(c.LogLevel); !ok {
+		bad("VARSEL_LOG_LEVEL", "%q: want debug, info, warn or error", c.LogLevel)
+	}
 	if c.TemplatesDir != "" {
 		if st, err := os.Stat(c.TemplatesDir); err != nil || !st.IsDir() {
 			bad("VARSEL_TEMPLATES_DIR", "%q is not a directory", c.TemplatesDir)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parseLogLevel reads VARSEL_LOG_LEVEL: debug, info, warn or error (any
+// case); empty is info.
+func parseLogLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, true
+	case "", "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return slog.LevelInfo, false
+}
+
+// logger writes JSON logs to w at the configured level.
+func (c *Config) logger(w io.Writer) *slog.Logger {
+	level, _ := parseLogLevel(c.LogLevel)
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 func distinctRunes(s string) int {

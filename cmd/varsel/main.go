@@ -100,13 +100,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }
 
-// newLogger writes JSON logs to w; VARSEL_LOG_LEVEL=debug shows more.
+// newLogger writes JSON logs to w at VARSEL_LOG_LEVEL (serve: --log-level).
 func newLogger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if os.Getenv("VARSEL_LOG_LEVEL") == "debug" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return (&Config{LogLevel: os.Getenv("VARSEL_LOG_LEVEL")}).logger(w)
 }
 
 // parse parses flags that may come before or after positional arguments.
