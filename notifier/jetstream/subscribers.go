@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -124,4 +126,43 @@ func (s *Subscribers) IndexAddresses(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("index addresses: %w", err)
 	}
 	return n, nil
+}
+
+// A declined sign-up is remembered beside the address index, under
+// addrKey(address) + declinedSuffix (three tokens: neither Each nor
+// FindByAddress reads it), as the Unix seconds of the decline: the
+// address's hash and a time, nothing else.
+const declinedSuffix = ".declined"
+
+// DeclineSignup remembers that the owner of addr cancelled a sign-up from
+// its confirmation email at at (notifier/web.SignupDeclines).
+func (s *Subscribers) DeclineSignup(ctx context.Context, addr string, at time.Time) error {
+	if _, err := s.kv.PutString(ctx, addrKey(addr)+declinedSuffix, strconv.FormatInt(at.Unix(), 10)); err != nil {
+		return fmt.Errorf("decline sign-up of %s: %w", maskAddress(addr), err)
+	}
+	return nil
+}
+
+// SignupDeclined returns when the owner of addr last cancelled a sign-up,
+// if not before since; else the zero time, and a record older than since
+// is erased.
+func (s *Subscribers) SignupDeclined(ctx context.Context, addr string, since time.Time) (time.Time, error) {
+	k := addrKey(addr) + declinedSuffix
+	e, err := s.kv.Get(ctx, k)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sign-up declines of %s: %w", maskAddress(addr), err)
+	}
+	sec, err := strconv.ParseInt(string(e.Value()), 10, 64)
+	if at := time.Unix(sec, 0); err == nil && !at.Before(since.Truncate(time.Second)) {
+		return at, nil
+	}
+	// Past its time: erase it, unless a new decline replaced it meanwhile.
+	err = s.kv.Purge(ctx, k, jetstream.LastRevision(e.Revision()))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return time.Time{}, fmt.Errorf("sign-up declines of %s: %w", maskAddress(addr), err)
+	}
+	return time.Time{}, nil
 }

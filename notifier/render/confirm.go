@@ -33,13 +33,13 @@ type confirmView struct {
 // for, the link, how long it works, and that nothing happens if they ignore
 // it. It has no greeting by name and no unsubscribe footer: there is no
 // subscriber yet. locale is resolved like a subscriber's (en, nb, variants,
-// else the default). Message.UnsubscribeURL is set to the sign-up page, a
-// harmless target: the email composer requires one for the List-Unsubscribe
-// header, and ignoring the email is how one says no. Errors are missing
-// arguments or template and catalogue defects.
-func (r *Renderer) ConfirmSubscription(email, locale, confirmURL string) (*notifier.Message, error) {
-	if strings.TrimSpace(email) == "" || strings.TrimSpace(confirmURL) == "" {
-		return nil, errors.New("render confirmation: email and confirmation URL are required")
+// else the default). cancelURL becomes Message.UnsubscribeURL, the
+// List-Unsubscribe header's one-click target (RFC 8058): notifier/web's
+// signed link that cancels the sign-up. Errors are missing arguments or
+// template and catalogue defects.
+func (r *Renderer) ConfirmSubscription(email, locale, confirmURL, cancelURL string) (*notifier.Message, error) {
+	if strings.TrimSpace(email) == "" || strings.TrimSpace(confirmURL) == "" || strings.TrimSpace(cancelURL) == "" {
+		return nil, errors.New("render confirmation: email, confirmation URL and cancel URL are required")
 	}
 	locale = ResolveLocale(locale, r.defaultLocale)
 	ls := r.sets[locale]
@@ -85,9 +85,7 @@ func (r *Renderer) ConfirmSubscription(email, locale, confirmURL string) (*notif
 		Locale: locale, ContentLocale: locale,
 		Subject: v.Subject, Text: tidy(text) + "\n\n" + footer + "\n", HTML: html.String(),
 		StatusURL: v.StatusURL,
-		// No subscriber yet, so nothing to unsubscribe from: the sign-up
-		// page is a harmless target for the List-Unsubscribe header that
-		// channels/email.Compose requires (its one-click POST is a no-op).
-		UnsubscribeURL: r.cfg.PublicURL + "/subscribe",
+		// A mail client's "unsubscribe" on this email cancels the sign-up.
+		UnsubscribeURL: cancelURL,
 	}, nil
 }

@@ -6,7 +6,10 @@ import (
 	"testing"
 )
 
-const confirmURL = "https://status.example.com/confirm/eyJlIjoia2FyaUBleGFtcGxlLmNvbSJ9.c2lnbmF0dXJl"
+const (
+	confirmURL = "https://status.example.com/confirm/eyJlIjoia2FyaUBleGFtcGxlLmNvbSJ9.c2lnbmF0dXJl"
+	cancelURL  = "https://status.example.com/subscribe/cancel/eyJlIjoia2FyaUBleGFtcGxlLmNvbSJ9.c2lnbmF0dXJl"
+)
 
 func TestConfirmSubscription(t *testing.T) {
 	r := newTestRenderer(t, Config{PublicURL: "https://status.example.com"})
@@ -19,14 +22,14 @@ func TestConfirmSubscription(t *testing.T) {
 		"nb": {"Du har bedt oss sende driftsmeldinger til kari@example.com.", "Lenken virker i 48 timer.", "Da skjer det ingenting"},
 	}
 	for _, tc := range []struct{ asked, locale string }{{"nb-NO", "nb"}, {"no", "nb"}, {"en-GB", "en"}, {"", "en"}, {"de", "en"}} {
-		m, err := r.ConfirmSubscription("kari@example.com", tc.asked, confirmURL)
+		m, err := r.ConfirmSubscription("kari@example.com", tc.asked, confirmURL, cancelURL)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.asked, err)
 		}
 		if m.Locale != tc.locale || m.ContentLocale != tc.locale || m.Subject == "" {
 			t.Errorf("%q: Locale %q, ContentLocale %q, Subject %q", tc.asked, m.Locale, m.ContentLocale, m.Subject)
 		}
-		if m.StatusURL != "https://status.example.com/" || m.UnsubscribeURL != "https://status.example.com/subscribe" {
+		if m.StatusURL != "https://status.example.com/" || m.UnsubscribeURL != cancelURL {
 			t.Errorf("%q: StatusURL %q, UnsubscribeURL %q", tc.asked, m.StatusURL, m.UnsubscribeURL)
 		}
 		for _, w := range append(want[tc.locale], confirmURL, m.StatusURL) {
@@ -57,16 +60,16 @@ func TestConfirmSubscription(t *testing.T) {
 // so markup in it must stay text in the HTML part.
 func TestConfirmSubscriptionEscapes(t *testing.T) {
 	r := newTestRenderer(t, Config{})
-	m, err := r.ConfirmSubscription(`"<b>x</b>"@example.com`, "en", confirmURL)
+	m, err := r.ConfirmSubscription(`"<b>x</b>"@example.com`, "en", confirmURL, cancelURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(m.HTML, "<b>x</b>") {
 		t.Errorf("markup from the address reached the HTML:\n%s", m.HTML)
 	}
-	for _, args := range [][2]string{{"", confirmURL}, {"kari@example.com", ""}} {
-		if _, err := r.ConfirmSubscription(args[0], "en", args[1]); err == nil {
-			t.Errorf("ConfirmSubscription(%q, en, %q) gave no error", args[0], args[1])
+	for _, args := range [][3]string{{"", confirmURL, cancelURL}, {"kari@example.com", "", cancelURL}, {"kari@example.com", confirmURL, ""}} {
+		if _, err := r.ConfirmSubscription(args[0], "en", args[1], args[2]); err == nil {
+			t.Errorf("ConfirmSubscription(%q, en, %q, %q) gave no error", args[0], args[1], args[2])
 		}
 	}
 }
@@ -74,7 +77,7 @@ func TestConfirmSubscriptionEscapes(t *testing.T) {
 func TestConfirmSubscriptionGolden(t *testing.T) {
 	r := newTestRenderer(t, Config{})
 	for _, locale := range Locales {
-		m, err := r.ConfirmSubscription("kari@example.com", locale, "http://localhost:8080/confirm/TOKEN")
+		m, err := r.ConfirmSubscription("kari@example.com", locale, "http://localhost:8080/confirm/TOKEN", "http://localhost:8080/subscribe/cancel/TOKEN")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -118,8 +118,13 @@ type subscribeView struct {
 	PublicURL, Action string
 	// State is "form", "sent", "confirmed", "invalid", "expired",
 	// "unavailable" or "toomany"; for a phone number, "verify" (the code
-	// form), "verified", "codelocked" or "codeexpired".
+	// form), "verified", "codelocked" or "codeexpired"; for a cancel link
+	// (signupcancel.go), "cancel" (the question), "cancelled", and
+	// "withdrawn" for a confirmation link of a cancelled sign-up.
 	State string
+	// Days is how long a cancelled sign-up's address gets no sign-up
+	// email.
+	Days int
 	// Token is the confirmation link's token, which the code form sends
 	// back; Masked is the number the code went to, masked.
 	Token, Masked string
@@ -193,8 +198,9 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("List-Unsubscribe") == "One-Click" {
-		// A mail provider's RFC 8058 POST to the confirmation email's
-		// List-Unsubscribe URL: nothing is subscribed, nothing to do.
+		// A mail provider's RFC 8058 POST to the List-Unsubscribe URL of
+		// a confirmation email sent before it named the cancel link
+		// (/subscribe/cancel/{token}): nothing to do.
 		s.subscribePage(w, http.StatusOK, v)
 		return
 	}
@@ -259,13 +265,26 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.subscribePage(w, http.StatusOK, v)
 		return
 	}
+	if at, err := s.declinedAt(r.Context(), sub.Email); err != nil {
+		s.logger.Error("sign-up not sent: read declined addresses", "to", to, "error", err)
+		v.State = "unavailable"
+		s.subscribePage(w, http.StatusServiceUnavailable, v)
+		return
+	} else if !at.IsZero() {
+		// Same answer as a sent link: its owner said no from an earlier
+		// confirmation email, and saying so would tell who.
+		s.logger.Info("sign-up not sent: the address cancelled a sign-up", "to", to, "declined", at.UTC().Format(time.RFC3339))
+		s.subscribePage(w, http.StatusOK, v)
+		return
+	}
 	p := pending{Email: sub.Email, Phone: sub.Phone, Locale: v.Locale, Components: strings.Join(components, ","), Issued: now.Unix(),
 		Expires: now.Add(render.ConfirmLinkValidity).Unix()}
 	if v.Zone != s.cfg.DefaultTimezone {
 		p.Timezone = v.Zone
 	}
 	link := s.cfg.PublicURL + "/confirm/" + signPending(s.deps.Tokens, p)
-	m, err := s.deps.Localizer.ConfirmSubscription(sub.Email, v.Locale, link)
+	cancel := s.cfg.PublicURL + "/subscribe/cancel/" + signCancel(s.deps.Tokens, sub.Email, v.Locale)
+	m, err := s.deps.Localizer.ConfirmSubscription(sub.Email, v.Locale, link, cancel)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
 		err = s.deps.SendEmail(ctx, sub.Email, m)
@@ -297,6 +316,17 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("lang") == "" {
 		v.Locale = p.Locale
+	}
+	if at, err := s.declinedAt(r.Context(), p.Email); err != nil {
+		s.logger.Error("confirm sign-up: read declined addresses", "to", notifier.MaskEmail(p.Email), "error", err)
+		v.State = "unavailable"
+		s.subscribePage(w, http.StatusServiceUnavailable, v)
+		return
+	} else if !at.IsZero() && !at.Before(time.Unix(p.Issued, 0)) {
+		// Cancelled from this or a later confirmation email.
+		v.State = "withdrawn"
+		s.subscribePage(w, http.StatusBadRequest, v)
+		return
 	}
 	if r.Method == http.MethodHead {
 		s.subscribePage(w, http.StatusOK, v)

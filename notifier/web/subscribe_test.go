@@ -372,15 +372,15 @@ func TestSubscribeUnavailableWithoutSender(t *testing.T) {
 	}
 }
 
-// TestConfirmationListUnsubscribeIsHarmless: the confirmation email's
-// List-Unsubscribe target accepts a mail provider's one-click POST and
-// does nothing.
+// TestConfirmationListUnsubscribeIsHarmless: the List-Unsubscribe target
+// of confirmation emails sent before it was the cancel link (/subscribe)
+// accepts a mail provider's one-click POST and does nothing.
 func TestConfirmationListUnsubscribeIsHarmless(t *testing.T) {
 	mb := &mailbox{}
 	f, _ := newSignupFixture(t, mb.send)
 	f.do(t, http.MethodPost, "/subscribe", "", form("email", "kari@example.com"))
 	sent := mb.all()
-	if len(sent) != 1 || sent[0].M.UnsubscribeURL != "http://status.example.com/subscribe" {
+	if len(sent) != 1 {
 		t.Fatalf("sent %+v", sent)
 	}
 	res, _ := f.do(t, http.MethodPost, "/subscribe", "", strings.NewReader("List-Unsubscribe=One-Click"))

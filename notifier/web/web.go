@@ -43,8 +43,9 @@ type Localizer interface {
 	// DataStatement returns the sentences of a data statement, in the
 	// reader's language and zone; none for nil.
 	DataStatement(d *notifier.DataSafety, locale, timezone string) []string
-	// ConfirmSubscription renders the email with a sign-up's confirmation link.
-	ConfirmSubscription(email, locale, confirmURL string) (*notifier.Message, error)
+	// ConfirmSubscription renders the email with a sign-up's confirmation
+	// link; cancelURL is its List-Unsubscribe one-click target.
+	ConfirmSubscription(email, locale, confirmURL, cancelURL string) (*notifier.Message, error)
 }
 
 // Deps are the parts the handlers use. The web layer knows no broker: the
@@ -125,6 +126,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /subscribe", s.subscribeForm)
 	mux.HandleFunc("POST /subscribe", s.subscribe)
 	mux.HandleFunc("GET /confirm/{token}", s.confirm)
+	mux.HandleFunc("GET /subscribe/cancel/{token}", s.cancelSignupForm)
+	mux.HandleFunc("POST /subscribe/cancel/{token}", s.cancelSignup)
 
 	mux.HandleFunc("GET /unsubscribe/{token}", s.unsubscribeForm)
 	mux.HandleFunc("POST /unsubscribe/{token}", s.unsubscribe)
