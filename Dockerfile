@@ -16,5 +16,8 @@ WORKDIR /var/lib/varsel
 ENV VARSEL_DATA_DIR=/var/lib/varsel \
     VARSEL_HTTP_ADDR=:8080
 EXPOSE 8080
+# No shell in distroless: the binary checks itself (exit 0 when the local
+# serve answers /readyz on VARSEL_HTTP_ADDR).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD ["/usr/local/bin/varsel", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/varsel"]
 CMD ["serve"]

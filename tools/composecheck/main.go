@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -51,7 +53,75 @@ func main() {
 		fail(fmt.Errorf("service varsel: VARSEL_ADMIN_TOKEN has a default (%d characters); leave it empty so the admin API is refused until one is set", len(*tok)))
 	}
 	checkCluster(os.Args[1])
-	fmt.Printf("compose.yaml ok: services %v, profile cluster\n", names)
+	checkPackaging(os.Args[1])
+	fmt.Printf("compose.yaml ok: services %v, profile cluster; NATS images, healthchecks, Dockerfile and .dockerignore\n", names)
+}
+
+// checkPackaging checks what the file and its neighbours promise: every
+// NATS image runs the nats-server version go.mod embeds and tests with;
+// every Varsel service has a healthcheck by `varsel healthcheck`, and so
+// has the Dockerfile; .dockerignore keeps data, history and build output
+// out of the context and what the build needs in.
+func checkPackaging(file string) {
+	root := filepath.Dir(file)
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		fail(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*github\.com/nats-io/nats-server/v2 v(\d+\.\d+\.\d+)`).FindSubmatch(gomod)
+	if m == nil {
+		fail(fmt.Errorf("go.mod does not require github.com/nats-io/nats-server/v2"))
+	}
+	tested := string(m[1])
+	opts, err := cli.NewProjectOptions([]string{file}, cli.WithOsEnv, cli.WithResolvedPaths(true), cli.WithProfiles([]string{"*"}))
+	if err != nil {
+		fail(err)
+	}
+	project, err := opts.LoadProject(context.Background())
+	if err != nil {
+		fail(err)
+	}
+	for name, s := range project.Services {
+		if strings.HasPrefix(s.Image, "nats:") {
+			tag := strings.TrimPrefix(s.Image, "nats:")
+			version, _, _ := strings.Cut(tag, "-")
+			if version == "" || tested != version && !strings.HasPrefix(tested, version+".") {
+				fail(fmt.Errorf("service %s: image %s, but go.mod tests nats-server %s (want nats:%s-alpine)", name, s.Image, tested, tested))
+			}
+		}
+		if s.Build != nil {
+			if s.HealthCheck == nil || !slices.Equal(s.HealthCheck.Test, []string{"CMD", "/usr/local/bin/varsel", "healthcheck"}) {
+				fail(fmt.Errorf("service %s: want healthcheck test [CMD /usr/local/bin/varsel healthcheck]", name))
+			}
+		}
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		fail(err)
+	}
+	if !regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD \["/usr/local/bin/varsel", "healthcheck"\]`).Match(dockerfile) {
+		fail(fmt.Errorf("Dockerfile: no HEALTHCHECK by varsel healthcheck"))
+	}
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		fail(fmt.Errorf(".dockerignore: %w", err))
+	}
+	patterns := map[string]bool{}
+	for _, line := range strings.Split(string(ignore), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns[strings.TrimPrefix(line, "/")] = true
+		}
+	}
+	for _, want := range []string{"data", ".git", "test-artifacts", "varsel", "**/*.prof"} {
+		if !patterns[want] {
+			fail(fmt.Errorf(".dockerignore: %q missing", want))
+		}
+	}
+	for _, need := range []string{"go.mod", "go.sum", "cmd", "channels", "notifier", "internal", "locales", "templates", "examples", "*", "*.go", "**/*.go"} {
+		if patterns[need] {
+			fail(fmt.Errorf(".dockerignore: %q is needed by the build", need))
+		}
+	}
 }
 
 // checkCluster loads the "cluster" profile: three NATS nodes, each routing
