@@ -251,6 +251,26 @@ func TestBadTimeDoesNotHideTheRest(t *testing.T) {
 	}
 }
 
+// TestDocumentedProblemList: the list docs/events.md shows for a bad time
+// and a bad impact is what DecodeEvent says, word for word.
+func TestDocumentedProblemList(t *testing.T) {
+	doc, err := os.ReadFile("../docs/events.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "All problems are reported at once")
+	if !ok {
+		t.Fatal(`docs/events.md no longer says "All problems are reported at once": update this test`)
+	}
+	start := strings.Index(after, "`")
+	end := strings.Index(after[start+1:], "`")
+	documented := after[start+1 : start+1+end]
+	_, err = DecodeEvent([]byte(edit(edit(validIncident, "incident.next_update_at", "kl.12"), "incident.impact", "severe")))
+	if err == nil || err.Error() != documented {
+		t.Errorf("DecodeEvent says\n%v\ndocs/events.md\n%s", err, documented)
+	}
+}
+
 // exampleFiles are the event files of examples/ (read from disk: the
 // examples package imports this one).
 func exampleFiles(tb testing.TB) []string {
