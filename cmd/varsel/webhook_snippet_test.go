@@ -138,19 +138,19 @@ func nodeModules(t *testing.T, install string) string {
 	return modules
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
+// nodeOutput collects a process's output while the test reads it.
+type nodeOutput struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *nodeOutput) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *nodeOutput) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -202,7 +202,7 @@ func TestWebhookSnippetNode(t *testing.T) {
 	rand.Read(key)
 	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
 
-	var out syncBuffer
+	var out nodeOutput
 	cmd := exec.Command(node, name)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "VARSEL_WEBHOOK_SECRET="+secret)
