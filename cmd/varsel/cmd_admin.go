@@ -4,14 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/varsel/varsel/channels/webhook"
 	"github.com/varsel/varsel/notifier"
@@ -20,8 +22,9 @@ import (
 
 // connect reaches the NATS a running `varsel serve` uses and binds to its
 // streams and buckets without creating or changing any (jetstream.Dial).
+// A failure names the URL it tried, where that came from, and the fix.
 func connect(ctx context.Context, target *natsTarget) (*jetstream.Conn, error) {
-	url, creds, err := target.resolve()
+	url, from, creds, err := target.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -30,17 +33,37 @@ func connect(ctx context.Context, target *natsTarget) (*jetstream.Conn, error) {
 		return nil, fmt.Errorf("%w: --nats is empty (set it or VARSEL_NATS_URL to the URL of `varsel serve`'s NATS)", errUsage)
 	}
 	c, err := jetstream.Dial(ctx, url, creds, newLogger(io.Discard))
-	if err != nil {
-		if strings.Contains(err.Error(), "Authorization Violation") || strings.Contains(err.Error(), "authorization") {
-			return nil, fmt.Errorf("%w: NATS refused these credentials; on the machine of `varsel serve` the CLI reads $VARSEL_DATA_DIR/nats/varsel.json (set VARSEL_DATA_DIR, or --context FILE, or VARSEL_NATS_CONTEXT)", err)
-		}
-		return nil, fmt.Errorf("%w (is `varsel serve` running, or VARSEL_NATS_URL set?)", err)
+	if err == nil {
+		return c, nil
 	}
-	return c, nil
+	tried := fmt.Sprintf("%s (from %s)", redactURL(url), from)
+	if from == "" {
+		tried = redactURL(url) + " (the default: no --nats, VARSEL_NATS_URL, context file or VARSEL_NATS_LISTEN names another)"
+	}
+	switch {
+	case strings.Contains(err.Error(), "Authorization Violation") || strings.Contains(err.Error(), "authorization"):
+		return nil, fmt.Errorf("NATS at %s refused these credentials: %w; on the machine of `varsel serve` the CLI reads $VARSEL_DATA_DIR/nats/varsel.json (set VARSEL_DATA_DIR to serve's data directory, or give --context FILE or VARSEL_NATS_CONTEXT)", tried, err)
+	case errors.Is(err, nats.ErrNoServers):
+		return nil, fmt.Errorf("nothing answers at %s: is `varsel serve` running? If it listens elsewhere, give --nats URL or set VARSEL_NATS_URL (or VARSEL_DATA_DIR to serve's data directory, whose nats/varsel.json names its URL; or VARSEL_NATS_LISTEN as serve has it)", tried)
+	}
+	return nil, fmt.Errorf("%s: %w", tried, err)
+}
+
+// redactURL hides the password of each URL in a comma-separated list.
+func redactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("varsel publish", flag.ContinueOnError)
+	fs := newFlags("varsel publish", "varsel publish FILE|- [--watch]",
+		"Validate an incident event (.json or .toml; - reads standard input) and publish it.\n"+
+			"An invalid file is refused with every reason, before connecting. An id published before is not sent again.", stdout)
 	natsURL := natsFlag(fs)
 	watch := fs.Bool("watch", false, "follow the deliveries until they are done: counts, rate, time left")
 	pos, err := parse(fs, args)
@@ -72,7 +95,7 @@ func publishAndWatch(ctx context.Context, c *jetstream.Conn, raw []byte, watch b
 	}
 	what := string(ev.Type)
 	if duplicate {
-		fmt.Fprintf(stdout, "%s was published before (%s): the same id is not sent twice; to say something new, give the event a new id\n", ev.ID, what)
+		fmt.Fprintf(stdout, "%s already published (%s): nothing sent; to say something new, give the event a new id\n", ev.ID, what)
 	} else {
 		fmt.Fprintf(stdout, "published %s (%s)\n", ev.ID, what)
 	}
@@ -102,22 +125,34 @@ func readInput(name string, stdin io.Reader) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
+// subscribersGroup is `varsel subscribers`.
+var subscribersGroup = group{name: "subscribers", about: "Manage the people and systems that are told about incidents.", subs: []subcommand{
+	{"add", "--id ID [--email E] [--phone P] [flags]", "add a subscriber, or replace the one with that id (its opt-outs kept)"},
+	{"import", "FILE.csv", "add or update subscribers from a CSV file; bad rows are reported, the good ones imported"},
+	{"list", "", "every subscriber, with their paused channels"},
+	{"show", "ID", "one subscriber's record, as JSON"},
+	{"export", "ID", "everything held about one subscriber, as JSON (a request of access)"},
+	{"remove", "ID", "erase a subscriber; their deliveries stay in the counts under a pseudonym"},
+	{"enable", "ID --channel C [--force]", "lift the pause of a channel (bounces, a disabled webhook); --force for the person's own opt-out"},
+}}
+
 func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: varsel subscribers add|import|list|show|export|remove|enable", errUsage)
+	cmd, args, err := subscribersGroup.pick(args, stdout)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "add", "import", "list", "show", "export", "remove", "enable":
-	default:
-		return fmt.Errorf("%w: unknown subscribers command %q (want add, import, list, show, export, remove or enable)", errUsage, sub)
-	}
-	fs := flag.NewFlagSet("varsel subscribers "+sub, flag.ContinueOnError)
+	sub := cmd.name
+	fs := subscribersGroup.flags(cmd, stdout)
 	natsURL := natsFlag(fs)
-	allowPrivate := fs.Bool("allow-private-webhooks", os.Getenv("VARSEL_WEBHOOK_ALLOW_PRIVATE") == "true", "accept webhook targets on private addresses (VARSEL_WEBHOOK_ALLOW_PRIVATE)")
-	region := fs.String("default-region", envOr("VARSEL_DEFAULT_REGION", notifier.FallbackRegion), "region of phone numbers written without a country code (VARSEL_DEFAULT_REGION)")
+	allowPrivate := new(bool)
+	region := new(string)
+	if sub == "add" || sub == "import" {
+		allowPrivate = fs.Bool("allow-private-webhooks", os.Getenv("VARSEL_WEBHOOK_ALLOW_PRIVATE") == "true", "accept webhook targets on private addresses (VARSEL_WEBHOOK_ALLOW_PRIVATE)")
+		region = fs.String("default-region", envOr("VARSEL_DEFAULT_REGION", notifier.FallbackRegion), "region of phone numbers written without a country code (VARSEL_DEFAULT_REGION)")
+	}
 	var s notifier.Subscriber
 	var components, channel string
+	var force bool
 	if sub == "add" {
 		fs.StringVar(&s.ID, "id", "", "subscriber id (required)")
 		fs.StringVar(&s.Name, "name", "", "name")
@@ -131,13 +166,16 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	if sub == "enable" {
 		fs.StringVar(&channel, "channel", "", "channel to enable again: email, sms or webhook")
+		fs.BoolVar(&force, "force", false, "also lift an opt-out the person made themselves (only when they asked you to)")
 	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := notifier.SetDefaultRegion(*region); err != nil {
-		return fmt.Errorf("%w: --default-region: %v", errUsage, err)
+	if *region != "" {
+		if err := notifier.SetDefaultRegion(*region); err != nil {
+			return fmt.Errorf("%w: --default-region: %v", errUsage, err)
+		}
 	}
 	// Refuse a malformed command line before connecting.
 	switch {
@@ -147,6 +185,11 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 		return fmt.Errorf("%w: varsel subscribers %s ID", errUsage, sub)
 	case sub == "enable" && (len(pos) != 1 || channel == ""):
 		return fmt.Errorf("%w: varsel subscribers enable ID --channel email|sms|webhook", errUsage)
+	case (sub == "add" || sub == "list") && len(pos) != 0:
+		return fmt.Errorf("%w: varsel subscribers %s takes no arguments, only flags: %q", errUsage, sub, pos[0])
+	}
+	if sub == "enable" && !slices.Contains(notifier.ChannelNames, notifier.ChannelName(channel)) {
+		return fmt.Errorf("%w: --channel %q: want email, sms or webhook", errUsage, channel)
 	}
 	c, err := connect(ctx, natsURL)
 	if err != nil {
@@ -187,8 +230,12 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 			for ch, why := range s.Suppressed {
 				paused = append(paused, string(ch)+":"+string(why.Reason))
 			}
+			hook := "-"
+			if s.WebhookURL != "" {
+				hook = notifier.MaskContact(notifier.Webhook, s.WebhookURL)
+			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Name, s.Email, s.Phone,
-				notifier.MaskContact(notifier.Webhook, s.WebhookURL), s.Locale, strings.Join(s.Components, ";"), strings.Join(paused, ","))
+				hook, s.Locale, strings.Join(s.Components, ";"), strings.Join(paused, ","))
 			return nil
 		})
 		w.Flush()
@@ -199,7 +246,7 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 		}
 		s, err := c.Subscribers.Get(ctx, pos[0])
 		if err != nil {
-			return err
+			return noSubscriber(err, pos[0])
 		}
 		return printJSON(stdout, s)
 	case "export":
@@ -207,6 +254,9 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	case "remove":
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: varsel subscribers remove ID", errUsage)
+		}
+		if _, err := c.Subscribers.Get(ctx, pos[0]); err != nil {
+			return noSubscriber(err, pos[0])
 		}
 		if err := c.Subscribers.Delete(ctx, pos[0]); err != nil {
 			return err
@@ -216,10 +266,7 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 		if len(pos) != 1 || channel == "" {
 			return fmt.Errorf("%w: varsel subscribers enable ID --channel email|sms|webhook", errUsage)
 		}
-		if _, err := c.Subscribers.Enable(ctx, pos[0], notifier.ChannelName(channel)); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "enabled %s for %s\n", channel, pos[0])
+		return enableChannel(ctx, c, pos[0], notifier.ChannelName(channel), force, stdout)
 	default:
 		return fmt.Errorf("%w: unknown subscribers command %q", errUsage, sub)
 	}
@@ -268,20 +315,31 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// deliveriesGroup is `varsel deliveries`.
+var deliveriesGroup = group{name: "deliveries", about: "See what was sent to whom, and send a failed delivery again.", subs: []subcommand{
+	{"list", "[--event ID [--summary]] [--status STATUS]", "deliveries with their status, attempts and last error; times in VARSEL_TIMEZONE"},
+	{"retry", "ID", "queue a delivery again (one that failed, or was skipped)"},
+}}
+
 func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: varsel deliveries list|retry", errUsage)
+	cmd, args, err := deliveriesGroup.pick(args, stdout)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	if sub != "list" && sub != "retry" {
-		return fmt.Errorf("%w: unknown deliveries command %q (want list or retry)", errUsage, sub)
-	}
-	fs := flag.NewFlagSet("varsel deliveries "+sub, flag.ContinueOnError)
+	sub := cmd.name
+	fs := deliveriesGroup.flags(cmd, stdout)
 	natsURL := natsFlag(fs)
-	event := fs.String("event", "", "only this event's deliveries")
-	status := fs.String("status", "", "only this status: "+strings.Join(deliveryStatusNames(), ", "))
-	summary := fs.Bool("summary", false, "with --event: print only the counts per channel, not every delivery")
+	event, status, summary := new(string), new(string), new(bool)
+	if sub == "list" {
+		event = fs.String("event", "", "only this event's deliveries")
+		status = fs.String("status", "", "only this status: "+strings.Join(deliveryStatusNames(), ", "))
+		summary = fs.Bool("summary", false, "with --event: print only the counts per channel, not every delivery")
+	}
 	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	zone, err := cliZone()
 	if err != nil {
 		return err
 	}
@@ -294,6 +352,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if sub == "retry" && len(pos) != 1 {
 		return fmt.Errorf("%w: varsel deliveries retry ID", errUsage)
+	}
+	if sub == "list" && len(pos) != 0 {
+		return fmt.Errorf("%w: varsel deliveries list takes flags only, not %q (an event's deliveries: --event ID)", errUsage, pos[0])
 	}
 	if *summary && (*event == "" || *status != "") {
 		return fmt.Errorf("%w: --summary counts one event's deliveries: give --event ID, without --status", errUsage)
@@ -318,9 +379,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 					note = r.Note
 				}
 				if r.Status == notifier.StatusQueued && r.NextAttemptAt != nil {
-					note = "next attempt " + r.NextAttemptAt.UTC().Format("2006-01-02 15:04:05Z") + "; " + note
+					note = "next attempt " + r.NextAttemptAt.In(zone).Format(cliTime) + "; " + note
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", r.ID, r.Status, r.Attempts, r.UpdatedAt.Format("2006-01-02 15:04:05"), note)
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", r.ID, r.Status, r.Attempts, r.UpdatedAt.In(zone).Format(cliTime), note)
 				n++
 				return nil
 			})
@@ -392,10 +453,31 @@ func deliveryStatusNames() []string {
 	return names
 }
 
+// rejectedGroup is `varsel rejected`.
+var rejectedGroup = group{name: "rejected", about: "See the events that were refused, and why.", subs: []subcommand{
+	{"list", "", "invalid events and why they were rejected (the default)"},
+}}
+
 func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("varsel rejected", flag.ContinueOnError)
+	// `varsel rejected` alone lists too, as it always has.
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
+		args = append([]string{"list"}, args...)
+	}
+	cmd, args, err := rejectedGroup.pick(args, stdout)
+	if err != nil {
+		return err
+	}
+	fs := rejectedGroup.flags(cmd, stdout)
 	natsURL := natsFlag(fs)
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: varsel rejected list takes no arguments", errUsage)
+	}
+	zone, err := cliZone()
+	if err != nil {
 		return err
 	}
 	c, err := connect(ctx, natsURL)
@@ -408,7 +490,7 @@ func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	for _, r := range rej {
-		fmt.Fprintf(stdout, "#%d %s %s\n    %s\n", r.Seq, r.RejectedAt.Format("2006-01-02 15:04:05"), r.Subject, r.Reason)
+		fmt.Fprintf(stdout, "#%d %s %s\n    %s\n", r.Seq, r.RejectedAt.In(zone).Format(cliTime), r.Subject, r.Reason)
 	}
 	fmt.Fprintf(stdout, "%d rejected events\n", len(rej))
 	return nil
@@ -420,7 +502,7 @@ func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {
 func exportSubscriber(ctx context.Context, c *jetstream.Conn, id string, stdout io.Writer) error {
 	s, err := c.Subscribers.Get(ctx, id)
 	if err != nil {
-		return fmt.Errorf("subscriber %s: %w", id, err)
+		return noSubscriber(err, id)
 	}
 	out := struct {
 		ExportedAt time.Time                  `json:"exported_at"`
@@ -438,4 +520,87 @@ func exportSubscriber(ctx context.Context, c *jetstream.Conn, id string, stdout 
 	}
 	slices.SortFunc(out.Deliveries, func(a, b *notifier.DeliveryRecord) int { return a.QueuedAt.Compare(b.QueuedAt) })
 	return printJSON(stdout, out)
+}
+
+// noSubscriber says "no subscriber ID" for a missing one, without the
+// store's internal names; other errors pass.
+func noSubscriber(err error, id string) error {
+	if errors.Is(err, notifier.ErrNotFound) {
+		return fmt.Errorf("no subscriber %s", id)
+	}
+	return err
+}
+
+// errOwnChoice refuses to lift an opt-out the person made themselves.
+var errOwnChoice = errors.New("their own choice")
+
+// enableChannel lifts the pause of one channel and forgets its failures.
+// An opt-out the person made themselves (a link, their preferences page,
+// an SMS STOP) is theirs to undo: it is lifted only with force.
+func enableChannel(ctx context.Context, c *jetstream.Conn, id string, ch notifier.ChannelName, force bool, stdout io.Writer) error {
+	var was *notifier.Suppression
+	var failures int
+	_, err := c.Subscribers.Update(ctx, id, func(s *notifier.Subscriber) error {
+		was, failures = nil, s.Failures[ch]
+		if sup, ok := s.Suppressed[ch]; ok {
+			if sup.Reason == notifier.ReasonOptedOut && !force {
+				return fmt.Errorf("%w: %s", errOwnChoice, ownOptOut(id, ch, sup))
+			}
+			was = &sup
+		}
+		delete(s.Suppressed, ch)
+		delete(s.Failures, ch)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, errOwnChoice) {
+			return errors.New(strings.TrimPrefix(err.Error(), errOwnChoice.Error()+": "))
+		}
+		return noSubscriber(err, id)
+	}
+	switch {
+	case was != nil:
+		why := string(was.Reason)
+		if was.Detail != "" {
+			why += ": " + was.Detail
+		}
+		fmt.Fprintf(stdout, "enabled %s for %s (it was paused: %s)\n", ch, id, why)
+	case failures > 0:
+		fmt.Fprintf(stdout, "%s for %s was not paused; its %d failures in a row are forgotten\n", ch, id, failures)
+	default:
+		fmt.Fprintf(stdout, "%s for %s was not paused: nothing to enable\n", ch, id)
+	}
+	return nil
+}
+
+// ownOptOut says why an opt-out is the person's own and how it is undone.
+func ownOptOut(id string, ch notifier.ChannelName, sup notifier.Suppression) string {
+	how := "they can turn it on again on their preferences page (linked from every email)"
+	if ch == notifier.SMS && !sup.SelfService() {
+		how = "they can send START to turn it on again"
+	}
+	when := ""
+	if !sup.At.IsZero() {
+		when = " on " + sup.At.UTC().Format("2006-01-02")
+	}
+	detail := sup.Detail
+	if detail == "" {
+		detail = "opted out"
+	}
+	return fmt.Sprintf("not enabled: %s turned %s off themselves (%s%s); that is their own choice, and %s. "+
+		"Give --force only if they asked you to turn it on again", id, ch, detail, when, how)
+}
+
+// cliTime is how the CLI prints a time: with its zone, as "2019-09-16 11:00:00 CEST".
+const cliTime = "2006-01-02 15:04:05 MST"
+
+// cliZone is the zone the CLI prints times in: VARSEL_TIMEZONE, as the
+// service's default, else Europe/Oslo.
+func cliZone() (*time.Location, error) {
+	name := envOr("VARSEL_TIMEZONE", "Europe/Oslo")
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: VARSEL_TIMEZONE %q: not an IANA time zone (e.g. Europe/Oslo, UTC)", errUsage, name)
+	}
+	return loc, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -73,7 +72,8 @@ type idleReport struct {
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("varsel bench", flag.ContinueOnError)
+	fs := newFlags("varsel bench", "varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--json]",
+		"Fan events out through the real pipeline to in-process sinks, and print Varsel's rate as a share of the sinks' raw capacity.", stdout)
 	subscribers := fs.Int("subscribers", 10_000, "subscribers to fan out to")
 	channelList := fs.String("channels", "email,webhook", "channels every subscriber has: email, webhook, sms")
 	events := fs.Int("events", 1, "events of the StyreWeb timeline to publish one after the other (1–14)")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,22 +39,36 @@ func envOr(name, def string) string {
 	return def
 }
 
+// letterGroup is `varsel letter`.
+var letterGroup = group{name: "letter", about: "Write to every subscriber (letter.broadcast events): read it first, count who gets it, send it.", subs: []subcommand{
+	{"preview", "FILE [--locale nb] [--channel email|sms|webhook]", "print the letter as one reader gets it, offline"},
+	{"send", "FILE [--watch] [--dry-run | --test-to ADDRESS]", "send the letter; --dry-run counts who would get it and sends nothing, --test-to emails one address only"},
+}}
+
 func cmdLetter(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: varsel letter preview|send FILE", errUsage)
+	cmd, args, err := letterGroup.pick(args, stdout)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	if sub != "preview" && sub != "send" {
-		return fmt.Errorf("%w: unknown letter command %q (want preview or send)", errUsage, sub)
+	sub := cmd.name
+	fs := letterGroup.flags(cmd, stdout)
+	whose := "the reader"
+	if sub == "send" {
+		whose = "the --test-to email"
 	}
-	fs := flag.NewFlagSet("varsel letter "+sub, flag.ContinueOnError)
-	natsURL := natsFlag(fs)
-	locale := fs.String("locale", "en", "language to preview or test in")
-	timezone := fs.String("timezone", "", "time zone of the reader (default VARSEL_TIMEZONE)")
-	channel := fs.String("channel", "email", "channel to preview: email, sms or webhook")
-	dryRun := fs.Bool("dry-run", false, "count who would get the letter; send nothing")
-	testTo := fs.String("test-to", "", "send the letter only to this email address, to read it first")
-	watch := fs.Bool("watch", false, "follow the deliveries until they are done: counts, rate, time left")
+	locale := fs.String("locale", "en", "language of "+whose)
+	timezone := fs.String("timezone", "", "time zone of "+whose+" (default VARSEL_TIMEZONE)")
+	channel := new(string)
+	var natsURL *natsTarget
+	dryRun, testTo, watch := new(bool), new(string), new(bool)
+	if sub == "preview" {
+		channel = fs.String("channel", "email", "channel to preview: email, sms or webhook")
+	} else {
+		natsURL = natsFlag(fs)
+		dryRun = fs.Bool("dry-run", false, "count who would get the letter; send nothing")
+		testTo = fs.String("test-to", "", "send the letter only to this email address, to read it first")
+		watch = fs.Bool("watch", false, "follow the deliveries until they are done: counts, rate, time left")
+	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -64,7 +77,10 @@ func cmdLetter(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return fmt.Errorf("%w: varsel letter %s FILE (.json or .toml, - for stdin)", errUsage, sub)
 	}
 	if *dryRun && *testTo != "" {
-		return fmt.Errorf("%w: --dry-run sends nothing and --test-to sends one email: use one of them", errUsage)
+		return fmt.Errorf("%w: --dry-run sends nothing and --test-to sends one email: use one of them (nothing sent)", errUsage)
+	}
+	if *watch && (*dryRun || *testTo != "") {
+		return fmt.Errorf("%w: --watch follows a real send: not with --dry-run or --test-to", errUsage)
 	}
 	raw, ev, err := readEvent(pos[0], stdin)
 	if err != nil {
@@ -93,7 +109,7 @@ func cmdLetter(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return nil
 	case "send":
 		if ev.Type != notifier.LetterBroadcast {
-			return fmt.Errorf("%s is a %s event; `letter send` sends letter.broadcast (use `varsel publish` for the rest)", pos[0], ev.Type)
+			return fmt.Errorf("%s is %s event; `letter send` sends letter.broadcast (use `varsel publish` for the rest)", pos[0], withArticle(string(ev.Type)))
 		}
 		if *testTo != "" {
 			return sendTest(ctx, ev, reader, *testTo, logger, stdout)
@@ -177,4 +193,12 @@ func sendTest(ctx context.Context, ev *notifier.Event, reader *notifier.Subscrib
 	}
 	fmt.Fprintf(stdout, "test letter sent to %s (%s) via %s\n", to, receipt.ProviderID, ch.Name())
 	return nil
+}
+
+// withArticle puts "a" or "an" before word: "an incident.updated".
+func withArticle(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }

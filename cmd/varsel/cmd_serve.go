@@ -17,18 +17,22 @@ import (
 	"github.com/varsel/varsel/notifier/jetstream"
 )
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) error {
-	name := "serve"
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo bool) error {
+	name, about := "serve", "Run the service: the status page, the console, the admin API and the pipeline.\nEvery flag is also an environment variable (in parentheses)."
 	if demo {
-		name = "demo"
+		name, about = "demo", "Run the service with the demo subscribers and replay the example scenarios into the outbox\n(in ./data/demo unless VARSEL_DATA_DIR or --data-dir say otherwise)."
 	}
-	fs := flag.NewFlagSet("varsel "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("varsel "+name, "varsel "+name+" [flags]", about, stdout)
 	var cfg Config
 	flagErrs := cfg.bindFlags(fs)
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: varsel %s takes flags only, not %q (see 'varsel %s -h')", errUsage, name, pos[0], name)
+	}
+	ownURL := ownNATSURL(fs, &cfg)
 	if demo {
 		// The demo's webhook subscribers point at serve's own receiver
 		// (demoWebhookPath): the outbox without SMTP or Twilio, real,
@@ -52,10 +56,14 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, demo bool) e
 	}
 	logger := cfg.logger(stderr)
 	warnPublicURL(logger, cfg.PublicURL)
+	if ownURL != "" {
+		logger.Info("VARSEL_NATS_URL names this serve's own VARSEL_NATS_LISTEN address: running the embedded NATS server there", "url", redactURL(ownURL))
+	}
 	svc, err := start(ctx, cfg, logger)
 	if err != nil {
-		return err
+		return explainExternalNATS(err, cfg.NATSURL)
 	}
+	warnLinks(logger, cfg.PublicURL, svc.listener.Addr())
 	if demo {
 		go func() {
 			if err := replayDemo(ctx, svc, stderr); err != nil {

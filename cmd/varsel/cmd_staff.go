@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -16,25 +15,28 @@ import (
 
 // cmdStaff manages the console's staff accounts:
 // varsel staff add --email E --name N [--locale nb] --password-stdin | list | remove EMAIL.
+// staffGroup is `varsel staff`.
+var staffGroup = group{name: "staff", about: "Manage who may sign in to the staff console.", subs: []subcommand{
+	{"add", "--email E --name N [--locale en|nb] --password-stdin", "add an account, or replace its name, language and password (the password on standard input)"},
+	{"list", "", "every staff account"},
+	{"remove", "EMAIL", "remove an account; its sessions end at once"},
+}}
+
 func cmdStaff(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	const usage = "varsel staff add --email E --name N [--locale en|nb] --password-stdin | list | remove EMAIL"
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, usage)
+	cmd, args, err := staffGroup.pick(args, stdout)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("varsel staff "+sub, flag.ContinueOnError)
+	sub := cmd.name
+	fs := staffGroup.flags(cmd, stdout)
 	natsURL := natsFlag(fs)
 	var email, name, locale string
 	var fromStdin bool
-	switch sub {
-	case "add":
+	if sub == "add" {
 		fs.StringVar(&email, "email", "", "email address, the sign-in name (required)")
 		fs.StringVar(&name, "name", "", "name, shown in the console and in the audit trail (required)")
 		fs.StringVar(&locale, "locale", "en", "the console's language for them: en or nb")
 		fs.BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of standard input (required)")
-	case "list", "remove":
-	default:
-		return fmt.Errorf("%w: unknown staff command %q: %s", errUsage, sub, usage)
 	}
 	pos, err := parse(fs, args)
 	if err != nil {

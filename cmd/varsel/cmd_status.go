@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,13 +22,24 @@ import (
 // every page in both languages with relative links, the feeds and the
 // JSON. It reads a running serve's NATS, or, with none running, the store
 // in VARSEL_DATA_DIR itself.
+// statusGroup is `varsel status`.
+var statusGroup = group{name: "status", about: "The public status page, away from the service.", subs: []subcommand{
+	{"export", "DIR", "write the static mirror: every page in both languages, the feeds and the JSON, with relative links"},
+}}
+
+// templatesGroup is `varsel templates`.
+var templatesGroup = group{name: "templates", about: "The message templates (VARSEL_TEMPLATES_DIR, else the built-in ones).", subs: []subcommand{
+	{"check", "", "render every template in every locale for every example event and event type; fail on any problem"},
+}}
+
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "export" {
-		return fmt.Errorf("%w: varsel status export DIR", errUsage)
+	cmd, args, err := statusGroup.pick(args, stdout)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("varsel status export", flag.ContinueOnError)
+	fs := statusGroup.flags(cmd, stdout)
 	natsURL := natsFlag(fs)
-	pos, err := parse(fs, args[1:])
+	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -79,8 +89,16 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 // cmdTemplates renders every template in every locale for every example
 // event and every event type, and fails on any problem.
 func cmdTemplates(args []string, stdout io.Writer) error {
-	if len(args) != 1 || args[0] != "check" {
-		return fmt.Errorf("%w: varsel templates check", errUsage)
+	cmd, args, err := templatesGroup.pick(args, stdout)
+	if err != nil {
+		return err
+	}
+	pos, err := parse(templatesGroup.flags(cmd, stdout), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: varsel templates check takes no arguments", errUsage)
 	}
 	r, err := offlineRenderer(newLogger(io.Discard))
 	if err != nil {
