@@ -263,9 +263,9 @@ func TestCLIFindsAMovedServe(t *testing.T) {
 	if !strings.Contains(logs.String(), "names this serve's own VARSEL_NATS_LISTEN address") {
 		t.Errorf("serve did not say it took VARSEL_NATS_URL for its own address:\n%s", logs.String())
 	}
-	if !strings.Contains(logs.String(), "VARSEL_PUBLIC_URL is on this machine but not on the port serve listens on") {
-		t.Errorf("no warning for links to :8080 while serving elsewhere:\n%s", logs.String())
-	}
+	waitFor(t, "a warning for links to :8080 while serving elsewhere", func() bool {
+		return strings.Contains(logs.String(), "VARSEL_PUBLIC_URL is on this machine but not on the port serve listens on")
+	})
 	// Without VARSEL_NATS_URL: the data directory's varsel.json.
 	t.Setenv("VARSEL_NATS_URL", "")
 	t.Setenv("VARSEL_NATS_LISTEN", "")
@@ -349,6 +349,10 @@ func TestCLIAnswersAreTrue(t *testing.T) {
 		if err == nil || errors.Is(err, errUsage) || err.Error() != "no subscriber nobody" || strings.Contains(out, "removed") {
 			t.Errorf("subscribers %s: err=%v out=%q", sub[0], err, out)
 		}
+	}
+
+	if _, err := varsel(t, "deliveries", "retry", "nothing.email", "--nats", nats); err == nil || err.Error() != "no delivery nothing.email (the ids are in `varsel deliveries list`)" {
+		t.Errorf("retry of an unknown delivery: %v", err)
 	}
 
 	// The WEBHOOK column: "-" without a webhook.

@@ -400,6 +400,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "retry":
 		rec, err := c.RetryJob(ctx, pos[0])
+		if errors.Is(err, notifier.ErrNotFound) {
+			return fmt.Errorf("no delivery %s (the ids are in `varsel deliveries list`)", pos[0])
+		}
 		if err != nil {
 			return err
 		}
