@@ -280,7 +280,7 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour, MaxBytes: 256 << 20,
 	}}
 	for _, sc := range streams {
-		if _, err := c.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := whileClusterForms(ctx, func() error { _, err := c.JS.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
 			return fmt.Errorf("create stream %s: %w", sc.Name, err)
 		}
 	}
@@ -297,15 +297,15 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 			// minute after it settles, without a lasting marker.
 			cfg.TTL, cfg.LimitMarkerTTL = retention, time.Second
 		}
-		if name == SubscribersKV {
-			kv, err := c.erasableBucket(ctx, name, replicas)
-			if err != nil {
-				return err
+		var kv jetstream.KeyValue
+		err := whileClusterForms(ctx, func() (err error) {
+			if name == SubscribersKV {
+				kv, err = c.erasableBucket(ctx, name, replicas)
+			} else {
+				kv, err = c.JS.CreateOrUpdateKeyValue(ctx, cfg)
 			}
-			kvs[name] = kv
-			continue
-		}
-		kv, err := c.JS.CreateOrUpdateKeyValue(ctx, cfg)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -387,3 +387,26 @@ func (c *Conn) OnClose(fn func()) {
 
 // jobSubject is where jobs of one channel are published.
 func jobSubject(ch string) string { return JobsPrefix + ch }
+
+// clusterFormingFor bounds how long set-up waits for a cluster whose
+// nodes are still finding each other (all of them starting together after
+// an outage, say).
+const clusterFormingFor = 30 * time.Second
+
+// whileClusterForms runs fn until it succeeds or fails for a reason other
+// than a cluster still forming: no suitable peers yet, no meta leader yet,
+// or no answer from JetStream. (10005 is the server's "no suitable peers
+// for placement", 10008 "JetStream cluster not available".)
+func whileClusterForms(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(clusterFormingFor)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := fn()
+		var apiErr *jetstream.APIError
+		forming := errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
+			(errors.As(err, &apiErr) && (apiErr.ErrorCode == 10005 || apiErr.ErrorCode == 10008 || apiErr.Code == 503))
+		if err == nil || !forming || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(wait)
+	}
+}

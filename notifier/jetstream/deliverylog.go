@@ -297,7 +297,8 @@ func (s *Deliveries) casHot(ctx context.Context, r *notifier.DeliveryRecord, rev
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
 	_, err = s.js.PublishMsg(ctx, msg)
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 		return fmt.Errorf("save delivery %q: %w", r.ID, notifier.ErrConflict)
 	}
 	return err
