@@ -34,7 +34,7 @@ Usage:
   varsel deliveries list [--event ID [--summary]] [--status failed]  |  varsel deliveries retry ID
   varsel staff add --email E --name N [--locale nb] --password-stdin | staff list | staff remove EMAIL
   varsel rejected list                       invalid events and why they were rejected
-  varsel status export DIR                   write the status page and feeds as static files
+  varsel status export DIR                   write the static mirror: every page in both languages, feeds, JSON
   varsel templates check                     every template renders in every locale
   varsel outbox prune [--keep D]             remove outbox files and lines older than D (default VARSEL_OUTBOX_KEEP, 168h)
   varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--json]
