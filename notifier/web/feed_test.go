@@ -1,12 +1,8 @@
 package web
 
 import (
-	"context"
 	"encoding/xml"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -16,29 +12,12 @@ import (
 	"github.com/mmcdole/gofeed/atom"
 
 	"github.com/varsel/varsel/notifier"
-	"github.com/varsel/varsel/notifier/jetstream"
-	"github.com/varsel/varsel/notifier/render"
 )
 
 // newSiteFixture is newFixture with a site file's name and catalogue.
 func newSiteFixture(t *testing.T, site *notifier.Site) *fixture {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo", Site: site}, tokens, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps, status := fixtureDeps(t, conn)
-	deps.Localizer, deps.Tokens = r, tokens
-	h := New(Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo", Site: site}, deps, logger)
-	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
-	t.Cleanup(f.srv.Close)
+	f, _ := buildFixture(t, fixtureOpts{site: site, config: func(c *Config) { c.AdminToken = "" }})
 	return f
 }
 

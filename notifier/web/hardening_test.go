@@ -12,8 +12,6 @@ import (
 	"testing"
 
 	"github.com/varsel/varsel/notifier"
-	"github.com/varsel/varsel/notifier/jetstream"
-	"github.com/varsel/varsel/notifier/render"
 )
 
 // capture is a slog handler keeping every record, for tests that must
@@ -54,28 +52,7 @@ func (c capture) errors() []string {
 // model's and the handlers') going to logs.
 func newLoggedFixture(t *testing.T, logs capture) *fixture {
 	t.Helper()
-	logger := slog.New(logs)
-	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	status, err := conn.WatchStatus(ctx, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps, _ := fixtureDeps(t, conn)
-	deps.Status, deps.Localizer, deps.Tokens = status, r, tokens
-	h := New(Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, deps, logger)
-	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
-	t.Cleanup(f.srv.Close)
+	f, _ := buildFixture(t, fixtureOpts{logger: slog.New(logs), storeLogs: true})
 	return f
 }
 
@@ -233,28 +210,15 @@ func TestPagesNeedNoInlineScriptOrStyle(t *testing.T) {
 // next new visitor, while a client over its limit stays refused. Every
 // address is a loopback one.
 func TestSignupFloodLocksNoNewVisitorOut(t *testing.T) {
-	logger := slog.New(slog.DiscardHandler)
-	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	sent := map[string]int{}
-	deps, _ := fixtureDeps(t, conn)
-	deps.Localizer, deps.Tokens = r, tokens
-	deps.SendEmail = func(_ context.Context, to string, _ *notifier.Message) error {
+	f, _ := buildFixture(t, fixtureOpts{send: func(_ context.Context, to string, _ *notifier.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		sent[to]++
 		return nil
-	}
-	h := New(Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, deps, logger)
+	}, config: func(c *Config) { c.AdminToken = "" }})
+	h := f.h
 	signUp := func(client, email string) int {
 		req := httptest.NewRequest(http.MethodPost, "/subscribe", strings.NewReader(url.Values{"email": {email}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -3,9 +3,7 @@ package web
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/varsel/varsel/notifier"
-	"github.com/varsel/varsel/notifier/jetstream"
 	"github.com/varsel/varsel/notifier/render"
 )
 
@@ -28,23 +25,7 @@ var prefsSite = &notifier.Site{Components: []notifier.Component{
 // the renderer, which signs with the fixture's tokens.
 func newPrefsFixture(t *testing.T, send func(context.Context, string, *notifier.Message) error) (*fixture, *render.Renderer) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo", Site: prefsSite}, tokens, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps, status := fixtureDeps(t, conn)
-	deps.Localizer, deps.Tokens, deps.SendEmail = r, tokens, send
-	h := New(Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo", Site: prefsSite}, deps, logger)
-	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
-	t.Cleanup(f.srv.Close)
-	return f, r
+	return buildFixture(t, fixtureOpts{site: prefsSite, send: send, config: func(c *Config) { c.AdminToken = "" }})
 }
 
 var prefsLink = regexp.MustCompile(`http://status\.example\.com/preferences/[A-Za-z0-9_.-]+`)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/varsel/varsel/notifier"
-	"github.com/varsel/varsel/notifier/jetstream"
 	"github.com/varsel/varsel/notifier/render"
 )
 
@@ -50,22 +48,8 @@ func (mb *mailbox) all() []sentEmail {
 func newSignupFixture(t *testing.T, send func(context.Context, string, *notifier.Message) error) (*fixture, *bytes.Buffer) {
 	t.Helper()
 	logs := &bytes.Buffer{}
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))
-	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps, status := fixtureDeps(t, conn)
-	deps.Localizer, deps.Tokens, deps.SendEmail = r, tokens, send
-	h := New(Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, deps, logger)
-	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
-	t.Cleanup(f.srv.Close)
+	f, _ := buildFixture(t, fixtureOpts{logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), send: send,
+		config: func(c *Config) { c.AdminToken = "" }})
 	return f, logs
 }
 

@@ -21,6 +21,7 @@ import (
 
 type fixture struct {
 	srv    *httptest.Server
+	h      http.Handler // what srv serves
 	conn   *jetstream.Conn
 	status *jetstream.StatusCache
 	tokens *notifier.Tokens
@@ -29,9 +30,15 @@ type fixture struct {
 // deps are the handlers' parts on conn, with a read model watching it.
 func fixtureDeps(t *testing.T, conn *jetstream.Conn) (Deps, *jetstream.StatusCache) {
 	t.Helper()
+	return fixtureDepsLogged(t, conn, slog.New(slog.DiscardHandler))
+}
+
+// fixtureDepsLogged is fixtureDeps with the read model logging to logger.
+func fixtureDepsLogged(t *testing.T, conn *jetstream.Conn, logger *slog.Logger) (Deps, *jetstream.StatusCache) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	status, err := conn.WatchStatus(ctx, slog.New(slog.DiscardHandler))
+	status, err := conn.WatchStatus(ctx, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,33 +66,62 @@ func (f *fixture) update(t *testing.T, id string, fn func(*notifier.IncidentStat
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureWith(t, nil)
+	f, _ := buildFixture(t, fixtureOpts{})
+	return f
 }
 
 // newFixtureWith is newFixture with a change to the pages' configuration.
 func newFixtureWith(t *testing.T, change func(*Config)) *fixture {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, logger)
+	f, _ := buildFixture(t, fixtureOpts{config: change})
+	return f
+}
+
+// fixtureOpts say how a fixture differs from newFixture's.
+type fixtureOpts struct {
+	// logger is the handlers' and the renderer's log; nil discards it.
+	logger *slog.Logger
+	// storeLogs sends the store's and the read model's log there too.
+	storeLogs bool
+	site      *notifier.Site
+	// send is Deps.SendEmail (sign-up); nil turns sign-up off.
+	send   func(context.Context, string, *notifier.Message) error
+	config func(*Config)
+}
+
+// buildFixture starts a store, a read model and the handlers on a test
+// server; it also returns the renderer, which signs with the fixture's
+// tokens.
+func buildFixture(t *testing.T, o fixtureOpts) (*fixture, *render.Renderer) {
+	t.Helper()
+	logger := o.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	storeLog := slog.New(slog.DiscardHandler)
+	if o.storeLogs {
+		storeLog = logger
+	}
+	conn, err := jetstream.Connect(context.Background(), jetstream.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, storeLog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
 	tokens, _ := notifier.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}, tokens, logger)
+	r, err := render.New(render.Config{PublicURL: "http://status.example.com", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo", Site: o.site}, tokens, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, status := fixtureDeps(t, conn)
-	deps.Localizer, deps.Tokens = r, tokens
-	cfg := Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo"}
-	if change != nil {
-		change(&cfg)
+	deps, status := fixtureDepsLogged(t, conn, storeLog)
+	deps.Localizer, deps.Tokens, deps.SendEmail = r, tokens, o.send
+	cfg := Config{PublicURL: "http://status.example.com", AdminToken: "s3cret", DefaultLocale: "en", DefaultTimezone: "Europe/Oslo", Site: o.site}
+	if o.config != nil {
+		o.config(&cfg)
 	}
 	h := New(cfg, deps, logger)
-	f := &fixture{srv: httptest.NewServer(h), conn: conn, status: status, tokens: tokens}
+	f := &fixture{srv: httptest.NewServer(h), h: h, conn: conn, status: status, tokens: tokens}
 	t.Cleanup(f.srv.Close)
-	return f
+	return f, r
 }
 
 // getInLanguage GETs path with an Accept-Language header and returns the body.
