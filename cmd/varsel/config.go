@@ -94,7 +94,7 @@ func (c *Config) settings() []setting {
 		{env: "VARSEL_NATS_LISTEN", flag: "nats-listen", def: "127.0.0.1:4222", help: "where the embedded NATS server listens", str: &c.NATSListen},
 		{env: "VARSEL_NATS_REPLICAS", flag: "nats-replicas", def: "1", help: "replicas of every stream and bucket on a NATS cluster (1-5)", integer: &c.NATSReplicas},
 		{env: "VARSEL_DATA_DIR", flag: "data-dir", def: "./data", help: "embedded JetStream store and outbox", str: &c.DataDir},
-		{env: "VARSEL_HTTP_ADDR", flag: "http", def: ":8080", help: "status page, admin API, callbacks, metrics", str: &c.HTTPAddr},
+		{env: "VARSEL_HTTP_ADDR", flag: "http", def: ":8080", help: "status page, console, admin API, callbacks (metrics: VARSEL_METRICS_ADDR)", str: &c.HTTPAddr},
 		{env: "VARSEL_PUBLIC_URL", flag: "public-url", def: "http://localhost:8080", help: "base of every link in messages", str: &c.PublicURL},
 		{env: "VARSEL_ADMIN_TOKEN", flag: "admin-token", help: "bearer token for the admin API; empty refuses it", str: &c.AdminToken},
 		{env: "VARSEL_SECRET", flag: "secret", help: "key for link tokens; empty: generated once and kept in NATS", str: &c.Secret},

@@ -33,7 +33,14 @@ const resolvedInc = `{"id":"e2","type":"incident.resolved","time":"2019-09-17T16
 // get sends a GET (or another method) with headers, as pairs.
 func (f *fixture) get(t *testing.T, method, path string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, f.srv.URL+path, nil)
+	return f.request(t, method, path, nil, header...)
+}
+
+// request sends a request with a body (nil for none) and headers, as
+// pairs, and returns the response and its body.
+func (f *fixture) request(t *testing.T, method, path string, body io.Reader, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, body)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
