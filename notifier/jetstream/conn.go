@@ -39,6 +39,7 @@ const (
 	ConfigKV         = "varsel_config"
 	StaffKV          = "varsel_staff"
 	SessionsKV       = "varsel_sessions"
+	AddressesKV      = "varsel_addresses"
 	intakeConsumer   = "varsel-intake"
 	dispatchConsumer = "varsel-deliver-"
 )
@@ -213,7 +214,7 @@ func connect(ctx context.Context, cfg Config, logger *slog.Logger, create bool) 
 }
 
 // buckets are every KeyValue bucket Varsel uses.
-var buckets = []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV, StaffKV, SessionsKV, RemindersKV}
+var buckets = []string{SubscribersKV, IncidentsKV, DeliveriesKV, EventsKV, ConfigKV, StaffKV, SessionsKV, RemindersKV, AddressesKV}
 
 // bind opens the existing buckets.
 func (c *Conn) bind(ctx context.Context) error {
@@ -233,7 +234,7 @@ func (c *Conn) bind(ctx context.Context) error {
 }
 
 func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
-	c.Subscribers = &Subscribers{kv: kvs[SubscribersKV], js: c.JS}
+	c.Subscribers = &Subscribers{kv: kvs[SubscribersKV], idx: kvs[AddressesKV], js: c.JS}
 	c.Incidents = &Incidents{kv: kvs[IncidentsKV], js: c.JS}
 	c.Events = &Events{kv: kvs[EventsKV]}
 	c.Staff = &StaffAccounts{kv: kvs[StaffKV], js: c.JS}

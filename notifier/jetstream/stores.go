@@ -20,6 +20,8 @@ import (
 type Subscribers struct {
 	kv jetstream.KeyValue
 	js jetstream.JetStream
+	// idx is the address index (varsel_addresses, see subscribers.go).
+	idx jetstream.KeyValue
 	// forget rewrites the delivery log without a removed subscriber.
 	forget func(ctx context.Context, id string) (int, error)
 }
@@ -107,7 +109,9 @@ func (s *Subscribers) Delete(ctx context.Context, id string) error {
 
 // Each implements notifier.SubscriberStore.
 func (s *Subscribers) Each(ctx context.Context, fn func(*notifier.Subscriber) error) error {
-	return eachJSON(ctx, s.js, s.kv, "*", fn) // "*": not the addr. index keys
+	// "*": ids have no dots, and an earlier version's index keys
+	// ("addr.<hash>", moved away on start) are not subscribers.
+	return eachJSON(ctx, s.js, s.kv, "*", fn)
 }
 
 // FindByPhone implements notifier.SubscriberStore by a scan: it serves
@@ -182,6 +186,7 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 	js := s.js
 	now := time.Now().UTC()
 	futures := make([]jetstream.PubAckFuture, 0, 1024)
+	var index []indexChange
 	wait := func() error {
 		defer func() { futures = futures[:0] }()
 		if err := awaitAcks(ctx, futures); err != nil {
@@ -204,10 +209,7 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 			return fmt.Errorf("put subscriber %s: %w", sub.ID, err)
 		}
 		for _, a := range sub.Addresses() { // the index (subscribers.go); a replaced one's old entries go stale
-			futures = append(futures, f)
-			if f, err = js.PublishAsync("$KV."+SubscribersKV+"."+addrKey(a), []byte(sub.ID)); err != nil {
-				return fmt.Errorf("index subscriber %s: %w", sub.ID, err)
-			}
+			index = append(index, indexChange{hash: notifier.AddressKey(a), id: sub.ID})
 		}
 		if futures = append(futures, f); len(futures) == cap(futures) {
 			if err := wait(); err != nil {
@@ -215,7 +217,11 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 			}
 		}
 	}
-	return wait()
+	if err := wait(); err != nil {
+		return err
+	}
+	// One write per shard of the index, after the subscribers are stored.
+	return s.applyIndex(ctx, index)
 }
 
 // Enable lifts the pause of one channel for a subscriber and forgets its

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,9 +51,12 @@ func TestAddressIndex(t *testing.T) {
 	if find("b@example.com") != "b" {
 		t.Error("PutMany did not index")
 	}
-	keys, err := s.kv.Keys(ctx)
+	keys, err := s.idx.Keys(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if subs, _ := s.kv.Keys(ctx); len(subs) != 3 {
+		t.Errorf("the subscribers bucket holds %v, want the 3 subscribers only (the index is a bucket of its own)", subs)
 	}
 	for _, k := range keys {
 		if strings.Contains(k, "example") || strings.Contains(k, "92211333") {
@@ -69,9 +73,12 @@ func TestAddressIndex(t *testing.T) {
 	if find("kari@example.org") != "" || find("+4792211333") != "" {
 		t.Error("Delete left the index entries")
 	}
-	keys, _ = s.kv.Keys(ctx)
-	if len(keys) != 4 { // a, b and their emails
-		t.Errorf("keys after delete: %v", keys)
+	if find("a@example.com") != "a" || find("b@example.com") != "b" {
+		t.Error("Delete of kari dropped the entries of a and b")
+	}
+	keys, _ = s.idx.Keys(ctx)
+	if len(keys) > 3 { // at most a shard each for a and b, and the marker
+		t.Errorf("index keys after delete: %v", keys)
 	}
 }
 
@@ -94,5 +101,36 @@ func TestIndexAddressesBackfills(t *testing.T) {
 	}
 	if n, err := c.Subscribers.IndexAddresses(ctx); err != nil || n != 0 {
 		t.Fatalf("again = %d, %v", n, err)
+	}
+}
+
+// TestOldIndexKeysLeaveTheSubscribersBucket: an index kept beside the
+// subscribers by an earlier version is moved to its own bucket on start.
+func TestOldIndexKeysLeaveTheSubscribersBucket(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := c.Subscribers.kv.Put(ctx, "old", []byte(`{"id":"old","email":"old@example.com"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribers.kv.Put(ctx, addrKey("old@example.com"), []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribers.idx.Put(ctx, addrKey("old@example.com"), []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribers.idx.Delete(ctx, addrIndexed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribers.IndexAddresses(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := c.Subscribers.kv.Keys(ctx); len(keys) != 1 || keys[0] != "old" {
+		t.Errorf("the subscribers bucket holds %v, want only old", keys)
+	}
+	if keys, _ := c.Subscribers.idx.Keys(ctx); slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, addrPrefix) }) {
+		t.Errorf("an index key per address is left: %v", keys)
+	}
+	if sub, err := c.Subscribers.FindByAddress(ctx, "old@example.com"); err != nil || sub.ID != "old" {
+		t.Errorf("after the move: %v", err)
 	}
 }
