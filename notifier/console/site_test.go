@@ -24,8 +24,8 @@ func TestUnknownComponentNoted(t *testing.T) {
 		who, components, want, not string
 		withSite                   bool
 	}{
-		{"kari@example.com", "gnist, ghost", "Ukjent komponent: ghost (ikke i områdefilen)", "Ukjente", true},
-		{"kari@example.com", "ghost, spook", "Ukjente komponenter: ghost, spook (ikke i områdefilen)", "", true},
+		{"kari@example.com", "gnist, ghost", "Ukjent komponent: ghost (står ikke i nettstedsfilen)", "Ukjente", true},
+		{"kari@example.com", "ghost, spook", "Ukjente komponenter: ghost, spook (står ikke i nettstedsfilen)", "", true},
 		{"alex@example.com", "ghost", "Unknown component: ghost (not in the site file)", "", true},
 		{"alex@example.com", "gnist, styreweb", "", "Unknown component", true},
 		{"kari@example.com", "ghost", "", "Ukjent komponent", false},
