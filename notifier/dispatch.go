@@ -315,10 +315,10 @@ func (d *Dispatcher) record(ctx context.Context, del *Delivery, read *DeliveryRe
 		}
 	case verdict.Retry:
 		d.Metrics.Deliveries.WithLabelValues(chName, "retry", string(rec.Reason)).Inc()
-		log().Warn("send failed, will retry", "reason", rec.Reason, "in", verdict.RetryIn.Round(time.Millisecond), "error", sendErr)
+		log().Warn("send failed, will retry", "reason", rec.Reason, "in", verdict.RetryIn.Round(time.Millisecond), "error", ScrubError(sendErr))
 	default:
 		d.Metrics.Deliveries.WithLabelValues(chName, "failed", string(rec.Reason)).Inc()
-		log().Error("send failed for good", "reason", rec.Reason, "attempts", del.Attempt, "error", sendErr)
+		log().Error("send failed for good", "reason", rec.Reason, "attempts", del.Attempt, "error", ScrubError(sendErr))
 		d.afterFailure(ctx, del, sendErr, final)
 	}
 	return verdict, nil

@@ -61,3 +61,13 @@ id = "c"
 		}
 	}
 }
+
+func TestScrubContactsMasksAddressesAndNumbers(t *testing.T) {
+	got := ScrubContacts("550 5.1.1 <kari.nordmann@example.com>: user unknown; to +4792211333 failed")
+	if strings.Contains(got, "kari.nordmann@") || strings.Contains(got, "92211333") || !strings.Contains(got, "k***@example.com") || !strings.Contains(got, "+47******33") {
+		t.Errorf("scrubbed: %q", got)
+	}
+	if ScrubError(nil) != "" {
+		t.Error("ScrubError(nil) is not empty")
+	}
+}

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -66,11 +67,20 @@ type Operator interface {
 
 // EnableChannel lifts the pause of one channel for a subscriber and forgets
 // its failure count, e.g. to switch a disabled webhook back on.
-func EnableChannel(ctx context.Context, store SubscriberStore, id string, ch ChannelName) (*Subscriber, error) {
+// ErrOwnOptOut refuses to lift an opt-out the person made themselves
+// without force.
+var ErrOwnOptOut = errors.New("their own choice: lift it only if they asked (force)")
+
+func EnableChannel(ctx context.Context, store SubscriberStore, id string, ch ChannelName, force bool) (*Subscriber, error) {
 	if !slices.Contains(ChannelNames, ch) {
 		return nil, fmt.Errorf("enable %q: %w", ch, ErrUnknownChannel)
 	}
 	return store.Update(ctx, id, func(sub *Subscriber) error {
+		if s, ok := sub.Suppressed[ch]; ok && s.Reason == ReasonOptedOut && !force {
+			// The person's own choice (a link, the preferences page, STOP):
+			// theirs to undo.
+			return fmt.Errorf("%s opted out of %s themselves (%s): %w", id, ch, s.Detail, ErrOwnOptOut)
+		}
 		delete(sub.Suppressed, ch)
 		delete(sub.Failures, ch)
 		return nil

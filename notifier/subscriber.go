@@ -298,3 +298,29 @@ func (s *Subscriber) Normalize() error {
 	}
 	return nil
 }
+
+// contactPattern finds email addresses and phone numbers in a text such as
+// a provider's error (an SMTP server quotes the address it refuses).
+var contactPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}|\+[1-9][0-9 ]{6,16}[0-9]`)
+
+// ScrubContacts masks the addresses and numbers in s, for logs and stored
+// errors.
+func ScrubContacts(s string) string {
+	if s == "" {
+		return s
+	}
+	return contactPattern.ReplaceAllStringFunc(s, func(m string) string {
+		if m[0] == '+' {
+			return MaskPhone(m)
+		}
+		return MaskEmail(m)
+	})
+}
+
+// ScrubError is ScrubContacts of an error's text; "" for nil.
+func ScrubError(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ScrubContacts(err.Error())
+}

@@ -190,13 +190,9 @@ func TestHealthcheck(t *testing.T) {
 	}
 	// Nothing listening: exit 1, with the URL and the reason.
 	t.Setenv("VARSEL_HTTP_ADDR", "127.0.0.1:"+closedPort(t))
-	start := time.Now()
 	_, _, err := runCLI(t, "healthcheck")
 	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "not ready: http://127.0.0.1:") || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("healthcheck of a closed port: %v", err)
-	}
-	if time.Since(start) > 2500*time.Millisecond {
-		t.Errorf("healthcheck took %s", time.Since(start))
 	}
 }
 

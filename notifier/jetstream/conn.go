@@ -275,6 +275,8 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 		Name: LogStream, Description: "Settled delivery records, in batches per event, kept for the retention",
 		Subjects: []string{LogPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
 		MaxAge: retention, Duplicates: min(2*time.Minute, retention), Compression: jetstream.S2Compression,
+		// A batch rewritten on a removal keeps the time it had left.
+		AllowMsgTTL: true,
 	}, {
 		Name: RejectedStream, Description: "Invalid events with the reason they were rejected",
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,

@@ -118,7 +118,7 @@ func (s *Deliveries) Settle(r *notifier.DeliveryRecord, done func(error)) {
 }
 
 func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(error)) {
-	r.LastError, r.ProviderError = scrubContacts(r.LastError), scrubContacts(r.ProviderError)
+	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
 	b, err := json.Marshal(r)
 	if err != nil {
 		done(fmt.Errorf("encode delivery %q: %w", r.ID, err))
@@ -271,7 +271,7 @@ func newBatchID() string {
 
 // putHot writes r to the bucket unconditionally, to expire after ttl.
 func (s *Deliveries) putHot(ctx context.Context, r *notifier.DeliveryRecord, ttl time.Duration) error {
-	r.LastError, r.ProviderError = scrubContacts(r.LastError), scrubContacts(r.ProviderError)
+	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -286,7 +286,7 @@ func (s *Deliveries) putHot(ctx context.Context, r *notifier.DeliveryRecord, ttl
 // casHot writes r to the bucket if its entry is still at revision rev, to
 // expire after ttl.
 func (s *Deliveries) casHot(ctx context.Context, r *notifier.DeliveryRecord, rev uint64, ttl time.Duration) error {
-	r.LastError, r.ProviderError = scrubContacts(r.LastError), scrubContacts(r.ProviderError)
+	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -330,7 +330,7 @@ func (s *Deliveries) Get(ctx context.Context, id string) (*notifier.DeliveryReco
 // Save implements notifier.DeliveryLog on the bucket: the record of a
 // delivery that is not done.
 func (s *Deliveries) Save(ctx context.Context, r *notifier.DeliveryRecord) error {
-	r.LastError, r.ProviderError = scrubContacts(r.LastError), scrubContacts(r.ProviderError)
+	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode delivery %q: %w", r.ID, err)

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/varsel/varsel/notifier"
 )
 
 // An erasable bucket is a KeyValue bucket whose old revisions are erased
@@ -100,13 +97,18 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
 	backup, berr := c.JS.Stream(ctx, backupName)
-	if st != nil && st.CachedInfo().Config.DenyDelete && berr != nil {
-		// Copy the newest value of every key to the backup.
+	if st != nil && st.CachedInfo().Config.DenyDelete {
+		// The old stream is still there: (re)make the backup whole, from
+		// it, whatever an earlier start that stopped midway left.
 		old, err := c.JS.KeyValue(ctx, bucket)
 		if err != nil {
 			return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 		}
-		if backup, err = c.JS.CreateStream(ctx, jetstream.StreamConfig{Name: backupName, Subjects: []string{backupSubj + ">"},
+		if berr == nil {
+			if err := backup.Purge(ctx); err != nil {
+				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+			}
+		} else if backup, err = c.JS.CreateStream(ctx, jetstream.StreamConfig{Name: backupName, Subjects: []string{backupSubj + ">"},
 			Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
 			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
 		}
@@ -117,19 +119,31 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 		n := 0
 		for k := range keys.Keys() {
 			e, err := old.Get(ctx, k)
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				continue // deleted meanwhile
+			}
 			if err != nil {
-				continue
+				return nil, fmt.Errorf("move bucket %s: read %s: %w", bucket, k, err)
 			}
 			if _, err := c.JS.Publish(ctx, backupSubj+k, e.Value()); err != nil {
 				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
 			}
 			n++
 		}
+		// The backup is whole: only now may the old stream go.
+		if _, err := c.JS.Publish(ctx, backupSubj+moveComplete, nil); err != nil {
+			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+		}
 		c.logger.Info("moving bucket to an erasable stream", "bucket", bucket, "keys", n)
 		berr = nil
 	}
 	if berr == nil {
-		// A backup exists: replace the old stream and restore from it.
+		if _, err := backup.GetLastMsgForSubject(ctx, backupSubj+moveComplete); err != nil {
+			// Never completed, and the old stream is gone: nothing to
+			// restore that is known whole.
+			return nil, fmt.Errorf("move bucket %s: the backup %s is incomplete (%v); restore it by hand", bucket, backupName, err)
+		}
+		// A whole backup exists: replace the old stream and restore from it.
 		if st != nil && st.CachedInfo().Config.DenyDelete {
 			if err := c.JS.DeleteStream(ctx, cfg.Name); err != nil {
 				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
@@ -147,6 +161,9 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 			if err != nil {
 				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+			}
+			if m.Subject() == backupSubj+moveComplete {
+				continue
 			}
 			msg := nats.NewMsg("$KV." + bucket + "." + m.Subject()[len(backupSubj):])
 			msg.Data = m.Data()
@@ -167,20 +184,6 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 	return erasingKV{KeyValue: kv, st: st}, nil
 }
 
-// contactPattern finds email addresses and phone numbers in error texts
-// (an SMTP server quotes the address it refuses), so the delivery log
-// keeps them masked.
-var contactPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}|\+[1-9][0-9 ]{6,16}[0-9]`)
-
-// scrubContacts masks the addresses and numbers in s.
-func scrubContacts(s string) string {
-	if s == "" {
-		return s
-	}
-	return contactPattern.ReplaceAllStringFunc(s, func(m string) string {
-		if m[0] == '+' {
-			return notifier.MaskPhone(m)
-		}
-		return notifier.MaskEmail(m)
-	})
-}
+// moveComplete is the last message of a whole backup of a bucket being
+// moved ("$" is never in a key).
+const moveComplete = "$complete"

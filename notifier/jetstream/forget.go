@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,8 +34,9 @@ const removedRecordNote = "subscriber removed; details erased"
 // records, so counts and statuses still add up), and errors and notes,
 // which may quote an address, are erased. The old records are securely
 // deleted from the store. It returns how many records were rewritten. It
-// reads the whole log, so it takes time in proportion to it (about a
-// second per million records here).
+// reads the whole log, so it takes time in proportion to it. A rewritten
+// batch keeps the time it had left (a per-message TTL), so nobody's
+// records outlive the retention because someone else was removed.
 func (s *Deliveries) Forget(ctx context.Context, subscriberID string) (int, error) {
 	s.Flush()
 	pseudo := "removed-" + randomHex(6)
@@ -56,7 +59,16 @@ func (s *Deliveries) Forget(ctx context.Context, subscriberID string) (int, erro
 		hot = append(hot, k)
 	}
 	for _, k := range hot {
-		// Their errors were stored with addresses masked; the key goes.
+		// Their errors were stored with addresses masked; the key goes,
+		// and a delivery waiting for a retry no longer counts as one (its
+		// job, when it comes, finds no subscriber and is skipped).
+		r := new(notifier.DeliveryRecord)
+		if _, err := getJSON(ctx, s.kv, k, r); err == nil && r.Status == notifier.StatusQueued && r.NextAttemptAt != nil && s.counts != nil {
+			if err := s.counts.Count(ctx, r.EventID, r.Channel, notifier.CountRetrying, -1,
+				notifier.CountKey(r.ID, r.Retries, notifier.CountRetrying, -1)); err != nil {
+				s.logger.Warn("a forgotten retry not uncounted", "event", r.EventID, "error", err)
+			}
+		}
 		if err := s.kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return n, fmt.Errorf("forget deliveries of %s: %w", subscriberID, err)
 		}
@@ -105,11 +117,16 @@ func (s *Deliveries) Forget(ctx context.Context, subscriberID string) (int, erro
 		if err != nil {
 			return n, fmt.Errorf("forget deliveries of %s: %w", subscriberID, err)
 		}
-		msg := nats.NewMsg(m.Subject)
-		msg.Data = out.Bytes()
-		msg.Header.Set(jetstream.MsgIDHeader, newBatchID())
-		if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-			return n, fmt.Errorf("forget deliveries of %s: rewrite a batch: %w", subscriberID, err)
+		if left := info.Config.MaxAge - time.Since(m.Time); info.Config.MaxAge <= 0 || left >= time.Second {
+			msg := nats.NewMsg(m.Subject)
+			msg.Data = out.Bytes()
+			msg.Header.Set(jetstream.MsgIDHeader, newBatchID())
+			if info.Config.MaxAge > 0 {
+				msg.Header.Set("Nats-TTL", strconv.Itoa(int(left.Seconds()))+"s")
+			}
+			if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+				return n, fmt.Errorf("forget deliveries of %s: rewrite a batch: %w", subscriberID, err)
+			}
 		}
 		if err := st.SecureDeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return n, fmt.Errorf("forget deliveries of %s: erase batch %d: %w", subscriberID, m.Sequence, err)

@@ -224,12 +224,6 @@ func (s *Subscribers) PutMany(ctx context.Context, n int, mk func(i int) *notifi
 	return s.applyIndex(ctx, index)
 }
 
-// Enable lifts the pause of one channel for a subscriber and forgets its
-// failure count, e.g. to re-enable a webhook that was disabled.
-func (s *Subscribers) Enable(ctx context.Context, id string, ch notifier.ChannelName) (*notifier.Subscriber, error) {
-	return notifier.EnableChannel(ctx, s, id, ch)
-}
-
 // StaffAccounts is the staff account store on the varsel_staff bucket,
 // keyed by the hex of the lower-case email (KV keys cannot hold "@").
 type StaffAccounts struct {

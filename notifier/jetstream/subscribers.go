@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -154,6 +155,9 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 // reindex points the index at id for every address in after, and drops the
 // entries of addresses in before that id no longer has.
 func (s *Subscribers) reindex(ctx context.Context, id string, before, after []string) error {
+	if slices.Equal(before, after) {
+		return nil // most updates (a failure count, an opt-out) change no address
+	}
 	var changes []indexChange
 	keep := map[string]bool{}
 	for _, a := range after {

@@ -144,8 +144,11 @@ func (s *server) enableChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ch := notifier.ChannelName(r.URL.Query().Get("channel"))
-	sub, err := notifier.EnableChannel(r.Context(), s.deps.Subscribers, id, ch)
+	force := r.URL.Query().Get("force") == "true"
+	sub, err := notifier.EnableChannel(r.Context(), s.deps.Subscribers, id, ch, force)
 	switch {
+	case errors.Is(err, notifier.ErrOwnOptOut):
+		writeError(w, http.StatusConflict, err.Error()+"; add force=true only if the person asked you to")
 	case errors.Is(err, notifier.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, notifier.ErrUnknownChannel):

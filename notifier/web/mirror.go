@@ -139,12 +139,18 @@ func (m *Mirror) Follow(ctx context.Context, dir string, interval time.Duration)
 	}
 }
 
-// fingerprint changes whenever an incident, an update or a letter does.
+// fingerprint changes whenever what the pages show does: an incident, an
+// update, a letter, a promise falling due, or the store going away or
+// coming back (the pages then say since when they may be out of date).
 func (m *Mirror) fingerprint() string {
 	h := sha256.New()
+	now := m.s.now()
 	for _, st := range m.s.deps.Status.Incidents() {
-		fmt.Fprintf(h, "%s|%d|%d|%s|%v|%d\n", st.Incident.ID, len(st.Updates), st.LastEventTime.UnixNano(), st.Incident.Status,
-			st.ResolvedAt != nil, len(st.Letters))
+		fmt.Fprintf(h, "%s|%d|%d|%s|%v|%v|%v\n", st.Incident.ID, len(st.Updates), st.LastEventTime.UnixNano(), st.Incident.Status,
+			st.ResolvedAt != nil, st.Letters, st.Overdue(now))
+	}
+	if f := m.s.deps.Status.Freshness(); !f.Live {
+		fmt.Fprintf(h, "stale since %d\n", f.AsOf.Unix())
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

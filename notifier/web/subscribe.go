@@ -342,7 +342,7 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request) {
 	s.logger.Info("sign-up confirmed", "subscriber", sub.ID, "to", notifier.MaskEmail(p.Email), "locale", sub.Locale)
 	if sub.PhoneUnverified && sub.Phone == p.Phone {
 		if err := s.sendPhoneCode(r.Context(), sub, v.Locale); err != nil {
-			s.logger.Error("sign-up phone code not sent", "subscriber", sub.ID, "to", notifier.MaskPhone(sub.Phone), "error", err)
+			s.logger.Error("sign-up phone code not sent", "subscriber", sub.ID, "to", notifier.MaskPhone(sub.Phone), "error", notifier.ScrubError(err))
 			v.State = "unavailable"
 			s.subscribePage(w, http.StatusServiceUnavailable, v)
 			return

@@ -353,3 +353,34 @@ func TestIncidentPageKeepsParagraphsAndLines(t *testing.T) {
 		t.Errorf("paragraphs and line breaks not kept (or not escaped):\n%s", page)
 	}
 }
+
+// TestAdminAPIRespectsAnOwnOptOut: the admin API lifts a pause caused by
+// bounces, but a person's own opt-out only with force=true.
+func TestAdminAPIRespectsAnOwnOptOut(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := f.conn.Subscribers.Put(ctx, &notifier.Subscriber{ID: "kari", Email: "kari@example.com", Phone: "+4792211333", Locale: "nb",
+		Suppressed: map[notifier.ChannelName]notifier.Suppression{
+			notifier.SMS:   {Reason: notifier.ReasonOptedOut, Detail: "replied STOP", At: now},
+			notifier.Email: {Reason: notifier.ReasonBounced, Detail: "550 user unknown", At: now},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v1/subscribers/kari/enable?channel=sms", http.StatusConflict},
+		{"/api/v1/subscribers/kari/enable?channel=email", http.StatusOK},
+		{"/api/v1/subscribers/kari/enable?channel=sms&force=true", http.StatusOK},
+	} {
+		if res, body := f.do(t, http.MethodPost, c.path, "s3cret", nil); res.StatusCode != c.want {
+			t.Errorf("POST %s: %d %s, want %d", c.path, res.StatusCode, body, c.want)
+		}
+	}
+	sub, err := f.conn.Subscribers.Get(ctx, "kari")
+	if err != nil || len(sub.Suppressed) != 0 {
+		t.Errorf("after the forced enable: %+v, %v", sub, err)
+	}
+}
