@@ -78,6 +78,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	subscribers := fs.Int("subscribers", 10_000, "subscribers to fan out to")
 	channelList := fs.String("channels", "email,webhook", "channels every subscriber has: email, webhook, sms")
 	events := fs.Int("events", 1, "events of the StyreWeb timeline to publish one after the other (1–14)")
+	repeat := fs.Int("repeat", 0, "then publish the timeline's second event this many times more, each a minute later: the same message, to see whether the rate holds as deliveries accumulate")
 	idle := fs.Int("idle", 100, "events to a single subscriber, one at a time, for the idle latency")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the fan-outs to this file")
@@ -222,8 +223,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer stopProfile()
 	}
 	rawE := report.Raw
-	for e := range *events {
-		raw, err := examples.FS.ReadFile(files[e])
+	for e := range *events + *repeat {
+		raw, err := benchEventFile(files, e, *events)
 		if err != nil {
 			return err
 		}
@@ -234,7 +235,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if e > 0 {
 			// Each update's messages have their own size: measure the
 			// sinks' raw rate with this one's.
-			sample, err := benchSample(svc, files[e])
+			file := files[min(e, len(files)-1)]
+			if e >= *events {
+				file = files[1] // a copy of the second event
+			}
+			sample, err := benchSample(svc, file)
 			if err != nil {
 				return err
 			}
@@ -566,4 +571,29 @@ func printBench(w io.Writer, r benchReport) {
 	fmt.Fprintf(w, "idle: event → first delivery p50 %.1f ms, p99 %.1f ms over %d events (histogram varsel_event_to_delivery_seconds)\n",
 		r.Idle.P50Ms, r.Idle.P99Ms, r.Idle.Events)
 	fmt.Fprintf(w, "peak RSS during the fan-outs: %.0f MB (the whole process: Varsel, embedded NATS, sinks)\n", r.PeakRSSMB)
+}
+
+// benchEventFile is the e-th event to publish: the timeline's, then (past
+// the first n) copies of its second event, each with its own id and a
+// minute later than the one before, so each is an update to send.
+func benchEventFile(files []string, e, n int) ([]byte, error) {
+	if e < n {
+		return examples.FS.ReadFile(files[e])
+	}
+	raw, err := examples.FS.ReadFile(files[1])
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	at, err := time.Parse(time.RFC3339, doc["time"].(string))
+	if err != nil {
+		return nil, err
+	}
+	i := e - n + 1
+	doc["id"] = fmt.Sprintf("%s-again-%d", doc["id"], i)
+	doc["time"] = at.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
+	return json.Marshal(doc)
 }

@@ -37,7 +37,7 @@ Usage:
   varsel status export DIR                   write the static mirror: every page in both languages, feeds, JSON
   varsel templates check                     every template renders in every locale
   varsel outbox prune [--keep D]             remove outbox files and lines older than D (default VARSEL_OUTBOX_KEEP, 168h)
-  varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--json]
+  varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--repeat N] [--json]
                                              fan out through the real pipeline to in-process sinks; rate as % of their raw capacity
   varsel version                             version, commit, Go and NATS server versions
   varsel healthcheck [--url URL]             exit 0 when the local serve answers /readyz (for containers without a shell)
