@@ -57,7 +57,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		{"rejected list", nats},
 		{"status export", nats},
 		{"templates check", []string{}},
-		{"bench", []string{"subscribers", "channels", "events", "idle", "json", "cpuprofile", "memprofile", "data-dir"}},
+		{"bench", []string{"subscribers", "channels", "events", "repeat", "idle", "json", "cpuprofile", "memprofile", "data-dir"}},
 		{"version", []string{}},
 		{"healthcheck", []string{"url"}},
 	} {

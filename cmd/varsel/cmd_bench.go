@@ -73,7 +73,7 @@ type idleReport struct {
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("varsel bench", "varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--json]",
+	fs := newFlags("varsel bench", "varsel bench [--subscribers N] [--channels email,webhook,sms] [--events N] [--repeat N] [--json]",
 		"Fan events out through the real pipeline to in-process sinks, and print Varsel's rate as a share of the sinks' raw capacity.", stdout)
 	subscribers := fs.Int("subscribers", 10_000, "subscribers to fan out to")
 	channelList := fs.String("channels", "email,webhook", "channels every subscriber has: email, webhook, sms")
