@@ -158,6 +158,12 @@ type AddressFinder interface {
 	FindByAddress(ctx context.Context, addr string) (*Subscriber, error)
 }
 
+// AllAddressFinder finds every subscriber with an address: two ids may
+// share one (an import can give them).
+type AllAddressFinder interface {
+	FindAllByAddress(ctx context.Context, addr string) ([]*Subscriber, error)
+}
+
 // AddressKey is the key of an address in an address index: the SHA-256 hex
 // of the trimmed, lower-cased address, so no plain address is a key.
 func AddressKey(addr string) string {

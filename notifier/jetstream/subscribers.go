@@ -41,25 +41,41 @@ func shardOf(hash string) string { return shardPrefix + hash[:3] }
 
 var _ notifier.AddressFinder = (*Subscribers)(nil)
 
-// FindByAddress implements notifier.AddressFinder.
+// FindByAddress implements notifier.AddressFinder: the first subscriber
+// (by id) with the address.
 func (s *Subscribers) FindByAddress(ctx context.Context, addr string) (*notifier.Subscriber, error) {
+	all, err := s.FindAllByAddress(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("address %s: %w", maskAddress(addr), notifier.ErrNotFound)
+	}
+	return all[0], nil
+}
+
+// FindAllByAddress returns every subscriber with the address (an import
+// may give two ids one address), by id; none is not an error.
+func (s *Subscribers) FindAllByAddress(ctx context.Context, addr string) ([]*notifier.Subscriber, error) {
 	h := notifier.AddressKey(addr)
 	m, _, err := s.shard(ctx, shardOf(h))
 	if err != nil {
 		return nil, fmt.Errorf("address %s: %w", maskAddress(addr), err)
 	}
-	id, ok := m[h]
-	if !ok {
-		return nil, fmt.Errorf("address %s: %w", maskAddress(addr), notifier.ErrNotFound)
+	var out []*notifier.Subscriber
+	for _, id := range m[h] {
+		sub, err := s.Get(ctx, id)
+		if errors.Is(err, notifier.ErrNotFound) {
+			continue // removed: the entry is stale
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sub.HasAddress(addr) {
+			out = append(out, sub)
+		}
 	}
-	sub, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !sub.HasAddress(addr) {
-		return nil, fmt.Errorf("address %s: %w", maskAddress(addr), notifier.ErrNotFound)
-	}
-	return sub, nil
+	return out, nil
 }
 
 func maskAddress(addr string) string {
@@ -69,18 +85,26 @@ func maskAddress(addr string) string {
 	return notifier.MaskEmail(addr)
 }
 
-// shard reads one shard of the index; a missing one is empty.
-func (s *Subscribers) shard(ctx context.Context, key string) (map[string]string, uint64, error) {
+// shard reads one shard of the index, hash to the ids (sorted) of the
+// subscribers with that address; a missing one is empty.
+func (s *Subscribers) shard(ctx context.Context, key string) (map[string][]string, uint64, error) {
 	e, err := s.idx.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return map[string]string{}, 0, nil
+		return map[string][]string{}, 0, nil
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	m := map[string]string{}
+	m := map[string][]string{}
 	if err := json.Unmarshal(e.Value(), &m); err != nil {
-		return nil, 0, fmt.Errorf("address index %s: %w", key, err)
+		// A shard written when an address had one id.
+		one := map[string]string{}
+		if err1 := json.Unmarshal(e.Value(), &one); err1 != nil {
+			return nil, 0, fmt.Errorf("address index %s: %w", key, err)
+		}
+		for h, id := range one {
+			m[h] = []string{id}
+		}
 	}
 	return m, e.Revision(), nil
 }
@@ -114,11 +138,17 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 		}
 		changed := false
 		for _, c := range cs {
+			ids := m[c.hash]
+			i, has := slices.BinarySearch(ids, c.id)
 			switch {
-			case !c.drop && m[c.hash] != c.id:
-				m[c.hash], changed = c.id, true
-			case c.drop && m[c.hash] == c.id:
-				delete(m, c.hash)
+			case !c.drop && !has:
+				m[c.hash], changed = slices.Insert(ids, i, c.id), true
+			case c.drop && has:
+				if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
+					delete(m, c.hash)
+				} else {
+					m[c.hash] = ids
+				}
 				changed = true
 			}
 		}

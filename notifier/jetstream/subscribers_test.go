@@ -134,3 +134,26 @@ func TestOldIndexKeysLeaveTheSubscribersBucket(t *testing.T) {
 		t.Errorf("after the move: %v", err)
 	}
 }
+
+// TestTwoSubscribersOneAddress: an import may give two ids one address;
+// both are found, and removing one leaves the other findable.
+func TestTwoSubscribersOneAddress(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	s := c.Subscribers
+	for _, id := range []string{"kari-b", "kari-a"} {
+		if err := s.Put(ctx, &notifier.Subscriber{ID: id, Email: "kari@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.FindAllByAddress(ctx, "KARI@example.com")
+	if err != nil || len(all) != 2 || all[0].ID != "kari-a" || all[1].ID != "kari-b" {
+		t.Fatalf("FindAllByAddress = %v, %v", all, err)
+	}
+	if err := s.Delete(ctx, "kari-a"); err != nil {
+		t.Fatal(err)
+	}
+	if sub, err := s.FindByAddress(ctx, "kari@example.com"); err != nil || sub.ID != "kari-b" {
+		t.Fatalf("after removing kari-a: %v, %v", sub, err)
+	}
+}

@@ -131,12 +131,24 @@ func (s *server) cancelSignup(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.logger.Warn("sign-up cancel: the store cannot remember declined addresses", "to", to)
 	}
-	id := ""
-	if f, ok := s.deps.Subscribers.(notifier.AddressFinder); ok {
+	var ids []string
+	if f, ok := s.deps.Subscribers.(notifier.AllAddressFinder); ok {
+		// Everyone with the address: it said no more email.
+		subs, err := f.FindAllByAddress(ctx, c.Email)
+		if err != nil {
+			s.logger.Error("sign-up cancel: find subscriber", "to", to, "error", err)
+			v.State = "unavailable"
+			s.subscribePage(w, http.StatusServiceUnavailable, v)
+			return
+		}
+		for _, sub := range subs {
+			ids = append(ids, sub.ID)
+		}
+	} else if f, ok := s.deps.Subscribers.(notifier.AddressFinder); ok {
 		sub, err := f.FindByAddress(ctx, c.Email)
 		switch {
 		case err == nil:
-			id = sub.ID
+			ids = []string{sub.ID}
 		case !errors.Is(err, notifier.ErrNotFound):
 			s.logger.Error("sign-up cancel: find subscriber", "to", to, "error", err)
 			v.State = "unavailable"
@@ -144,9 +156,9 @@ func (s *server) cancelSignup(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		id = SubscriberID(c.Email)
+		ids = []string{SubscriberID(c.Email)}
 	}
-	if id != "" {
+	for _, id := range ids {
 		_, err := s.deps.Subscribers.Update(ctx, id, func(sub *notifier.Subscriber) error {
 			if !sub.HasAddress(c.Email) {
 				return nil
