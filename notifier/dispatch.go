@@ -2,6 +2,8 @@ package notifier
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,7 +179,7 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 	}
 	sub, err := d.Subscribers.Get(ctx, job.SubscriberID)
 	if errors.Is(err, ErrNotFound) {
-		return d.skip(ctx, job, rec, evr, "subscriber removed")
+		return d.skip(ctx, job, rec, evr, skipRemoved)
 	}
 	if err != nil {
 		return Verdict{}, fmt.Errorf("read subscriber: %w", err)
@@ -415,6 +417,14 @@ func (d *Dispatcher) skip(ctx context.Context, job Job, rec *DeliveryRecord, evr
 		rec.QueuedAt = evr.ReceivedAt
 	}
 	rec.Status, rec.Note, rec.UpdatedAt = StatusSkipped, why, d.now()
+	if why == skipRemoved {
+		// Removed, and their records rewritten under a pseudonym: a job
+		// that comes after (a retry, a redelivery) must not bring their id
+		// back into the log.
+		pseudo := RemovedPseudonym(job.SubscriberID)
+		rec.SubscriberID, rec.ID = pseudo, DeliveryID(job.EventID, pseudo, job.Channel)
+		rec.LastError = ""
+	}
 	recorded := d.settle(rec)
 	if wasWaiting {
 		d.count(ctx, rec, CountRetrying, -1)
@@ -609,4 +619,14 @@ func (c *eventCache) put(id string, e cachedEvent) {
 		c.m = make(map[string]cachedEvent, eventCacheSize)
 	}
 	c.m[id] = e
+}
+
+// skipRemoved is the note of a delivery whose subscriber was removed.
+const skipRemoved = "subscriber removed"
+
+// RemovedPseudonym stands for a removed subscriber in a delivery record
+// written after the removal: a hash, not the id.
+func RemovedPseudonym(id string) string {
+	sum := sha256.Sum256([]byte("removed subscriber " + id))
+	return "removed-" + hex.EncodeToString(sum[:6])
 }

@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,5 +156,38 @@ func TestOrdinarySubscriberBucketIsMovedToAnErasableOne(t *testing.T) {
 	}
 	if files := filesHolding(t, dir, "ola.moved@example.com"); len(files) == 0 {
 		t.Error("the other subscriber's address is in no file: the search proves nothing")
+	}
+}
+
+// TestJobOfARemovedSubscriberLeavesNoID: a job that comes after its
+// subscriber was removed (a retry, a redelivery) is skipped, and its
+// record names a pseudonym, not the removed id.
+func TestJobOfARemovedSubscriberLeavesNoID(t *testing.T) {
+	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
+	ctx := context.Background()
+	const event = "gone-1"
+	if _, err := s.conn.PublishEvent(ctx, eventJSON(event, "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the event planned", func() bool {
+		r, err := s.conn.Events.Get(ctx, event)
+		return err == nil && r.PlannedAt != nil
+	})
+	job, _ := json.Marshal(notifier.NewJob(event, "kari-gone", notifier.Email))
+	if _, err := s.conn.JS.Publish(ctx, jobSubject(string(notifier.Email)), job); err != nil {
+		t.Fatal(err)
+	}
+	var got []*notifier.DeliveryRecord
+	waitFor(t, 10*time.Second, "the skip recorded", func() bool {
+		s.conn.Deliveries.Flush()
+		got = got[:0]
+		_ = s.conn.Deliveries.List(ctx, DeliveryFilter{EventID: event}, func(r *notifier.DeliveryRecord) error {
+			got = append(got, r)
+			return nil
+		})
+		return len(got) == 1
+	})
+	if r := got[0]; r.Status != notifier.StatusSkipped || strings.Contains(r.ID, "kari-gone") || r.SubscriberID != notifier.RemovedPseudonym("kari-gone") {
+		t.Errorf("record of a removed subscriber's job: %+v", r)
 	}
 }
