@@ -113,23 +113,15 @@ func (r *Reminders) Run(ctx context.Context, targets []ReminderTarget, logger *s
 	if err != nil {
 		return fmt.Errorf("consume reminders: %w", err)
 	}
-	go func() { <-ctx.Done(); it.Stop() }()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			logger.Warn("read reminder", "error", err)
-			continue
-		}
+	consume(ctx, it, logger.With("reading", "reminders"), func(msg jetstream.Msg) {
 		if err := r.handle(context.WithoutCancel(ctx), msg.Data(), targets, logger); err != nil {
 			logger.Warn("reminder not sent everywhere, will retry", "error", err)
 			_ = msg.NakWithDelay(30 * time.Second)
-			continue
+			return
 		}
 		_ = msg.Ack()
-	}
+	})
+	return nil
 }
 
 func (r *Reminders) handle(ctx context.Context, data []byte, targets []ReminderTarget, logger *slog.Logger) error {

@@ -119,17 +119,26 @@ func (r *Runner) runIntake(ctx context.Context, cons jetstream.Consumer) error {
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
 	}
+	consume(ctx, it, r.Logger.With("reading", "events"), func(msg jetstream.Msg) {
+		r.handleEvent(context.WithoutCancel(ctx), msg)
+	})
+	return nil
+}
+
+// consume calls fn for every message of it until ctx ends (which stops
+// it) or it is closed; a failed read is logged and the next one tried.
+func consume(ctx context.Context, it jetstream.MessagesContext, logger *slog.Logger, fn func(jetstream.Msg)) {
 	go func() { <-ctx.Done(); it.Stop() }()
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
+				return
 			}
-			r.Logger.Warn("read event", "error", err)
+			logger.Warn("read a message", "error", err)
 			continue
 		}
-		r.handleEvent(context.WithoutCancel(ctx), msg)
+		fn(msg)
 	}
 }
 
@@ -281,7 +290,6 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 	if err != nil {
 		return fmt.Errorf("consume %s jobs: %w", ch, err)
 	}
-	go func() { <-ctx.Done(); it.Stop() }()
 
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
@@ -309,17 +317,7 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 			}
 		}()
 	}
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				break
-			}
-			r.Logger.Warn("read job", "channel", ch, "error", err)
-			continue
-		}
-		work <- msg
-	}
+	consume(ctx, it, r.Logger.With("reading", "jobs", "channel", ch), func(msg jetstream.Msg) { work <- msg })
 	close(work)
 	done := make(chan struct{})
 	go func() { wg.Wait(); acks.Wait(); close(done) }()
