@@ -145,6 +145,20 @@ func demoWebhookSubscribers(t *testing.T) []*notifier.Subscriber {
 
 const demoEventFile = "styreweb/06-2019-09-17-1000-updated.json"
 
+// publishDemoEvent publishes demoEventFile to svc.
+func publishDemoEvent(t *testing.T, svc *service) *notifier.Event {
+	t.Helper()
+	raw, err := examples.FS.ReadFile(demoEventFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := svc.conn.PublishEvent(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
 // With the outbox (no SMTP or Twilio), a webhook line is the signed
 // request: it verifies with the demo subscriber's secret.
 func TestOutboxWebhookLineVerifiesWithTheSubscribersSecret(t *testing.T) {
@@ -156,14 +170,7 @@ func TestOutboxWebhookLineVerifiesWithTheSubscribersSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, err := examples.FS.ReadFile(demoEventFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := svc.conn.PublishEvent(ctx, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := publishDemoEvent(t, svc)
 	path := filepath.Join(dir, "outbox", "webhook.jsonl")
 	var line outbox.WebhookLine
 	waitFor(t, "a webhook line", func() bool {
@@ -216,19 +223,13 @@ func TestDemoWebhooksAreSentForRealToServesOwnReceiver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, err := examples.FS.ReadFile(demoEventFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := svc.conn.PublishEvent(ctx, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := publishDemoEvent(t, svc)
 	// styreweb-hook follows styreweb.
 	id := notifier.DeliveryID(ev.ID, "styreweb-hook", notifier.Webhook)
 	var rec *notifier.DeliveryRecord
 	waitFor(t, "the webhook delivery settled", func() bool {
-		rec, err = svc.conn.Deliveries.Get(ctx, id)
+		got, err := svc.conn.Deliveries.Get(ctx, id)
+		rec = got
 		return err == nil && rec != nil && (rec.Status == notifier.StatusSent || rec.Status == notifier.StatusFailed)
 	})
 	if rec.Status != notifier.StatusSent {
