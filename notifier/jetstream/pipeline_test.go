@@ -277,9 +277,18 @@ func TestJobsOfSeveralDeliveries(t *testing.T) {
 		n, err := s.conn.WaitingRetries(ctx)
 		return sends == 69 && err == nil && n == 1
 	})
-	cons, err := s.conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+string(notifier.Email))
+	// Jobs of several go to their own subject and consumer, which an older
+	// instance (pulling jobs of one) never reads.
+	single, err := s.conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumerNames(notifier.Email)[0])
 	if err != nil {
 		t.Fatal(err)
+	}
+	cons, err := s.conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumerNames(notifier.Email)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci, err := single.Info(ctx); err != nil || ci.Delivered.Consumer != 0 {
+		t.Errorf("the consumer of jobs of one handed out %+v (%v): a job of several reached it", ci.Delivered, err)
 	}
 	waitFor(t, 10*time.Second, "the jobs acknowledged", func() bool {
 		ci, err := cons.Info(ctx)

@@ -246,7 +246,11 @@ func (q *enqueuer) publish(ctx context.Context, j notifier.Job) error {
 	// delivery in the server's memory for the whole dedupe window. A job
 	// queued twice (a plan run again) carries Seen, and the worker looks
 	// its deliveries up before sending.
-	msg := nats.NewMsg(jobSubject(string(j.Channel)))
+	subject := jobSubject(string(j.Channel))
+	if len(j.Subscribers) > 0 {
+		subject = manyJobSubject(string(j.Channel))
+	}
+	msg := nats.NewMsg(subject)
 	msg.Data = b
 	f, err := q.c.JS.PublishMsgAsync(msg)
 	if err != nil {
@@ -326,15 +330,22 @@ func (c *Conn) ListDeliveries(ctx context.Context, f notifier.DeliveryFilter, fn
 // process) and not yet acknowledged. Jobs waiting for a retry are not among
 // them: they wait as schedules (see WaitingRetries).
 func (c *Conn) InFlight(ctx context.Context, ch notifier.ChannelName) (uint64, error) {
-	cons, err := c.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+string(ch))
-	if err != nil {
-		return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+	var n uint64
+	for i, name := range dispatchConsumerNames(ch) {
+		cons, err := c.JS.Consumer(ctx, DeliveriesStream, name)
+		if i > 0 && errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue // made by a newer instance when it first starts
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+		}
+		n += uint64(info.NumAckPending)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read %s consumer: %w", ch, err)
-	}
-	return uint64(info.NumAckPending), nil
+	return n, nil
 }
 
 // WaitingRetries returns how many deliveries wait for their next attempt.

@@ -56,9 +56,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	consumers := map[notifier.ChannelName]jetstream.Consumer{}
+	consumers := map[notifier.ChannelName][]jetstream.Consumer{}
 	for name := range r.Dispatcher.Channels {
-		if consumers[name], err = r.dispatchConsumer(ctx, name); err != nil {
+		if consumers[name], err = r.dispatchConsumers(ctx, name); err != nil {
 			return err
 		}
 	}
@@ -263,25 +263,49 @@ func (r *Runner) beatLoop(done <-chan struct{}) {
 // the living.
 const maxAckPendingPerWorker = 16
 
-func (r *Runner) dispatchConsumer(ctx context.Context, ch notifier.ChannelName) (jetstream.Consumer, error) {
-	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
-		Durable: dispatchConsumer + string(ch), Description: "Varsel " + string(ch) + " deliveries",
-		FilterSubject: jobSubject(string(ch)), AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: r.ackWait(), MaxAckPending: r.concurrency(ch) * maxAckPendingPerWorker, MaxDeliver: -1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create %s consumer: %w", ch, err)
+// dispatchConsumers are a channel's two consumers: jobs of one delivery
+// and jobs of several (see manyJobSubject).
+func (r *Runner) dispatchConsumers(ctx context.Context, ch notifier.ChannelName) ([]jetstream.Consumer, error) {
+	names := dispatchConsumerNames(ch)
+	var out []jetstream.Consumer
+	for i, subject := range []string{jobSubject(string(ch)), manyJobSubject(string(ch))} {
+		pending := r.concurrency(ch) * maxAckPendingPerWorker
+		if i > 0 {
+			pending = max(pending/notifier.MaxJobDeliveries, 4)
+		}
+		cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
+			Durable: names[i], Description: "Varsel " + string(ch) + " deliveries",
+			FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: r.ackWait(), MaxAckPending: pending, MaxDeliver: -1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create %s consumer: %w", ch, err)
+		}
+		out = append(out, cons)
 	}
-	return cons, nil
+	return out, nil
 }
 
-func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons jetstream.Consumer) error {
+func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss []jetstream.Consumer) error {
 	n := r.concurrency(ch)
-	it, err := cons.Messages(pullOpts(n)...)
-	if err != nil {
-		return fmt.Errorf("consume %s jobs: %w", ch, err)
+	var its []jetstream.MessagesContext
+	for i, cons := range conss {
+		batch := n
+		if i > 0 {
+			batch = max(n/notifier.MaxJobDeliveries, 2)
+		}
+		it, err := cons.Messages(pullOpts(batch)...)
+		if err != nil {
+			return fmt.Errorf("consume %s jobs: %w", ch, err)
+		}
+		its = append(its, it)
 	}
-	go func() { <-ctx.Done(); it.Stop() }()
+	go func() {
+		<-ctx.Done()
+		for _, it := range its {
+			it.Stop()
+		}
+	}()
 
 	work := make(chan jetstream.Msg)
 	// slots bounds the sends in flight on this channel to its workers,
@@ -312,17 +336,25 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 			}
 		}()
 	}
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				break
+	var readers sync.WaitGroup
+	for _, it := range its {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				msg, err := it.Next()
+				if err != nil {
+					if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+						return
+					}
+					r.Logger.Warn("read job", "channel", ch, "error", err)
+					continue
+				}
+				work <- msg
 			}
-			r.Logger.Warn("read job", "channel", ch, "error", err)
-			continue
-		}
-		work <- msg
+		}()
 	}
+	readers.Wait()
 	close(work)
 	done := make(chan struct{})
 	go func() { wg.Wait(); acks.Wait(); close(done) }()
@@ -433,13 +465,17 @@ func (r *Runner) samplePending(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for ch := range r.Dispatcher.Channels {
-			cons, err := r.Conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+string(ch))
-			if err != nil {
-				continue
+			var pending uint64
+			for _, name := range dispatchConsumerNames(ch) {
+				cons, err := r.Conn.JS.Consumer(ctx, DeliveriesStream, name)
+				if err != nil {
+					continue
+				}
+				if info, err := cons.Info(ctx); err == nil {
+					pending += info.NumPending + uint64(info.NumAckPending)
+				}
 			}
-			if info, err := cons.Info(ctx); err == nil {
-				r.Dispatcher.Metrics.Pending.WithLabelValues(string(ch)).Set(float64(info.NumPending + uint64(info.NumAckPending)))
-			}
+			r.Dispatcher.Metrics.Pending.WithLabelValues(string(ch)).Set(float64(pending))
 		}
 		select {
 		case <-ctx.Done():
