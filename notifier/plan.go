@@ -21,11 +21,44 @@ type Job struct {
 	// hand; the worker looks it up before sending. The runner also sets
 	// it on a job the broker hands out again.
 	Seen bool `json:"seen,omitempty"`
+	// Subscribers, when set, makes this a job of several deliveries: one
+	// per subscriber, of EventID on Channel (ID and SubscriberID are then
+	// empty). A plan queues its deliveries this way, up to
+	// MaxJobDeliveries a job, so the queue stores, hands out and takes
+	// back one message for many deliveries; each delivery is still
+	// recorded, retried and deferred on its own, as a job of one.
+	Subscribers []string `json:"subscribers,omitempty"`
 }
+
+// MaxJobDeliveries bounds the deliveries of one job.
+const MaxJobDeliveries = 32
 
 // NewJob returns the job for one event, subscriber and channel.
 func NewJob(eventID, subscriberID string, ch ChannelName) Job {
 	return Job{ID: DeliveryID(eventID, subscriberID, ch), EventID: eventID, SubscriberID: subscriberID, Channel: ch}
+}
+
+// Valid reports whether a job names a delivery or several.
+func (j Job) Valid() bool {
+	if len(j.Subscribers) > 0 {
+		return j.EventID != "" && j.Channel != ""
+	}
+	return j.ID != ""
+}
+
+// Deliveries returns the jobs of one delivery a job stands for: itself,
+// or one per subscriber of a job of several, each marked Seen and with
+// the Attempt as the job is.
+func (j Job) Deliveries() []Job {
+	if len(j.Subscribers) == 0 {
+		return []Job{j}
+	}
+	out := make([]Job, len(j.Subscribers))
+	for i, sub := range j.Subscribers {
+		out[i] = NewJob(j.EventID, sub, j.Channel)
+		out[i].Seen, out[i].Attempt = j.Seen, j.Attempt
+	}
+	return out
 }
 
 // Planner turns one event into jobs: one per matching subscriber and channel

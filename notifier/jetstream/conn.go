@@ -391,6 +391,20 @@ func (c *Conn) OnClose(fn func()) {
 // jobSubject is where jobs of one channel are published.
 func jobSubject(ch string) string { return JobsPrefix + ch }
 
+// manyJobSubject is where jobs of several deliveries of one channel are
+// published, apart from the jobs of one, so that an older instance sharing
+// the queue (which knows only jobs of one) never takes one: it pulls from
+// jobSubject alone.
+func manyJobSubject(ch string) string { return JobsPrefix + ch + manySuffix }
+
+const manySuffix = ".many"
+
+// dispatchConsumers are the durable consumers of a channel's jobs: of one
+// delivery, and of several.
+func dispatchConsumerNames[C ~string](ch C) []string {
+	return []string{dispatchConsumer + string(ch), dispatchConsumer + string(ch) + "-many"}
+}
+
 // clusterFormingFor bounds how long set-up waits for a cluster whose
 // nodes are still finding each other (all of them starting together after
 // an outage, say).

@@ -106,7 +106,10 @@ func TestCrashMidFanOutSendsEveryMessageOnce(t *testing.T) {
 	}
 	// What can race the crash: one send in flight per worker, and the
 	// sends made whose records were waiting to be stored as a batch (at
-	// most a batch per event: logBatchMax, or logBatchWait's worth).
+	// most a batch per event: logBatchMax, or logBatchWait's worth). A
+	// job of several deliveries does not add to it: its deliveries share
+	// the channel's worker slots, and those recorded are looked up and
+	// not sent again when the job comes back.
 	if limit := s2.runner.concurrency(notifier.Email) + logBatchMax; duplicates > limit {
 		t.Errorf("%d duplicates: more than the %d sends that can be in flight or unrecorded", duplicates, limit)
 	}

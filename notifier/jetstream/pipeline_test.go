@@ -253,3 +253,65 @@ func TestSuppressedChannelIsSkippedAndLogged(t *testing.T) {
 		t.Errorf("opted-out phone was sent %d SMS", n)
 	}
 }
+
+// TestJobsOfSeveralDeliveries: a plan queues its deliveries of one event
+// and channel 32 to a job message; each is still sent once and retried on
+// its own (one failing delivery of a job gets its own schedule while the
+// rest are recorded as sent).
+func TestJobsOfSeveralDeliveries(t *testing.T) {
+	s := startStack(t, t.TempDir(), notifier.DispatchConfig{BaseBackoff: time.Hour, MaxBackoff: time.Hour})
+	failing := notifier.DeliveryID("many", "m00007", notifier.Email)
+	s.chans[notifier.Email].fail = func(d *notifier.Delivery) (bool, error) {
+		if d.ID == failing {
+			return true, &notifier.SendError{Reason: notifier.ReasonServer, Err: errors.New("451 try later")}
+		}
+		return false, nil
+	}
+	addSubscribers(t, s.conn, 70, func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("m%05d", i), Email: fmt.Sprintf("m%d@example.com", i)}
+	})
+	publish(t, s.conn, eventJSON("many", "incident.updated", "2019-09-17T10:00:00+02:00", "identified", "minor"))
+	ctx := context.Background()
+	waitFor(t, 10*time.Second, "69 sends and one retry scheduled", func() bool {
+		sends, _ := s.chans[notifier.Email].total()
+		n, err := s.conn.WaitingRetries(ctx)
+		return sends == 69 && err == nil && n == 1
+	})
+	// Jobs of several go to their own subject and consumer, which an older
+	// instance (pulling jobs of one) never reads.
+	single, err := s.conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumerNames(notifier.Email)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := s.conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumerNames(notifier.Email)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci, err := single.Info(ctx); err != nil || ci.Delivered.Consumer != 0 {
+		t.Errorf("the consumer of jobs of one handed out %+v (%v): a job of several reached it", ci.Delivered, err)
+	}
+	waitFor(t, 10*time.Second, "the jobs acknowledged", func() bool {
+		ci, err := cons.Info(ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	if ci, err := cons.Info(ctx); err != nil || ci.Delivered.Consumer != 3 {
+		t.Errorf("jobs handed out: %+v, %v; want 3 (32 + 32 + 6 deliveries)", ci.Delivered, err)
+	}
+	if sends, distinct := s.chans[notifier.Email].total(); sends != 69 || distinct != 69 {
+		t.Errorf("%d sends to %d deliveries, want 69 each", sends, distinct)
+	}
+	if n := s.chans[notifier.Email].attempts(failing); n != 1 {
+		t.Errorf("the failing delivery was attempted %d times, want 1 (its retry is an hour away)", n)
+	}
+	for i := range 70 {
+		id := notifier.DeliveryID("many", fmt.Sprintf("m%05d", i), notifier.Email)
+		r, err := s.conn.Deliveries.Get(ctx, id)
+		want := notifier.StatusSent
+		if id == failing {
+			want = notifier.StatusQueued
+		}
+		if err != nil || r.Status != want {
+			t.Fatalf("%s: %+v, %v; want %s", id, r, err, want)
+		}
+	}
+}

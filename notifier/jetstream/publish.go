@@ -181,14 +181,63 @@ func (c *Conn) Rejections(ctx context.Context) ([]Rejected, error) {
 // until then the event record's job count is what shows it as waiting
 // (writing a "queued" record per job at plan time cost a sixth of a
 // 100k-subscriber fan-out).
+//
+// A plan's deliveries of one event and channel are queued together, up to
+// notifier.MaxJobDeliveries a message: storing, handing out and
+// acknowledging one message per delivery cost the broker and the workers
+// more than the delivery log did.
 type enqueuer struct {
 	c       *Conn
 	futures []jetstream.PubAckFuture
+	// open holds, per channel, the job of several deliveries being filled.
+	open map[notifier.ChannelName]*notifier.Job
 }
 
 const enqueueWindow = 2048
 
 func (q *enqueuer) add(ctx context.Context, j notifier.Job) error {
+	if j.Attempt != 0 || len(j.Subscribers) > 0 || j.ID != notifier.DeliveryID(j.EventID, j.SubscriberID, j.Channel) {
+		return q.publish(ctx, j) // not a plain planned delivery: as it is
+	}
+	b := q.open[j.Channel]
+	if b != nil && (b.EventID != j.EventID || b.Seen != j.Seen) {
+		if err := q.close(ctx, j.Channel); err != nil {
+			return err
+		}
+		b = nil
+	}
+	if b == nil {
+		if q.open == nil {
+			q.open = map[notifier.ChannelName]*notifier.Job{}
+		}
+		b = &notifier.Job{EventID: j.EventID, Channel: j.Channel, Seen: j.Seen,
+			Subscribers: make([]string, 0, notifier.MaxJobDeliveries)}
+		q.open[j.Channel] = b
+	}
+	b.Subscribers = append(b.Subscribers, j.SubscriberID)
+	if len(b.Subscribers) >= notifier.MaxJobDeliveries {
+		return q.close(ctx, j.Channel)
+	}
+	return nil
+}
+
+// close publishes the channel's open job; one of a single delivery goes
+// as a plain job.
+func (q *enqueuer) close(ctx context.Context, ch notifier.ChannelName) error {
+	b := q.open[ch]
+	delete(q.open, ch)
+	if b == nil || len(b.Subscribers) == 0 {
+		return nil
+	}
+	if len(b.Subscribers) == 1 {
+		j := notifier.NewJob(b.EventID, b.Subscribers[0], ch)
+		j.Seen = b.Seen
+		return q.publish(ctx, j)
+	}
+	return q.publish(ctx, *b)
+}
+
+func (q *enqueuer) publish(ctx context.Context, j notifier.Job) error {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return err
@@ -196,22 +245,49 @@ func (q *enqueuer) add(ctx context.Context, j notifier.Job) error {
 	// No message id: deduplicating every job would keep an id per
 	// delivery in the server's memory for the whole dedupe window. A job
 	// queued twice (a plan run again) carries Seen, and the worker looks
-	// its delivery up before sending.
-	msg := nats.NewMsg(jobSubject(string(j.Channel)))
+	// its deliveries up before sending.
+	subject := jobSubject(string(j.Channel))
+	if len(j.Subscribers) > 0 {
+		subject = manyJobSubject(string(j.Channel))
+	}
+	msg := nats.NewMsg(subject)
 	msg.Data = b
 	f, err := q.c.JS.PublishMsgAsync(msg)
 	if err != nil {
-		return fmt.Errorf("publish job %s: %w", j.ID, err)
+		return fmt.Errorf("publish job %s: %w", jobName(j), err)
 	}
 	q.futures = append(q.futures, f)
 	if len(q.futures) >= enqueueWindow {
-		return q.flush(ctx)
+		return q.await(ctx)
 	}
 	return nil
 }
 
-// flush waits for every outstanding publish and reports the first failure.
+// jobName names a job in logs and errors.
+func jobName(j notifier.Job) string {
+	if len(j.Subscribers) > 0 {
+		return fmt.Sprintf("%s.%s (%d deliveries from %s)", j.EventID, j.Channel, len(j.Subscribers), j.Subscribers[0])
+	}
+	return j.ID
+}
+
+// flush publishes the open jobs, waits for every outstanding publish and
+// reports the first failure.
 func (q *enqueuer) flush(ctx context.Context) error {
+	for _, ch := range notifier.ChannelNames {
+		if err := q.close(ctx, ch); err != nil {
+			return err
+		}
+	}
+	for ch := range q.open {
+		if err := q.close(ctx, ch); err != nil {
+			return err
+		}
+	}
+	return q.await(ctx)
+}
+
+func (q *enqueuer) await(ctx context.Context) error {
 	defer func() { q.futures = q.futures[:0] }()
 	if err := awaitAcks(ctx, q.futures); err != nil {
 		return fmt.Errorf("publish job: %w", err)
@@ -254,15 +330,22 @@ func (c *Conn) ListDeliveries(ctx context.Context, f notifier.DeliveryFilter, fn
 // process) and not yet acknowledged. Jobs waiting for a retry are not among
 // them: they wait as schedules (see WaitingRetries).
 func (c *Conn) InFlight(ctx context.Context, ch notifier.ChannelName) (uint64, error) {
-	cons, err := c.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+string(ch))
-	if err != nil {
-		return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+	var n uint64
+	for i, name := range dispatchConsumerNames(ch) {
+		cons, err := c.JS.Consumer(ctx, DeliveriesStream, name)
+		if i > 0 && errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue // made by a newer instance when it first starts
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("read %s consumer: %w", ch, err)
+		}
+		n += uint64(info.NumAckPending)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read %s consumer: %w", ch, err)
-	}
-	return uint64(info.NumAckPending), nil
+	return n, nil
 }
 
 // WaitingRetries returns how many deliveries wait for their next attempt.

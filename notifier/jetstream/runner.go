@@ -56,9 +56,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	consumers := map[notifier.ChannelName]jetstream.Consumer{}
+	consumers := map[notifier.ChannelName][]jetstream.Consumer{}
 	for name := range r.Dispatcher.Channels {
-		if consumers[name], err = r.dispatchConsumer(ctx, name); err != nil {
+		if consumers[name], err = r.dispatchConsumers(ctx, name); err != nil {
 			return err
 		}
 	}
@@ -272,26 +272,48 @@ func (r *Runner) beatLoop(done <-chan struct{}) {
 // the living.
 const maxAckPendingPerWorker = 16
 
-func (r *Runner) dispatchConsumer(ctx context.Context, ch notifier.ChannelName) (jetstream.Consumer, error) {
-	cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
-		Durable: dispatchConsumer + string(ch), Description: "Varsel " + string(ch) + " deliveries",
-		FilterSubject: jobSubject(string(ch)), AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: r.ackWait(), MaxAckPending: r.concurrency(ch) * maxAckPendingPerWorker, MaxDeliver: -1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create %s consumer: %w", ch, err)
+// dispatchConsumers are a channel's two consumers: jobs of one delivery
+// and jobs of several (see manyJobSubject).
+func (r *Runner) dispatchConsumers(ctx context.Context, ch notifier.ChannelName) ([]jetstream.Consumer, error) {
+	names := dispatchConsumerNames(ch)
+	var out []jetstream.Consumer
+	for i, subject := range []string{jobSubject(string(ch)), manyJobSubject(string(ch))} {
+		pending := r.concurrency(ch) * maxAckPendingPerWorker
+		if i > 0 {
+			pending = max(pending/notifier.MaxJobDeliveries, 4)
+		}
+		cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
+			Durable: names[i], Description: "Varsel " + string(ch) + " deliveries",
+			FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: r.ackWait(), MaxAckPending: pending, MaxDeliver: -1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create %s consumer: %w", ch, err)
+		}
+		out = append(out, cons)
 	}
-	return cons, nil
+	return out, nil
 }
 
-func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons jetstream.Consumer) error {
+func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss []jetstream.Consumer) error {
 	n := r.concurrency(ch)
-	it, err := cons.Messages(pullOpts(n)...)
-	if err != nil {
-		return fmt.Errorf("consume %s jobs: %w", ch, err)
+	var its []jetstream.MessagesContext
+	for i, cons := range conss {
+		batch := n
+		if i > 0 {
+			batch = max(n/notifier.MaxJobDeliveries, 2)
+		}
+		it, err := cons.Messages(pullOpts(batch)...)
+		if err != nil {
+			return fmt.Errorf("consume %s jobs: %w", ch, err)
+		}
+		its = append(its, it)
 	}
 
 	work := make(chan jetstream.Msg)
+	// slots bounds the sends in flight on this channel to its workers,
+	// however many deliveries the jobs being worked on hold.
+	slots := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	// acks are the jobs waiting for their records to be stored.
 	var acks sync.WaitGroup
@@ -306,18 +328,26 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 			for msg := range work {
 				meta, err := msg.Metadata()
 				if err != nil {
-					r.handleJob(ctx, msg, true, &acks)
+					r.handleJob(ctx, msg, true, slots, &acks)
 					continue
 				}
 				if _, busy := inFlight.LoadOrStore(meta.Sequence.Stream, true); busy {
 					continue // the worker that has it acknowledges it
 				}
-				r.handleJob(ctx, msg, meta.NumDelivered > 1, &acks)
+				r.handleJob(ctx, msg, meta.NumDelivered > 1, slots, &acks)
 				inFlight.Delete(meta.Sequence.Stream)
 			}
 		}()
 	}
-	consume(ctx, it, r.Logger.With("reading", "jobs", "channel", ch), func(msg jetstream.Msg) { work <- msg })
+	var readers sync.WaitGroup
+	for _, it := range its {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			consume(ctx, it, r.Logger.With("reading", "jobs", "channel", ch), func(msg jetstream.Msg) { work <- msg })
+		}()
+	}
+	readers.Wait()
 	close(work)
 	done := make(chan struct{})
 	go func() { wg.Wait(); acks.Wait(); close(done) }()
@@ -334,14 +364,18 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, cons 
 	return nil
 }
 
-// handleJob runs one job. Sends are not cancelled by shutdown: they finish
-// within the dispatcher's send timeout, so what went out is recorded. A
-// settled job is acknowledged once its record is stored (acks tracks
-// those still waiting); redelivered marks a job the broker handed out
-// before.
-func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, acks *sync.WaitGroup) {
+// handleJob runs one job: each of its deliveries, at once as far as the
+// channel's free slots allow. Sends are not cancelled by shutdown: they
+// finish within the dispatcher's send timeout, so what went out is
+// recorded. The job is acknowledged once every delivery in it is settled
+// and its record stored, or has its own retry (or deferral) scheduled as
+// a job of one (acks tracks the jobs still waiting); it is handed out
+// again, after a while, when any of that failed, and then every delivery
+// in it is looked up before sending. redelivered marks a job the broker
+// handed out before. handleJob returns when every send has ended.
+func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, slots chan struct{}, acks *sync.WaitGroup) {
 	var job notifier.Job
-	if err := json.Unmarshal(msg.Data(), &job); err != nil || job.ID == "" {
+	if err := json.Unmarshal(msg.Data(), &job); err != nil || !job.Valid() {
 		reason := "no job id"
 		if err != nil {
 			reason = err.Error()
@@ -351,43 +385,71 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 		return
 	}
 	job.Seen = job.Seen || redelivered
+	several := len(job.Subscribers) > 0
 	stop := r.heartbeat(msg)
-	v, err := r.Dispatcher.Handle(context.WithoutCancel(ctx), job)
-	switch {
-	case err != nil:
-		stop()
-		r.Logger.Warn("job not processed, will retry", "delivery", job.ID, "error", err)
-		_ = msg.NakWithDelay(5 * time.Second)
-	case v.Recorded != nil:
-		// Heartbeats go on until the record is stored: the job is the
-		// only thing that says the delivery happened until then.
-		acks.Add(1)
+	ctx = context.WithoutCancel(ctx)
+	dels := job.Deliveries()
+	// What each delivery needs before the job can go: its record stored,
+	// or the job handed out again after a delay.
+	type outcome struct {
+		recorded <-chan error
+		again    time.Duration // > 0: hand the job out again after this
+	}
+	outs := make([]outcome, len(dels))
+	var sends sync.WaitGroup
+	for i, dj := range dels {
+		slots <- struct{}{}
+		sends.Add(1)
 		go func() {
-			defer acks.Done()
-			err := <-v.Recorded
-			stop()
-			if err != nil {
-				r.Logger.Error("delivery made but not recorded; the job will be handed out again", "delivery", job.ID, "error", err)
-				_ = msg.NakWithDelay(5 * time.Second)
-				return
+			defer sends.Done()
+			v, err := r.Dispatcher.Handle(ctx, dj)
+			<-slots
+			switch {
+			case err != nil:
+				r.Logger.Warn("job not processed, will retry", "delivery", dj.ID, "error", err)
+				outs[i].again = 5 * time.Second
+			case v.Recorded != nil:
+				outs[i].recorded = v.Recorded
+			case v.Retry:
+				dj.Attempt = v.Attempt
+				// A delivery of several that waits goes on its own; it
+				// is looked up when it comes back, in case the job it
+				// came from was handed out again and made it meanwhile.
+				dj.Seen = dj.Seen || several
+				if err := r.Conn.scheduleJob(ctx, dj, time.Now().Add(v.RetryIn)); err != nil {
+					// The schedule could not be stored: keep the job
+					// (and its slot) the old way rather than lose it.
+					r.Logger.Warn("retry not scheduled, holding the job instead", "delivery", dj.ID, "error", err)
+					outs[i].again = max(v.RetryIn, time.Second)
+				}
 			}
-			_ = msg.Ack()
 		}()
-	case v.Retry:
-		stop()
-		job.Attempt = v.Attempt
-		if err := r.Conn.scheduleJob(context.WithoutCancel(ctx), job, time.Now().Add(v.RetryIn)); err != nil {
-			// The schedule could not be stored: keep the job (and its
-			// slot) the old way rather than lose it.
-			r.Logger.Warn("retry not scheduled, holding the job instead", "delivery", job.ID, "error", err)
-			_ = msg.NakWithDelay(v.RetryIn)
+	}
+	sends.Wait()
+	acks.Add(1)
+	go func() {
+		defer acks.Done()
+		// Heartbeats go on until the records are stored: the job is the
+		// only thing that says the deliveries happened until then.
+		defer stop()
+		var again time.Duration
+		for i, o := range outs {
+			if o.recorded != nil {
+				if err := <-o.recorded; err != nil {
+					r.Logger.Error("delivery made but not recorded; the job will be handed out again", "delivery", dels[i].ID, "error", err)
+					o.again = 5 * time.Second
+				}
+			}
+			if o.again > 0 && (again == 0 || o.again < again) {
+				again = o.again
+			}
+		}
+		if again > 0 {
+			_ = msg.NakWithDelay(again)
 			return
 		}
 		_ = msg.Ack()
-	default:
-		stop()
-		_ = msg.Ack()
-	}
+	}()
 }
 
 // samplePending keeps the pending-jobs gauge current.
@@ -396,13 +458,17 @@ func (r *Runner) samplePending(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for ch := range r.Dispatcher.Channels {
-			cons, err := r.Conn.JS.Consumer(ctx, DeliveriesStream, dispatchConsumer+string(ch))
-			if err != nil {
-				continue
+			var pending uint64
+			for _, name := range dispatchConsumerNames(ch) {
+				cons, err := r.Conn.JS.Consumer(ctx, DeliveriesStream, name)
+				if err != nil {
+					continue
+				}
+				if info, err := cons.Info(ctx); err == nil {
+					pending += info.NumPending + uint64(info.NumAckPending)
+				}
 			}
-			if info, err := cons.Info(ctx); err == nil {
-				r.Dispatcher.Metrics.Pending.WithLabelValues(string(ch)).Set(float64(info.NumPending + uint64(info.NumAckPending)))
-			}
+			r.Dispatcher.Metrics.Pending.WithLabelValues(string(ch)).Set(float64(pending))
 		}
 		select {
 		case <-ctx.Done():
