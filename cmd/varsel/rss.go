@@ -4,6 +4,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // resetPeakRSS resets the kernel's high-water mark of resident memory
@@ -28,4 +30,14 @@ func procStatus(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// processCPU is the CPU time the process has used so far, user and
+// system, on every core; 0 if unknown.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
