@@ -230,7 +230,7 @@ func (r *Renderer) personalize(p *part, sub *notifier.Subscriber, ch notifier.Ch
 	if err != nil {
 		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
 	}
-	hFooter, err := ls.execHTML(tmplHTMLFooter, pd)
+	hFooter, err := ls.htmlFooter(pd)
 	if err != nil {
 		return nil, fmt.Errorf("personalize email for %s: %w", ls.locale, err)
 	}

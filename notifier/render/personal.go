@@ -19,9 +19,9 @@ import (
 //     executed once per status URL; the nodes that do are executed per
 //     subscriber, and a bare {{.UnsubscribeURL}} is printed as text/template
 //     would print a string, as is.
-//   - The HTML footer is executed whole per subscriber: html/template
-//     escapes the link for its place in the page (an href attribute), which
-//     only a whole execution of the template knows.
+//   - The HTML footer is executed once per status URL with sentinel links
+//     and filled with each subscriber's, when that is provably what
+//     executing it would give (htmlfooter.go); else whole per subscriber.
 //
 // Which fields a template reads is found from its parse tree at New time;
 // a template that passes its whole data on ({{template "x" .}}, {{.}},
@@ -89,6 +89,9 @@ type personalParts struct {
 	// output of its static pieces by status URL.
 	footer []footerSeg
 	frames *lruOf[string, []string]
+	// htmlFrames holds the HTML footer cut where the links go, by status
+	// URL and site name (see htmlfooter.go); nil when the footer reads more.
+	htmlFrames *lruOf[htmlFrameKey, *htmlFrame]
 }
 
 // planPersonal inspects the parsed personal templates of ls.
@@ -114,6 +117,9 @@ func (ls *langSet) planPersonal() error {
 			// One status URL per renderer in practice; a few for safety.
 			pp.frames = newLRUOf[string, []string](8)
 		}
+	}
+	if cacheableHTMLFooter(ls) {
+		pp.htmlFrames = newLRUOf[htmlFrameKey, *htmlFrame](8)
 	}
 	ls.personal = pp
 	return nil
