@@ -1,6 +1,11 @@
 package webhook
 
 import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/varsel/varsel/notifier"
@@ -82,4 +87,79 @@ func buildPayload(d *notifier.Delivery, now time.Time) *Payload {
 		p.Data.Incident = d.Event.Incident
 	}
 	return p
+}
+
+// A fan-out sends one payload to many endpoints: everything in it but the
+// timestamp is the event's and the reader's language's. bodies keeps the
+// encoded "data" object of the messages being sent, so each delivery
+// encodes only its envelope; the body is byte for byte what encoding the
+// whole Payload gives (TestBodyCacheMatchesMarshal).
+
+// dataKey is what a payload's data object is made of. The event and the
+// incident state are the dispatcher's cached, shared (never changed)
+// values; the message's parts are the rendered strings.
+type dataKey struct {
+	event                                  *notifier.Event
+	incident                               *notifier.IncidentState
+	locale, text, status, incidentURL, cns string
+}
+
+// bodyCache holds the data objects of recent messages. It is small and
+// cleared when full: a fan-out has a few (one per language and time zone).
+type bodyCache struct {
+	mu sync.Mutex
+	m  map[dataKey][]byte
+}
+
+const bodyCacheSize = 256
+
+// body encodes the payload for d at now.
+func (c *bodyCache) body(d *notifier.Delivery, now time.Time) ([]byte, error) {
+	p := buildPayload(d, now)
+	key := dataKey{event: d.Event, incident: d.Incident, locale: d.Message.Locale, text: d.Message.WebhookText,
+		status: d.Message.StatusURL, incidentURL: d.Message.IncidentURL, cns: namesKey(d.Message.ComponentNames)}
+	c.mu.Lock()
+	data, ok := c.m[key]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		if data, err = json.Marshal(p.Data); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= bodyCacheSize {
+			c.m = make(map[dataKey][]byte, bodyCacheSize)
+		}
+		c.m[key] = data
+		c.mu.Unlock()
+	}
+	typ, err := json.Marshal(p.Type)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := json.Marshal(p.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(data)+len(typ)+len(ts)+32)
+	b = append(append(b, `{"type":`...), typ...)
+	b = append(append(b, `,"timestamp":`...), ts...)
+	b = append(append(b, `,"data":`...), data...)
+	return append(b, '}'), nil
+}
+
+// namesKey is a component-name map as a comparable string.
+func namesKey(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(m[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }

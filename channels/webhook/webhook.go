@@ -66,6 +66,7 @@ type Channel struct {
 	selfClient *http.Client
 	logger     *slog.Logger
 	now        func() time.Time
+	bodies     bodyCache
 }
 
 var (
@@ -226,7 +227,7 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		}
 	}
 	now := c.now()
-	signed, err := Sign(d, now, c.cfg.UserAgent, c.logger)
+	signed, err := signWith(d, now, c.cfg.UserAgent, c.logger, &c.bodies)
 	if err != nil {
 		reason := notifier.ReasonRejected
 		if !errors.Is(err, ErrInvalidSecret) {
@@ -332,6 +333,11 @@ type Signed struct {
 // means DefaultUserAgent; logger may be nil. An unusable secret is an
 // error wrapping ErrInvalidSecret.
 func Sign(d *notifier.Delivery, now time.Time, userAgent string, logger *slog.Logger) (*Signed, error) {
+	return signWith(d, now, userAgent, logger, nil)
+}
+
+// signWith is Sign with the payload's data object from bodies, when given.
+func signWith(d *notifier.Delivery, now time.Time, userAgent string, logger *slog.Logger, bodies *bodyCache) (*Signed, error) {
 	if d == nil || d.Subscriber == nil || d.Event == nil || d.Message == nil {
 		return nil, fmt.Errorf("%w: needs event, subscriber and message", ErrIncomplete)
 	}
@@ -339,7 +345,13 @@ func Sign(d *notifier.Delivery, now time.Time, userAgent string, logger *slog.Lo
 		logger = slog.New(slog.DiscardHandler)
 	}
 	id := MessageID(d.ID)
-	body, err := json.Marshal(buildPayload(d, now))
+	var body []byte
+	var err error
+	if bodies != nil {
+		body, err = bodies.body(d, now)
+	} else {
+		body, err = json.Marshal(buildPayload(d, now))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode payload: %w", err)
 	}

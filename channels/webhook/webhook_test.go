@@ -891,3 +891,49 @@ func BenchmarkNotify(b *testing.B) {
 		})
 	}
 }
+
+// TestBodyCacheMatchesMarshal checks that bodies built around a cached
+// data object are byte for byte what encoding the whole payload gives, and
+// that a message, event or time that differs gets its own.
+func TestBodyCacheMatchesMarshal(t *testing.T) {
+	var c bodyCache
+	base := incidentDelivery("https://hooks.example.com/x", "")
+	base.Message.ComponentNames = map[string]string{"styreweb": "StyreWeb", "gnist": "Gnist <API> & co"}
+	letter := *base
+	letter.Event = &notifier.Event{ID: "letter-2019-09-20", Type: notifier.LetterBroadcast, Time: mustTime("2019-09-20T09:00:00+02:00"),
+		Letter: &notifier.Letter{IncidentID: "styreweb-login-2019-09", Audience: notifier.Audience{All: true},
+			Subject: notifier.Localized{"en": "About the outage", "nb": "Om driftsavbruddet"}, Body: notifier.Localized{"en": "Sorry.", "nb": "Vi beklager."}}}
+	other := func(f func(m *notifier.Message)) *notifier.Delivery {
+		d := *base
+		m := *base.Message
+		f(&m)
+		d.Message = &m
+		return &d
+	}
+	cases := []*notifier.Delivery{
+		base, base, &letter,
+		other(func(m *notifier.Message) { m.WebhookText = "Ny tekst <b>\u2028</b>" }),
+		other(func(m *notifier.Message) { m.Locale = "en" }),
+		other(func(m *notifier.Message) { m.ComponentNames = map[string]string{"styreweb": "StyreWeb"} }),
+		other(func(m *notifier.Message) { m.ComponentNames = nil }),
+		other(func(m *notifier.Message) { m.StatusURL = "https://status.example.com/?tz=America/New_York" }),
+	}
+	for i, d := range cases {
+		for _, now := range []time.Time{time.Unix(1568962800, 0), time.Unix(1568962861, 0)} {
+			got, err := c.body(d, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(buildPayload(d, now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("case %d at %v:\n got %s\nwant %s", i, now, got, want)
+			}
+		}
+	}
+	if n := len(c.m); n != len(cases)-1 {
+		t.Errorf("%d data objects cached, want %d (one per distinct message)", n, len(cases)-1)
+	}
+}
