@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -76,6 +77,11 @@ type Deliveries struct {
 	idxMu sync.Mutex
 	idx   map[string]*eventIndex
 	order []string // events in idx, least recently used first
+
+	// publishOutcomes: a settled record is also published on
+	// varsel.deliveries.<status>, as encoded for the log (the runner sets
+	// it; see Runner.Run).
+	publishOutcomes atomic.Bool
 }
 
 func newDeliveries(kv jetstream.KeyValue, js jetstream.JetStream, counts *Counts, logger *slog.Logger) *Deliveries {
@@ -123,6 +129,9 @@ func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(er
 	if err != nil {
 		done(fmt.Errorf("encode delivery %q: %w", r.ID, err))
 		return
+	}
+	if s.publishOutcomes.Load() {
+		_ = s.js.Conn().Publish(OutcomePrefix+string(r.Status), b)
 	}
 	s.flusher.Do(func() { go s.flushLoop() })
 	s.mu.Lock()

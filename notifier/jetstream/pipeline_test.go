@@ -2,9 +2,11 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,6 +191,23 @@ func TestRetriesThenSucceedsOnceAndPermanentFailureIsRecorded(t *testing.T) {
 		}
 		return false, nil
 	}
+	// Every outcome is also published on varsel.deliveries.<status>.
+	var outMu sync.Mutex
+	outcomes := map[string][]notifier.DeliveryStatus{}
+	outSub, err := s.conn.NC.Subscribe(OutcomePrefix+">", func(m *nats.Msg) {
+		var rec notifier.DeliveryRecord
+		if err := json.Unmarshal(m.Data, &rec); err != nil || m.Subject != OutcomePrefix+string(rec.Status) {
+			t.Errorf("outcome on %s: %s (%v)", m.Subject, m.Data, err)
+			return
+		}
+		outMu.Lock()
+		outcomes[rec.ID] = append(outcomes[rec.ID], rec.Status)
+		outMu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outSub.Unsubscribe()
 	publish(t, s.conn, eventJSON("e1", "incident.updated", "2019-09-16T08:00:00+02:00", "identified", "minor"))
 	ctx := context.Background()
 	wait := func(id string, want notifier.DeliveryStatus) *notifier.DeliveryRecord {
@@ -212,6 +231,19 @@ func TestRetriesThenSucceedsOnceAndPermanentFailureIsRecorded(t *testing.T) {
 	if dead.Attempts != 3 || dead.Reason != notifier.ReasonServer {
 		t.Errorf("dead letter = attempts %d reason %s; want 3 server_error", dead.Attempts, dead.Reason)
 	}
+	_ = s.conn.NC.Flush()
+	outMu.Lock()
+	for id, want := range map[string]string{
+		ok.ID:      "queued queued sent",
+		bounced.ID: "failed",
+		dead.ID:    "queued queued failed",
+		notifier.DeliveryID("e1", "sub-00000", notifier.Webhook): "sent",
+	} {
+		if got := fmt.Sprint(outcomes[id]); got != "["+want+"]" {
+			t.Errorf("outcomes published for %s: %s, want [%s]", id, got, want)
+		}
+	}
+	outMu.Unlock()
 	sub, _ := s.conn.Subscribers.Get(ctx, "sub-00001")
 	if sub.Failures[notifier.Email] != 1 {
 		t.Errorf("hard bounce not counted on the subscriber: %+v", sub.Failures)

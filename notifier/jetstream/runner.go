@@ -45,7 +45,13 @@ type Runner struct {
 // in-flight sends to finish (up to DrainTimeout) before returning.
 func (r *Runner) Run(ctx context.Context) error {
 	c := r.Conn
+	// A settled outcome is published by the log, with the bytes it
+	// encoded for itself; the others (waiting for a retry) here.
+	c.Deliveries.publishOutcomes.Store(true)
 	r.Dispatcher.Published = func(rec *notifier.DeliveryRecord) {
+		if rec.Status.Done() {
+			return
+		}
 		if b, err := json.Marshal(rec); err == nil {
 			_ = c.NC.Publish(OutcomePrefix+string(rec.Status), b)
 		}
