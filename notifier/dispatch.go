@@ -136,6 +136,41 @@ type Dispatcher struct {
 	inFlight sync.Map
 }
 
+// Prefetch reads the subscribers of jobs (the deliveries of one job of
+// several) in one round trip when the store can, so Handle does not read
+// them one by one. When that read fails, the jobs are returned as they
+// came and each reads its own.
+func (d *Dispatcher) Prefetch(ctx context.Context, jobs []Job) []Job {
+	b, ok := d.Subscribers.(SubscriberBatcher)
+	if !ok || len(jobs) < 2 {
+		return jobs
+	}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.SubscriberID
+	}
+	subs, err := b.GetMany(ctx, ids)
+	if err != nil {
+		d.Logger.Warn("a job's subscribers not read together; reading them one by one", "error", err)
+		return jobs
+	}
+	for i := range jobs {
+		jobs[i].fetched, jobs[i].sub = true, subs[jobs[i].SubscriberID]
+	}
+	return jobs
+}
+
+// subscriber is the job's subscriber: the one read with its job, or read now.
+func (d *Dispatcher) subscriber(ctx context.Context, job Job) (*Subscriber, error) {
+	if !job.fetched {
+		return d.Subscribers.Get(ctx, job.SubscriberID)
+	}
+	if job.sub == nil {
+		return nil, fmt.Errorf("subscriber %q: %w", job.SubscriberID, ErrNotFound)
+	}
+	return job.sub, nil
+}
+
 // Handle processes one job. An error means the job could not be processed
 // for a reason outside the delivery (a store was unreachable): the caller
 // should redeliver it soon without counting an attempt.
@@ -177,7 +212,7 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
-	sub, err := d.Subscribers.Get(ctx, job.SubscriberID)
+	sub, err := d.subscriber(ctx, job)
 	if errors.Is(err, ErrNotFound) {
 		return d.skip(ctx, job, rec, evr, skipRemoved)
 	}

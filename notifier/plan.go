@@ -28,6 +28,11 @@ type Job struct {
 	// back one message for many deliveries; each delivery is still
 	// recorded, retried and deferred on its own, as a job of one.
 	Subscribers []string `json:"subscribers,omitempty"`
+
+	// fetched marks a job whose subscriber was read with the rest of its
+	// job (see Dispatcher.Prefetch); sub is nil when it does not exist.
+	fetched bool
+	sub     *Subscriber
 }
 
 // MaxJobDeliveries bounds the deliveries of one job.

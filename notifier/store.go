@@ -34,6 +34,13 @@ type SubscriberStore interface {
 	FindByPhone(ctx context.Context, phone string) ([]*Subscriber, error)
 }
 
+// SubscriberBatcher is a SubscriberStore that reads several subscribers
+// in one round trip. GetMany returns those of ids that exist; a missing
+// one is absent from the map, not an error.
+type SubscriberBatcher interface {
+	GetMany(ctx context.Context, ids []string) (map[string]*Subscriber, error)
+}
+
 // DeliveryLog keeps one record per delivery job.
 type DeliveryLog interface {
 	// Get returns the record or an error wrapping ErrNotFound.

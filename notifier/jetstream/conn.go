@@ -234,7 +234,7 @@ func (c *Conn) bind(ctx context.Context) error {
 }
 
 func (c *Conn) useBuckets(kvs map[string]jetstream.KeyValue) {
-	c.Subscribers = &Subscribers{kv: kvs[SubscribersKV], idx: kvs[AddressesKV], js: c.JS}
+	c.Subscribers = &Subscribers{kv: kvs[SubscribersKV], idx: kvs[AddressesKV], js: c.JS, last: &lastMsgs{nc: c.NC}}
 	c.Incidents = &Incidents{kv: kvs[IncidentsKV], js: c.JS}
 	c.Events = &Events{kv: kvs[EventsKV]}
 	c.Staff = &StaffAccounts{kv: kvs[StaffKV], js: c.JS}

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -189,5 +190,49 @@ func TestJobOfARemovedSubscriberLeavesNoID(t *testing.T) {
 	})
 	if r := got[0]; r.Status != notifier.StatusSkipped || strings.Contains(r.ID, "kari-gone") || r.SubscriberID != notifier.RemovedPseudonym("kari-gone") {
 		t.Errorf("record of a removed subscriber's job: %+v", r)
+	}
+}
+
+// TestJobOfSeveralWithARemovedSubscriber: the subscribers of a job of
+// several are read together; the one that is gone is skipped under its
+// pseudonym, the others are sent to once.
+func TestJobOfSeveralWithARemovedSubscriber(t *testing.T) {
+	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
+	ctx := context.Background()
+	const event = "gone-2"
+	addSubscribers(t, s.conn, 3, func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("here-%d", i), Email: fmt.Sprintf("here%d@example.com", i), Components: []string{"other"}}
+	})
+	if _, err := s.conn.PublishEvent(ctx, eventJSON(event, "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the event planned", func() bool {
+		r, err := s.conn.Events.Get(ctx, event)
+		return err == nil && r.PlannedAt != nil
+	})
+	job, _ := json.Marshal(notifier.Job{EventID: event, Channel: notifier.Email, Subscribers: []string{"here-0", "kari-gone", "here-2"}})
+	if _, err := s.conn.JS.Publish(ctx, manyJobSubject(string(notifier.Email)), job); err != nil {
+		t.Fatal(err)
+	}
+	var got []*notifier.DeliveryRecord
+	waitFor(t, 10*time.Second, "three records", func() bool {
+		s.conn.Deliveries.Flush()
+		got = got[:0]
+		_ = s.conn.Deliveries.List(ctx, DeliveryFilter{EventID: event}, func(r *notifier.DeliveryRecord) error {
+			got = append(got, r)
+			return nil
+		})
+		return len(got) == 3
+	})
+	status := map[string]notifier.DeliveryStatus{}
+	for _, r := range got {
+		status[r.SubscriberID] = r.Status
+	}
+	want := map[string]notifier.DeliveryStatus{"here-0": notifier.StatusSent, "here-2": notifier.StatusSent, notifier.RemovedPseudonym("kari-gone"): notifier.StatusSkipped}
+	if fmt.Sprint(status) != fmt.Sprint(want) {
+		t.Errorf("records %v, want %v", status, want)
+	}
+	if sends, distinct := s.chans[notifier.Email].total(); sends != 2 || distinct != 2 {
+		t.Errorf("%d sends to %d deliveries, want 2 each", sends, distinct)
 	}
 }

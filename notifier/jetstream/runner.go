@@ -394,7 +394,7 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 	several := len(job.Subscribers) > 0
 	stop := r.heartbeat(msg)
 	ctx = context.WithoutCancel(ctx)
-	dels := job.Deliveries()
+	dels := r.Dispatcher.Prefetch(ctx, job.Deliveries())
 	// What each delivery needs before the job can go: its record stored,
 	// or the job handed out again after a delay.
 	type outcome struct {

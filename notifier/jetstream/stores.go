@@ -24,6 +24,8 @@ type Subscribers struct {
 	idx jetstream.KeyValue
 	// forget rewrites the delivery log without a removed subscriber.
 	forget func(ctx context.Context, id string) (int, error)
+	// last reads several subscribers in one request (GetMany).
+	last *lastMsgs
 }
 
 var _ notifier.SubscriberStore = (*Subscribers)(nil)
@@ -36,6 +38,44 @@ func (s *Subscribers) Get(ctx context.Context, id string) (*notifier.Subscriber,
 	}
 	return sub, nil
 }
+
+var _ notifier.SubscriberBatcher = (*Subscribers)(nil)
+
+// GetMany implements notifier.SubscriberBatcher with one direct get of the
+// last revision of every key (see lastMsgs).
+func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*notifier.Subscriber, error) {
+	prefix := "$KV." + s.kv.Bucket() + "."
+	subjects := make([]string, len(ids))
+	for i, id := range ids {
+		if !notifier.ValidID(id) {
+			return nil, fmt.Errorf("get subscribers: invalid id %q", id)
+		}
+		subjects[i] = prefix + id
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, err := s.last.get(ctx, "KV_"+s.kv.Bucket(), subjects)
+	if err != nil {
+		return nil, fmt.Errorf("get subscribers: %w", err)
+	}
+	out := make(map[string]*notifier.Subscriber, len(msgs))
+	for subj, m := range msgs {
+		if m.Header.Get(kvOperationHeader) != "" {
+			continue // deleted or purged
+		}
+		id := strings.TrimPrefix(subj, prefix)
+		sub := new(notifier.Subscriber)
+		if err := json.Unmarshal(m.Data, sub); err != nil {
+			return nil, fmt.Errorf("decode %s %q: %w", s.kv.Bucket(), id, err)
+		}
+		out[id] = sub
+	}
+	return out, nil
+}
+
+// kvOperationHeader marks a KeyValue delete or purge marker (nats.go's
+// KV-Operation); a value has none.
+const kvOperationHeader = "KV-Operation"
 
 // Put implements notifier.SubscriberStore. It keeps CreatedAt and the
 // suppression and failure state of an existing subscriber unless sub sets them.

@@ -3,8 +3,10 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/varsel/varsel/notifier"
@@ -156,4 +158,50 @@ func TestTwoSubscribersOneAddress(t *testing.T) {
 	if sub, err := s.FindByAddress(ctx, "kari@example.com"); err != nil || sub.ID != "kari-b" {
 		t.Fatalf("after removing kari-a: %v, %v", sub, err)
 	}
+}
+
+// TestSubscribersGetMany reads several subscribers in one direct get: the
+// latest revision of each that exists, none of a removed one or one never
+// added, and nothing at all (not an error) when none exists.
+func TestSubscribersGetMany(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	addSubscribers(t, c, 4, fullSubscriber)
+	if _, err := c.Subscribers.Update(ctx, "sub-00002", func(s *notifier.Subscriber) error { s.Locale = "en"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribers.Delete(ctx, "sub-00001"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Subscribers.GetMany(ctx, []string{"sub-00000", "sub-00001", "sub-00002", "sub-00003", "never-added"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got["sub-00000"] == nil || got["sub-00003"] == nil || got["sub-00001"] != nil {
+		t.Fatalf("got %v, want sub-00000, sub-00002 and sub-00003", got)
+	}
+	if s := got["sub-00002"]; s == nil || s.Locale != "en" || s.Email != "user2@example.com" {
+		t.Errorf("sub-00002 = %+v, want its latest revision", s)
+	}
+	none, err := c.Subscribers.GetMany(ctx, []string{"sub-00001", "never-added"})
+	if err != nil || len(none) != 0 {
+		t.Errorf("none existing: %v, %v; want an empty map", none, err)
+	}
+	if _, err := c.Subscribers.GetMany(ctx, []string{"sub-00000", "bad.id"}); err == nil {
+		t.Error("an invalid id was accepted")
+	}
+	// Reads at once do not take each other's answers.
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("sub-%05d", []int{0, 2, 3}[i%3])
+			m, err := c.Subscribers.GetMany(ctx, []string{id, "never-added"})
+			if err != nil || len(m) != 1 || m[id] == nil || m[id].ID != id {
+				t.Errorf("read %d of %s: %v, %v", i, id, m, err)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -1,0 +1,111 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+)
+
+// lastMsgs reads the last message of several subjects of one stream in a
+// single direct get: NATS 2.11+ answers a request with "multi_last" by a
+// message per subject that has one, then an end-of-batch status. A job of
+// several deliveries reads its subscribers this way, in one round trip
+// instead of one each.
+//
+// The answers come on one long-lived wildcard inbox subscription shared by
+// every read, each read on its own reply subject below it: a subscription
+// per read (what a request-many helper does) would make the server insert
+// and remove an interest, and reset its subject cache, for every job.
+type lastMsgs struct {
+	nc *nats.Conn
+
+	once   sync.Once
+	prefix string // reply subjects are prefix + a read's number
+	err    error
+	seq    atomic.Uint64
+
+	mu    sync.Mutex
+	reads map[string]chan *nats.Msg
+}
+
+// directGetPrefix is the JetStream API's direct get, followed by the stream.
+const directGetPrefix = "$JS.API.DIRECT.GET."
+
+func (l *lastMsgs) start() error {
+	l.once.Do(func() {
+		l.prefix = l.nc.NewInbox() + "."
+		l.reads = map[string]chan *nats.Msg{}
+		_, l.err = l.nc.Subscribe(l.prefix+"*", l.route)
+	})
+	return l.err
+}
+
+// route hands an answer to the read waiting for it; one whose read gave up
+// is dropped.
+func (l *lastMsgs) route(m *nats.Msg) {
+	l.mu.Lock()
+	ch := l.reads[m.Subject[len(l.prefix):]]
+	l.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- m:
+		default: // more answers than asked for: not from the server
+		}
+	}
+}
+
+// get returns the last message of each of subjects in stream that has
+// one, by subject.
+func (l *lastMsgs) get(ctx context.Context, stream string, subjects []string) (map[string]*nats.Msg, error) {
+	if err := l.start(); err != nil {
+		return nil, fmt.Errorf("subscribe for direct gets: %w", err)
+	}
+	req, err := json.Marshal(struct {
+		MultiLast []string `json:"multi_last"`
+		Batch     int      `json:"batch"`
+	}{subjects, len(subjects)})
+	if err != nil {
+		return nil, err
+	}
+	token := strconv.FormatUint(l.seq.Add(1), 36)
+	// Room for every answer and the end: route never blocks.
+	ch := make(chan *nats.Msg, len(subjects)+1)
+	l.mu.Lock()
+	l.reads[token] = ch
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.reads, token)
+		l.mu.Unlock()
+	}()
+	if err := l.nc.PublishRequest(directGetPrefix+stream, l.prefix+token, req); err != nil {
+		return nil, fmt.Errorf("direct get from %s: %w", stream, err)
+	}
+	out := make(map[string]*nats.Msg, len(subjects))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("direct get from %s: %w", stream, ctx.Err())
+		case m := <-ch:
+			if len(m.Data) == 0 && m.Header.Get("Status") != "" {
+				switch m.Header.Get("Status") {
+				case "204": // end of batch
+					return out, nil
+				case "404": // none of the subjects has a message
+					return out, nil
+				}
+				return nil, fmt.Errorf("direct get from %s: %s %s", stream, m.Header.Get("Status"), m.Header.Get("Description"))
+			}
+			subj := m.Header.Get(nats.JSSubject)
+			if subj == "" {
+				return nil, fmt.Errorf("direct get from %s: an answer without %s (a server before 2.11?)", stream, nats.JSSubject)
+			}
+			out[subj] = m
+		}
+	}
+}
