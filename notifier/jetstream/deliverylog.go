@@ -80,8 +80,9 @@ type Deliveries struct {
 
 	// publishOutcomes: a settled record is also published on
 	// varsel.deliveries.<status>, as encoded for the log (the runner sets
-	// it; see Runner.Run).
+	// it; see Runner.Run), when interest says someone listens (nil: always).
 	publishOutcomes atomic.Bool
+	interest        func(subject string) bool
 }
 
 func newDeliveries(kv jetstream.KeyValue, js jetstream.JetStream, counts *Counts, logger *slog.Logger) *Deliveries {
@@ -131,7 +132,9 @@ func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(er
 		return
 	}
 	if s.publishOutcomes.Load() {
-		_ = s.js.Conn().Publish(OutcomePrefix+string(r.Status), b)
+		if subj := OutcomePrefix + string(r.Status); s.interest == nil || s.interest(subj) {
+			_ = s.js.Conn().Publish(subj, b)
+		}
 	}
 	s.flusher.Do(func() { go s.flushLoop() })
 	s.mu.Lock()

@@ -46,14 +46,22 @@ type Runner struct {
 func (r *Runner) Run(ctx context.Context) error {
 	c := r.Conn
 	// A settled outcome is published by the log, with the bytes it
-	// encoded for itself; the others (waiting for a retry) here.
+	// encoded for itself; the others (waiting for a retry) here. On the
+	// embedded server, only when someone listens: a fan-out would
+	// otherwise hand it a message per delivery for nobody.
+	var interest func(string) bool
+	if c.Server != nil {
+		interest = c.Server.GlobalAccount().SubscriptionInterest
+	}
+	c.Deliveries.interest = interest
 	c.Deliveries.publishOutcomes.Store(true)
 	r.Dispatcher.Published = func(rec *notifier.DeliveryRecord) {
-		if rec.Status.Done() {
+		subj := OutcomePrefix + string(rec.Status)
+		if rec.Status.Done() || (interest != nil && !interest(subj)) {
 			return
 		}
 		if b, err := json.Marshal(rec); err == nil {
-			_ = c.NC.Publish(OutcomePrefix+string(rec.Status), b)
+			_ = c.NC.Publish(subj, b)
 		}
 	}
 	// Create every consumer before consuming, so a failure stops start-up
