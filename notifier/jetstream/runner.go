@@ -325,9 +325,20 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss
 	}
 
 	work := make(chan jetstream.Msg)
-	// slots bounds the sends in flight on this channel to its workers,
-	// however many deliveries the jobs being worked on hold.
-	slots := make(chan struct{}, n)
+	// senders are the channel's n sends in flight, however many
+	// deliveries the jobs being worked on hold: long-lived goroutines, so
+	// the stack a send grows to is kept, not grown again for every one.
+	senders := make(chan func())
+	var sending sync.WaitGroup
+	for range n {
+		sending.Add(1)
+		go func() {
+			defer sending.Done()
+			for send := range senders {
+				send()
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	// acks are the jobs waiting for their records to be stored.
 	var acks sync.WaitGroup
@@ -342,13 +353,13 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss
 			for msg := range work {
 				meta, err := msg.Metadata()
 				if err != nil {
-					r.handleJob(ctx, msg, true, slots, &acks)
+					r.handleJob(ctx, msg, true, senders, &acks)
 					continue
 				}
 				if _, busy := inFlight.LoadOrStore(meta.Sequence.Stream, true); busy {
 					continue // the worker that has it acknowledges it
 				}
-				r.handleJob(ctx, msg, meta.NumDelivered > 1, slots, &acks)
+				r.handleJob(ctx, msg, meta.NumDelivered > 1, senders, &acks)
 				inFlight.Delete(meta.Sequence.Stream)
 			}
 		}()
@@ -364,7 +375,13 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss
 	readers.Wait()
 	close(work)
 	done := make(chan struct{})
-	go func() { wg.Wait(); acks.Wait(); close(done) }()
+	go func() {
+		wg.Wait() // every job's sends have ended
+		close(senders)
+		sending.Wait()
+		acks.Wait()
+		close(done)
+	}()
 	drain := r.DrainTimeout
 	if drain <= 0 {
 		// Long enough for a send that started just before shutdown.
@@ -379,7 +396,7 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss
 }
 
 // handleJob runs one job: each of its deliveries, at once as far as the
-// channel's free slots allow. Sends are not cancelled by shutdown: they
+// channel's free senders allow. Sends are not cancelled by shutdown: they
 // finish within the dispatcher's send timeout, so what went out is
 // recorded. The job is acknowledged once every delivery in it is settled
 // and its record stored, or has its own retry (or deferral) scheduled as
@@ -387,7 +404,7 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss
 // again, after a while, when any of that failed, and then every delivery
 // in it is looked up before sending. redelivered marks a job the broker
 // handed out before. handleJob returns when every send has ended.
-func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, slots chan struct{}, acks *sync.WaitGroup) {
+func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, senders chan<- func(), acks *sync.WaitGroup) {
 	var job notifier.Job
 	if err := json.Unmarshal(msg.Data(), &job); err != nil || !job.Valid() {
 		reason := "no job id"
@@ -412,12 +429,10 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 	outs := make([]outcome, len(dels))
 	var sends sync.WaitGroup
 	for i, dj := range dels {
-		slots <- struct{}{}
 		sends.Add(1)
-		go func() {
+		senders <- func() {
 			defer sends.Done()
 			v, err := r.Dispatcher.Handle(ctx, dj)
-			<-slots
 			switch {
 			case err != nil:
 				r.Logger.Warn("job not processed, will retry", "delivery", dj.ID, "error", err)
@@ -437,7 +452,7 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 					outs[i].again = max(v.RetryIn, time.Second)
 				}
 			}
-		}()
+		}
 	}
 	sends.Wait()
 	acks.Add(1)
