@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/mail"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -17,7 +18,10 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	gomail "github.com/wneessen/go-mail"
 
+	"github.com/varsel/varsel/channels/email"
+	"github.com/varsel/varsel/channels/webhook"
 	"github.com/varsel/varsel/examples"
 	"github.com/varsel/varsel/internal/benchsink"
 	"github.com/varsel/varsel/notifier"
@@ -131,7 +135,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer os.RemoveAll(dir)
 	}
 	cfg := Config{NATSListen: "127.0.0.1:0", NATSReplicas: 1, DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicURL: "http://localhost:8080",
-		MailFrom: "Status <status@example.com>", DefaultLocale: "en", Timezone: "Europe/Oslo", EmailBounceLimit: 3, WebhookFailureLimit: 5,
+		MailFrom: benchMailFrom, DefaultLocale: "en", Timezone: "Europe/Oslo", EmailBounceLimit: 3, WebhookFailureLimit: 5,
 		Secret: "bench-secret-bench-secret", WebhookOutbox: "false", WebhookAllowPrivate: true, RemindBefore: 10 * time.Minute, DeliveryRetention: 720 * time.Hour,
 		SMTPURL:          "smtp://" + sinks.SMTPAddr + "?tls=none&pool=" + strconv.Itoa(benchSMTPConns),
 		TwilioAccountSID: "AC00000000000000000000000000000000", TwilioAuthToken: "benchtoken00000000000000000000000", TwilioFrom: "+4790000000", TwilioAPIURL: sinks.TwilioURL,
@@ -168,7 +172,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	// Raw capacity: the same messages, straight at the sinks.
-	sample, err := benchSample(svc, files[0])
+	sample, err := benchSample(ctx, svc, files[0])
 	if err != nil {
 		return err
 	}
@@ -245,7 +249,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if e >= *events {
 				file = files[1] // a copy of the second event
 			}
-			sample, err := benchSample(svc, file)
+			sample, err := benchSample(ctx, svc, file)
 			if err != nil {
 				return err
 			}
@@ -348,9 +352,13 @@ const (
 	benchSMSConns  = 4
 )
 
-// benchSample renders one reader's messages of the first event, so the
-// blasters send what Varsel sends, size for size.
-func benchSample(svc *service, file string) (map[notifier.ChannelName]*notifier.Message, error) {
+// benchMailFrom is the sender of the bench's emails.
+const benchMailFrom = "Status <status@example.com>"
+
+// benchSample is one reader's delivery of the event in file on every
+// channel, rendered against the incident as it will stand after it, so the
+// blasters send what Varsel sends.
+func benchSample(ctx context.Context, svc *service, file string) (map[notifier.ChannelName]*notifier.Delivery, error) {
 	raw, err := examples.FS.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -359,23 +367,31 @@ func benchSample(svc *service, file string) (map[notifier.ChannelName]*notifier.
 	if err != nil {
 		return nil, err
 	}
-	inc := &notifier.IncidentState{Incident: *ev.Incident}
+	// The incident as it will stand after the event, as Varsel sends it.
+	inc := &notifier.IncidentState{}
+	if cur, err := svc.conn.Incidents.Get(ctx, ev.IncidentID()); err == nil {
+		inc = cur
+	}
+	inc.Apply(ev)
 	sub := &notifier.Subscriber{ID: "sample", Name: "Kari Nordmann", Email: "kari@example.com", Phone: "+4791000000",
 		WebhookURL: "http://127.0.0.1/hook", WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Locale: "nb"}
-	out := map[notifier.ChannelName]*notifier.Message{}
+	out := map[notifier.ChannelName]*notifier.Delivery{}
 	for _, ch := range notifier.ChannelNames {
 		m, err := svc.renderer.Render(ev, inc, sub, ch)
 		if err != nil {
 			return nil, err
 		}
-		out[ch] = m
+		out[ch] = &notifier.Delivery{ID: notifier.DeliveryID(ev.ID, sub.ID, ch), Channel: ch, Event: ev, Incident: inc, Subscriber: sub, Message: m, Attempt: 1}
 	}
 	return out, nil
 }
 
 // blastRaw sends n messages per channel straight at the sinks, every
-// channel at once, and measures the combined rate.
-func blastRaw(ctx context.Context, sinks *benchsink.Sinks, channels []notifier.ChannelName, n int, sample map[notifier.ChannelName]*notifier.Message) (rateReport, error) {
+// channel at once, and measures the combined rate. The messages are
+// Varsel's own, byte for byte as it would send them (an email composed
+// with every header for each reader, the signed webhook body and headers,
+// the SMS text); only the pipeline is left out.
+func blastRaw(ctx context.Context, sinks *benchsink.Sinks, channels []notifier.ChannelName, n int, sample map[notifier.ChannelName]*notifier.Delivery) (rateReport, error) {
 	type result struct {
 		ch   notifier.ChannelName
 		took time.Duration
@@ -383,20 +399,32 @@ func blastRaw(ctx context.Context, sinks *benchsink.Sinks, channels []notifier.C
 	}
 	results := make(chan result, len(channels))
 	cpu := processCPU()
-	body, _ := json.Marshal(map[string]any{"type": "incident.updated", "timestamp": time.Now().UTC(),
-		"data": map[string]any{"text": sample[notifier.Webhook].WebhookText, "subject": sample[notifier.Email].Subject}})
+	from, err := mail.ParseAddress(benchMailFrom)
+	if err != nil {
+		return rateReport{}, err
+	}
+	hook, err := webhook.Sign(sample[notifier.Webhook], time.Now(), "", nil)
+	if err != nil {
+		return rateReport{}, err
+	}
 	start := time.Now()
 	for _, ch := range channels {
 		go func() {
 			var err error
 			switch ch {
 			case notifier.Email:
-				m := sample[notifier.Email]
-				err = benchsink.BlastEmail(ctx, sinks.SMTPAddr, n, benchSMTPConns, benchsink.Email{From: "status@example.com", Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+				err = benchsink.BlastEmail(ctx, sinks.SMTPAddr, n, benchSMTPConns, func(i int) (*gomail.Msg, error) {
+					d := *sample[notifier.Email]
+					sub := *d.Subscriber
+					sub.ID, sub.Email = fmt.Sprintf("b%07d", i), fmt.Sprintf("reader%d@example.com", i)
+					d.Subscriber = &sub
+					msg, _, err := email.Compose(&d, from)
+					return msg, err
+				})
 			case notifier.Webhook:
-				err = benchsink.BlastHTTP(ctx, sinks.WebhookURL, n, benchHTTPConns, body)
+				err = benchsink.BlastHTTP(ctx, sinks.WebhookURL, n, benchHTTPConns, hook.Body, hook.Header)
 			case notifier.SMS:
-				err = benchsink.BlastSMS(ctx, sinks.TwilioURL, n, benchSMSConns, sample[notifier.SMS].SMS)
+				err = benchsink.BlastSMS(ctx, sinks.TwilioURL, n, benchSMSConns, sample[notifier.SMS].Message.SMS)
 			}
 			results <- result{ch, time.Since(start), err}
 		}()

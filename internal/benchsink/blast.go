@@ -16,15 +16,10 @@ import (
 	gomail "github.com/wneessen/go-mail"
 )
 
-// Email is what the email blaster sends: a message of the size Varsel sends.
-type Email struct {
-	From, Subject, Text, HTML string
-}
-
 // BlastEmail sends n messages to the SMTP server at addr over conns
 // persistent go-mail connections, as fast as they go, the way Varsel's pool
-// does (no NOOP or RSET round trips).
-func BlastEmail(ctx context.Context, addr string, n, conns int, m Email) error {
+// does (no NOOP or RSET round trips). msg builds the i-th message.
+func BlastEmail(ctx context.Context, addr string, n, conns int, msg func(i int) (*gomail.Msg, error)) error {
 	host, portText, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -40,21 +35,11 @@ func BlastEmail(ctx context.Context, addr string, n, conns int, m Email) error {
 			return nil, nil, fmt.Errorf("blast email: dial %s: %w", addr, err)
 		}
 		send := func(i int) error {
-			msg := gomail.NewMsg()
-			if err := msg.From(m.From); err != nil {
-				return err
+			m, err := msg(i)
+			if err != nil {
+				return fmt.Errorf("blast email: %w", err)
 			}
-			if err := msg.To(fmt.Sprintf("reader%d@example.com", i)); err != nil {
-				return err
-			}
-			msg.Subject(m.Subject)
-			msg.SetMessageID()
-			msg.SetDate()
-			msg.SetBodyString(gomail.TypeTextPlain, m.Text)
-			if m.HTML != "" {
-				msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
-			}
-			if err := c.Send(msg); err != nil {
+			if err := c.Send(m); err != nil {
 				return fmt.Errorf("blast email: %w", err)
 			}
 			return nil
@@ -63,9 +48,9 @@ func BlastEmail(ctx context.Context, addr string, n, conns int, m Email) error {
 	})
 }
 
-// BlastHTTP posts body n times to target over conns keep-alive
-// connections.
-func BlastHTTP(ctx context.Context, target string, n, conns int, body []byte) error {
+// BlastHTTP posts body with header n times to target over conns
+// keep-alive connections.
+func BlastHTTP(ctx context.Context, target string, n, conns int, body []byte, header http.Header) error {
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -75,7 +60,7 @@ func BlastHTTP(ctx context.Context, target string, n, conns int, body []byte) er
 			if err != nil {
 				return err
 			}
-			req.Header.Set("Content-Type", "application/json")
+			req.Header = header.Clone()
 			res, err := hc.Do(req)
 			if err != nil {
 				return fmt.Errorf("blast webhook: %w", err)
