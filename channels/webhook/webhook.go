@@ -192,13 +192,12 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		return notifier.Receipt{}, false, &notifier.SendError{Reason: notifier.ReasonRejected, Err: fmt.Errorf("%w: needs event, subscriber and message", ErrIncomplete)}
 	}
 	rawURL := d.Subscriber.WebhookURL
-	target := maskedTarget(rawURL)
 	fail := func(retry bool, se *notifier.SendError) (notifier.Receipt, bool, error) {
 		level := slog.LevelDebug
 		if errors.Is(se, ErrTargetRefused) {
 			level = slog.LevelWarn
 		}
-		c.logger.Log(ctx, level, "webhook not delivered", "delivery", d.ID, "target", target,
+		c.logger.Log(ctx, level, "webhook not delivered", "delivery", d.ID, "target", maskedTarget(rawURL),
 			"attempt", d.Attempt, "reason", se.Reason, "retry", retry, "error", se.Err)
 		return notifier.Receipt{}, retry, se
 	}
@@ -237,7 +236,7 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 	}
 	id := signed.ID
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(signed.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(signed.Body))
 	if err != nil {
 		return fail(false, &notifier.SendError{Reason: notifier.ReasonInvalidAddress, Err: fmt.Errorf("%w: cannot build a request", ErrInvalidURL)})
 	}
@@ -248,18 +247,20 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 	resp, err := client.Do(req)
 	if err != nil {
 		reason, retry, err := classifyTransportError(u.Hostname(), err)
-		return fail(retry, &notifier.SendError{Reason: reason, Err: fmt.Errorf("post to %s: %w", target, err)})
+		return fail(retry, &notifier.SendError{Reason: reason, Err: fmt.Errorf("post to %s: %w", maskedTarget(rawURL), err)})
 	}
 	// Read a little so the connection can be reused; the content is ignored.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxResponseBody))
 	_ = resp.Body.Close()
 
 	if se, retry := classifyResponse(resp, u, now); se != nil {
-		se.Err = fmt.Errorf("post to %s: %w", target, se.Err)
+		se.Err = fmt.Errorf("post to %s: %w", maskedTarget(rawURL), se.Err)
 		return fail(retry, se)
 	}
-	c.logger.Debug("webhook delivered", "delivery", d.ID, "target", target,
-		"attempt", d.Attempt, "status", resp.StatusCode, "webhook_id", id)
+	if c.logger.Enabled(ctx, slog.LevelDebug) {
+		c.logger.Debug("webhook delivered", "delivery", d.ID, "target", maskedTarget(rawURL),
+			"attempt", d.Attempt, "status", resp.StatusCode, "webhook_id", id)
+	}
 	return notifier.Receipt{ProviderID: id, Note: "HTTP " + strconv.Itoa(resp.StatusCode)}, false, nil
 }
 
