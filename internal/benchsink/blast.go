@@ -88,17 +88,18 @@ func (r rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // BlastSMS creates n messages through twilio-go against the stand-in at
-// base, on conns connections.
-func BlastSMS(ctx context.Context, base string, n, conns int, text string) error {
+// base, on conns connections, as account sid with token (twilio-go takes
+// letters and digits only).
+func BlastSMS(ctx context.Context, base, sid, token string, n, conns int, text string) error {
 	u, err := url.Parse(base)
 	if err != nil {
 		return err
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	defer tr.CloseIdleConnections()
-	tc := &client.Client{Credentials: client.NewCredentials("ACbench", "bench-token"),
+	tc := &client.Client{Credentials: client.NewCredentials(sid, token),
 		HTTPClient: &http.Client{Transport: rewrite{base: u, rt: tr}, Timeout: 30 * time.Second}}
-	tc.SetAccountSid("ACbench")
+	tc.SetAccountSid(sid)
 	rc := twilio.NewRestClientWithParams(twilio.ClientParams{Client: tc})
 	rc.Edge, rc.Region = "", ""
 	return waitAll(ctx, n, conns, func() (func(int) error, func(), error) {
