@@ -134,7 +134,14 @@ type Dispatcher struct {
 	endpoints   map[string]*endpointGate
 	// inFlight holds the delivery ids being worked on in this process.
 	inFlight sync.Map
+	// batchOff is when (unix ns) to try reading a job's subscribers
+	// together again after that failed.
+	batchOff atomic.Int64
 }
+
+// batchReadPause is how long subscribers are read one by one after reading
+// a job's together failed.
+const batchReadPause = time.Minute
 
 // Prefetch reads the subscribers of jobs (the deliveries of one job of
 // several) in one round trip when the store can, so Handle does not read
@@ -142,7 +149,7 @@ type Dispatcher struct {
 // came and each reads its own.
 func (d *Dispatcher) Prefetch(ctx context.Context, jobs []Job) []Job {
 	b, ok := d.Subscribers.(SubscriberBatcher)
-	if !ok || len(jobs) < 2 {
+	if !ok || len(jobs) < 2 || d.now().UnixNano() < d.batchOff.Load() {
 		return jobs
 	}
 	ids := make([]string, len(jobs))
@@ -151,7 +158,10 @@ func (d *Dispatcher) Prefetch(ctx context.Context, jobs []Job) []Job {
 	}
 	subs, err := b.GetMany(ctx, ids)
 	if err != nil {
-		d.Logger.Warn("a job's subscribers not read together; reading them one by one", "error", err)
+		// One line, then a minute of reading one by one: a server that
+		// cannot (a NATS before 2.11) would fail every job the same way.
+		d.batchOff.Store(d.now().Add(batchReadPause).UnixNano())
+		d.Logger.Warn("a job's subscribers not read together; reading them one by one for a minute", "error", err)
 		return jobs
 	}
 	for i := range jobs {
