@@ -167,27 +167,12 @@ func TestJobOfARemovedSubscriberLeavesNoID(t *testing.T) {
 	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
 	ctx := context.Background()
 	const event = "gone-1"
-	if _, err := s.conn.PublishEvent(ctx, eventJSON(event, "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the event planned", func() bool {
-		r, err := s.conn.Events.Get(ctx, event)
-		return err == nil && r.PlannedAt != nil
-	})
+	openAndPlan(t, s, event)
 	job, _ := json.Marshal(notifier.NewJob(event, "kari-gone", notifier.Email))
 	if _, err := s.conn.JS.Publish(ctx, jobSubject(string(notifier.Email)), job); err != nil {
 		t.Fatal(err)
 	}
-	var got []*notifier.DeliveryRecord
-	waitFor(t, 10*time.Second, "the skip recorded", func() bool {
-		s.conn.Deliveries.Flush()
-		got = got[:0]
-		_ = s.conn.Deliveries.List(ctx, DeliveryFilter{EventID: event}, func(r *notifier.DeliveryRecord) error {
-			got = append(got, r)
-			return nil
-		})
-		return len(got) == 1
-	})
+	got := waitRecords(t, s, event, 1)
 	if r := got[0]; r.Status != notifier.StatusSkipped || strings.Contains(r.ID, "kari-gone") || r.SubscriberID != notifier.RemovedPseudonym("kari-gone") {
 		t.Errorf("record of a removed subscriber's job: %+v", r)
 	}
@@ -203,27 +188,12 @@ func TestJobOfSeveralWithARemovedSubscriber(t *testing.T) {
 	addSubscribers(t, s.conn, 3, func(i int) *notifier.Subscriber {
 		return &notifier.Subscriber{ID: fmt.Sprintf("here-%d", i), Email: fmt.Sprintf("here%d@example.com", i), Components: []string{"other"}}
 	})
-	if _, err := s.conn.PublishEvent(ctx, eventJSON(event, "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the event planned", func() bool {
-		r, err := s.conn.Events.Get(ctx, event)
-		return err == nil && r.PlannedAt != nil
-	})
+	openAndPlan(t, s, event)
 	job, _ := json.Marshal(notifier.Job{EventID: event, Channel: notifier.Email, Subscribers: []string{"here-0", "kari-gone", "here-2"}})
 	if _, err := s.conn.JS.Publish(ctx, manyJobSubject(string(notifier.Email)), job); err != nil {
 		t.Fatal(err)
 	}
-	var got []*notifier.DeliveryRecord
-	waitFor(t, 10*time.Second, "three records", func() bool {
-		s.conn.Deliveries.Flush()
-		got = got[:0]
-		_ = s.conn.Deliveries.List(ctx, DeliveryFilter{EventID: event}, func(r *notifier.DeliveryRecord) error {
-			got = append(got, r)
-			return nil
-		})
-		return len(got) == 3
-	})
+	got := waitRecords(t, s, event, 3)
 	status := map[string]notifier.DeliveryStatus{}
 	for _, r := range got {
 		status[r.SubscriberID] = r.Status
@@ -235,4 +205,35 @@ func TestJobOfSeveralWithARemovedSubscriber(t *testing.T) {
 	if sends, distinct := s.chans[notifier.Email].total(); sends != 2 || distinct != 2 {
 		t.Errorf("%d sends to %d deliveries, want 2 each", sends, distinct)
 	}
+}
+
+// openAndPlan publishes an opening of event on styreweb and waits until it
+// is planned.
+func openAndPlan(t *testing.T, s *stack, event string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.conn.PublishEvent(ctx, eventJSON(event, "incident.opened", "2019-09-16T11:00:00+02:00", "investigating", "major", "styreweb")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the event planned", func() bool {
+		r, err := s.conn.Events.Get(ctx, event)
+		return err == nil && r.PlannedAt != nil
+	})
+}
+
+// waitRecords waits until the delivery log holds n records of event and
+// returns them.
+func waitRecords(t *testing.T, s *stack, event string, n int) []*notifier.DeliveryRecord {
+	t.Helper()
+	var got []*notifier.DeliveryRecord
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d records of %s", n, event), func() bool {
+		s.conn.Deliveries.Flush()
+		got = got[:0]
+		_ = s.conn.Deliveries.List(context.Background(), DeliveryFilter{EventID: event}, func(r *notifier.DeliveryRecord) error {
+			got = append(got, r)
+			return nil
+		})
+		return len(got) == n
+	})
+	return got
 }

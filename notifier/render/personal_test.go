@@ -79,15 +79,7 @@ func TestHTMLFooterFrame(t *testing.T) {
 		for _, site := range []string{"", "Gnist & Co <AS>"} {
 			for i, u := range links {
 				pd := personal{UnsubscribeURL: u, PreferencesURL: links[(i+1)%len(links)], StatusURL: "https://status.example.com/?lang=" + locale, SiteName: site}
-				got, err := ls.htmlFooter(pd)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := ls.execHTML(tmplHTMLFooter, pd)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got != want {
+				if got, want := footers(t, ls, pd); got != want {
 					t.Errorf("%s, site %q, links %q and %q:\n got %s\nwant %s", locale, site, pd.UnsubscribeURL, pd.PreferencesURL, got, want)
 				}
 			}
@@ -116,18 +108,26 @@ func TestHTMLFooterFrameRefusesEscapedPlaces(t *testing.T) {
 	ls := r.sets["en"]
 	pd := personal{UnsubscribeURL: "https://status.example.com/unsubscribe/abc.def", PreferencesURL: "https://status.example.com/preferences/abc.def",
 		StatusURL: "https://status.example.com/"}
-	got, err := ls.htmlFooter(pd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := ls.execHTML(tmplHTMLFooter, pd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, want := footers(t, ls, pd)
 	if got != want || !strings.Contains(got, `?next=https%3a%2f%2fstatus.example.com%2funsubscribe%2fabc.def"`) {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
 	if f, ok := ls.personal.htmlFrames.get(htmlFrameKey{statusURL: pd.StatusURL}); !ok || f != nil {
 		t.Errorf("a frame was kept for a footer with a link in a query: %+v", f)
 	}
+}
+
+// footers returns the HTML footer for pd as filled from its frame (or
+// executed, where it has none) and as executing the template gives it.
+func footers(t *testing.T, ls *langSet, pd personal) (got, want string) {
+	t.Helper()
+	got, err := ls.htmlFooter(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err = ls.execHTML(tmplHTMLFooter, pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, want
 }
