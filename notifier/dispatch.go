@@ -164,15 +164,27 @@ func (d *Dispatcher) Prefetch(ctx context.Context, jobs []Job) []Job {
 		d.Logger.Warn("a job's subscribers not read together; reading them one by one for a minute", "error", err)
 		return jobs
 	}
+	at := d.now()
 	for i := range jobs {
-		jobs[i].fetched, jobs[i].sub = true, subs[jobs[i].SubscriberID]
+		sub, ok := subs[jobs[i].SubscriberID]
+		if ok && sub == nil {
+			continue // not readable with the others: it reads its own
+		}
+		jobs[i].fetched, jobs[i].fetchedAt, jobs[i].sub = true, at, sub
 	}
 	return jobs
 }
 
-// subscriber is the job's subscriber: the one read with its job, or read now.
+// prefetchMaxAge is how long a subscriber read with its job stands for
+// the subscriber. A send that starts later (a slow channel's job of 32
+// waits for its turn) reads it again, so a removal, a pause or a new
+// address in the meantime is seen, as it is by a job of one.
+const prefetchMaxAge = time.Second
+
+// subscriber is the job's subscriber: the one read with its job, if that
+// is recent, or read now.
 func (d *Dispatcher) subscriber(ctx context.Context, job Job) (*Subscriber, error) {
-	if !job.fetched {
+	if !job.fetched || d.now().Sub(job.fetchedAt) > prefetchMaxAge {
 		return d.Subscribers.Get(ctx, job.SubscriberID)
 	}
 	if job.sub == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // Job is one planned delivery as it travels on the VARSEL_DELIVERIES stream:
@@ -30,9 +31,11 @@ type Job struct {
 	Subscribers []string `json:"subscribers,omitempty"`
 
 	// fetched marks a job whose subscriber was read with the rest of its
-	// job (see Dispatcher.Prefetch); sub is nil when it does not exist.
-	fetched bool
-	sub     *Subscriber
+	// job (see Dispatcher.Prefetch), at fetchedAt; sub is nil when it does
+	// not exist.
+	fetched   bool
+	fetchedAt time.Time
+	sub       *Subscriber
 }
 
 // MaxJobDeliveries bounds the deliveries of one job.

@@ -11,9 +11,10 @@ import (
 // batchStore is a SubscriberStore whose GetMany fails while broken.
 type batchStore struct {
 	SubscriberStore
-	subs   map[string]*Subscriber
-	broken bool
-	calls  int
+	subs       map[string]*Subscriber
+	broken     bool
+	unreadable string // answered as nil: read it alone
+	calls      int
 }
 
 func (b *batchStore) GetMany(_ context.Context, ids []string) (map[string]*Subscriber, error) {
@@ -25,6 +26,9 @@ func (b *batchStore) GetMany(_ context.Context, ids []string) (map[string]*Subsc
 	for _, id := range ids {
 		if s, ok := b.subs[id]; ok {
 			out[id] = s
+		}
+		if id == b.unreadable {
+			out[id] = nil
 		}
 	}
 	return out, nil
@@ -60,6 +64,23 @@ func TestPrefetch(t *testing.T) {
 	if store.calls != 1 {
 		t.Fatalf("%d reads together, want 1", store.calls)
 	}
+	// A read more than a second old is not trusted: the subscriber may
+	// have been removed since (a slow channel's job waits its turn).
+	delete(store.subs, "a")
+	now = now.Add(prefetchMaxAge + time.Millisecond)
+	if s, err := d.subscriber(ctx, got[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a removed subscriber read %v ago: %v, %v; want it read again and not found", prefetchMaxAge, s, err)
+	}
+	store.subs["a"] = &Subscriber{ID: "a"}
+	// One that could not be read with the others (nil in the answer)
+	// reads its own.
+	store.unreadable = "c"
+	got = d.Prefetch(ctx, Job{EventID: "e1", Channel: Email, Subscribers: []string{"a", "c"}}.Deliveries())
+	if !got[0].fetched || got[1].fetched {
+		t.Errorf("fetched %v and %v; want a read together and c left to read alone", got[0].fetched, got[1].fetched)
+	}
+	store.unreadable = ""
+	store.calls = 1
 
 	store.broken = true
 	got = d.Prefetch(ctx, Job{EventID: "e2", Channel: Email, Subscribers: []string{"a", "c"}}.Deliveries())

@@ -36,7 +36,9 @@ type SubscriberStore interface {
 
 // SubscriberBatcher is a SubscriberStore that reads several subscribers
 // in one round trip. GetMany returns those of ids that exist; a missing
-// one is absent from the map, not an error.
+// one is absent from the map, not an error; one that could not be read
+// with the others (an invalid id, a record that does not decode) is in it
+// as nil, to be read on its own. An error means none could be read.
 type SubscriberBatcher interface {
 	GetMany(ctx context.Context, ids []string) (map[string]*Subscriber, error)
 }

@@ -131,7 +131,9 @@ func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(er
 		done(fmt.Errorf("encode delivery %q: %w", r.ID, err))
 		return
 	}
-	if s.publishOutcomes.Load() {
+	// An outcome is published when settled, not for the later versions a
+	// provider's receipts make (count is false for those).
+	if count && s.publishOutcomes.Load() {
 		if subj := OutcomePrefix + string(r.Status); s.interest == nil || s.interest(subj) {
 			_ = s.js.Conn().Publish(subj, b)
 		}

@@ -24,25 +24,40 @@ import (
 type lastMsgs struct {
 	nc *nats.Conn
 
-	once   sync.Once
-	prefix string // reply subjects are prefix + a read's number
-	err    error
-	seq    atomic.Uint64
+	seq atomic.Uint64
 
-	mu    sync.Mutex
-	reads map[string]chan *nats.Msg
+	mu     sync.Mutex
+	sub    *nats.Subscription // nil until a subscribe works
+	prefix string             // reply subjects are prefix + a read's number
+	reads  map[string]chan *nats.Msg
 }
 
-// directGetPrefix is the JetStream API's direct get, followed by the stream.
-const directGetPrefix = "$JS.API.DIRECT.GET."
+// directGetPrefix is the JetStream API's direct get, followed by the
+// stream; numPendingHeader, on its end of batch, counts what it left out.
+const (
+	directGetPrefix  = "$JS.API.DIRECT.GET."
+	numPendingHeader = "Nats-Num-Pending"
+)
 
-func (l *lastMsgs) start() error {
-	l.once.Do(func() {
-		l.prefix = l.nc.NewInbox() + "."
+// start subscribes to the reply subjects, once it works: a failure (the
+// connection closing, say) is tried again by the next read.
+func (l *lastMsgs) start() (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sub != nil {
+		return l.prefix, nil
+	}
+	prefix := l.nc.NewInbox() + "."
+	if l.reads == nil {
 		l.reads = map[string]chan *nats.Msg{}
-		_, l.err = l.nc.Subscribe(l.prefix+"*", l.route)
-	})
-	return l.err
+	}
+	l.prefix = prefix // before the subscription can deliver
+	sub, err := l.nc.Subscribe(prefix+"*", l.route)
+	if err != nil {
+		return "", err
+	}
+	l.sub = sub
+	return prefix, nil
 }
 
 // route hands an answer to the read waiting for it; one whose read gave up
@@ -62,7 +77,8 @@ func (l *lastMsgs) route(m *nats.Msg) {
 // get returns the last message of each of subjects in stream that has
 // one, by subject.
 func (l *lastMsgs) get(ctx context.Context, stream string, subjects []string) (map[string]*nats.Msg, error) {
-	if err := l.start(); err != nil {
+	prefix, err := l.start()
+	if err != nil {
 		return nil, fmt.Errorf("subscribe for direct gets: %w", err)
 	}
 	req, err := json.Marshal(struct {
@@ -83,7 +99,7 @@ func (l *lastMsgs) get(ctx context.Context, stream string, subjects []string) (m
 		delete(l.reads, token)
 		l.mu.Unlock()
 	}()
-	if err := l.nc.PublishRequest(directGetPrefix+stream, l.prefix+token, req); err != nil {
+	if err := l.nc.PublishRequest(directGetPrefix+stream, prefix+token, req); err != nil {
 		return nil, fmt.Errorf("direct get from %s: %w", stream, err)
 	}
 	out := make(map[string]*nats.Msg, len(subjects))
@@ -93,12 +109,16 @@ func (l *lastMsgs) get(ctx context.Context, stream string, subjects []string) (m
 			return nil, fmt.Errorf("direct get from %s: %w", stream, ctx.Err())
 		case m := <-ch:
 			if len(m.Data) == 0 && m.Header.Get("Status") != "" {
-				switch m.Header.Get("Status") {
-				case "204": // end of batch
-					return out, nil
-				case "404": // none of the subjects has a message
-					return out, nil
+				switch status := m.Header.Get("Status"); {
+				case status == "204" && m.Header.Get(numPendingHeader) == "0":
+					return out, nil // the end, with nothing left out
+				case status == "404" && len(out) == 0:
+					return out, nil // none of the subjects has a message
+				case status == "204":
+					// The server stopped short (its byte limit).
+					return nil, fmt.Errorf("direct get from %s: %d answers, %s left out", stream, len(out), m.Header.Get(numPendingHeader))
 				}
+				// A 404 after answers: a message that failed to load.
 				return nil, fmt.Errorf("direct get from %s: %s %s", stream, m.Header.Get("Status"), m.Header.Get("Description"))
 			}
 			subj := m.Header.Get(nats.JSSubject)

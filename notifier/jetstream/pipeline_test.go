@@ -231,19 +231,22 @@ func TestRetriesThenSucceedsOnceAndPermanentFailureIsRecorded(t *testing.T) {
 	if dead.Attempts != 3 || dead.Reason != notifier.ReasonServer {
 		t.Errorf("dead letter = attempts %d reason %s; want 3 server_error", dead.Attempts, dead.Reason)
 	}
-	_ = s.conn.NC.Flush()
-	outMu.Lock()
-	for id, want := range map[string]string{
-		ok.ID:      "queued queued sent",
-		bounced.ID: "failed",
-		dead.ID:    "queued queued failed",
-		notifier.DeliveryID("e1", "sub-00000", notifier.Webhook): "sent",
-	} {
-		if got := fmt.Sprint(outcomes[id]); got != "["+want+"]" {
-			t.Errorf("outcomes published for %s: %s, want [%s]", id, got, want)
-		}
+	wantOutcomes := map[string]string{
+		ok.ID:      "[queued queued sent]",
+		bounced.ID: "[failed]",
+		dead.ID:    "[queued queued failed]",
+		notifier.DeliveryID("e1", "sub-00000", notifier.Webhook): "[sent]",
 	}
-	outMu.Unlock()
+	waitFor(t, 5*time.Second, "every outcome published", func() bool {
+		outMu.Lock()
+		defer outMu.Unlock()
+		for id, want := range wantOutcomes {
+			if fmt.Sprint(outcomes[id]) != want {
+				return false
+			}
+		}
+		return true
+	})
 	sub, _ := s.conn.Subscribers.Get(ctx, "sub-00001")
 	if sub.Failures[notifier.Email] != 1 {
 		t.Errorf("hard bounce not counted on the subscriber: %+v", sub.Failures)
@@ -345,5 +348,46 @@ func TestJobsOfSeveralDeliveries(t *testing.T) {
 		if err != nil || r.Status != want {
 			t.Fatalf("%s: %+v, %v; want %s", id, r, err, want)
 		}
+	}
+}
+
+// TestShutdownStartsNoMoreOfAJob: a process told to stop while a job of
+// several is half sent finishes the send in flight and starts no other;
+// run again, it sends the rest once, and the first not again.
+func TestShutdownStartsNoMoreOfAJob(t *testing.T) {
+	t.Setenv("VARSEL_BENCH_CONCURRENCY", "1")
+	s := startStack(t, t.TempDir(), notifier.DispatchConfig{})
+	addSubscribers(t, s.conn, 5, func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("sd%05d", i), Email: fmt.Sprintf("sd%d@example.com", i)}
+	})
+	inSend, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.chans[notifier.Email].fail = func(d *notifier.Delivery) (bool, error) {
+		once.Do(func() { close(inSend); <-release })
+		return false, nil
+	}
+	publish(t, s.conn, eventJSON("sd", "incident.updated", "2019-09-17T10:00:00+02:00", "identified", "minor"))
+	select {
+	case <-inSend:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first send never started")
+	}
+	s.cancel() // shut down with one send in flight and four to go
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	<-s.done
+	s.cancel = nil
+	if sends, _ := s.chans[notifier.Email].total(); sends != 1 {
+		s.conn.Close()
+		t.Fatalf("%d sends by the process told to stop, want only the one in flight", sends)
+	}
+	s.run()
+	waitFor(t, 15*time.Second, "the rest sent", func() bool {
+		sends, _ := s.chans[notifier.Email].total()
+		return sends >= 5
+	})
+	time.Sleep(300 * time.Millisecond)
+	if sends, distinct := s.chans[notifier.Email].total(); sends != 5 || distinct != 5 {
+		t.Errorf("%d sends to %d deliveries after the restart, want 5 each", sends, distinct)
 	}
 }

@@ -398,11 +398,12 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss
 // handleJob runs one job: each of its deliveries, at once as far as the
 // channel's free senders allow. Sends are not cancelled by shutdown: they
 // finish within the dispatcher's send timeout, so what went out is
-// recorded. The job is acknowledged once every delivery in it is settled
-// and its record stored, or has its own retry (or deferral) scheduled as
-// a job of one (acks tracks the jobs still waiting); it is handed out
-// again, after a while, when any of that failed, and then every delivery
-// in it is looked up before sending. redelivered marks a job the broker
+// recorded; but none of the job's sends starts after it (the job is
+// handed out again). The job is acknowledged once every delivery in it is
+// settled and its record stored, or has its own retry (or deferral)
+// scheduled as a job of one (acks tracks the jobs still waiting); it is
+// handed out again, after a while, when any of that failed, and then
+// every delivery in it is looked up before sending. redelivered marks a job the broker
 // handed out before. handleJob returns when every send has ended.
 func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, senders chan<- func(), acks *sync.WaitGroup) {
 	var job notifier.Job
@@ -418,6 +419,7 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 	job.Seen = job.Seen || redelivered
 	several := len(job.Subscribers) > 0
 	stop := r.heartbeat(msg)
+	shutdown := ctx.Done()
 	ctx = context.WithoutCancel(ctx)
 	dels := r.Dispatcher.Prefetch(ctx, job.Deliveries())
 	// What each delivery needs before the job can go: its record stored,
@@ -430,7 +432,7 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 	var sends sync.WaitGroup
 	for i, dj := range dels {
 		sends.Add(1)
-		senders <- func() {
+		send := func() {
 			defer sends.Done()
 			v, err := r.Dispatcher.Handle(ctx, dj)
 			switch {
@@ -452,6 +454,23 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 					outs[i].again = max(v.RetryIn, time.Second)
 				}
 			}
+		}
+		started := false
+		select {
+		case <-shutdown:
+		default:
+			select {
+			case senders <- send:
+				started = true
+			case <-shutdown:
+			}
+		}
+		if !started {
+			// Shutting down: start no more of the job's sends. It is
+			// handed out again (to another instance, or this one after a
+			// restart), and then the ones made are found in the log.
+			sends.Done()
+			outs[i].again = time.Second
 		}
 	}
 	sends.Wait()

@@ -45,12 +45,17 @@ var _ notifier.SubscriberBatcher = (*Subscribers)(nil)
 // last revision of every key (see lastMsgs).
 func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*notifier.Subscriber, error) {
 	prefix := "$KV." + s.kv.Bucket() + "."
-	subjects := make([]string, len(ids))
-	for i, id := range ids {
+	out := make(map[string]*notifier.Subscriber, len(ids))
+	subjects := make([]string, 0, len(ids))
+	for _, id := range ids {
 		if !notifier.ValidID(id) {
-			return nil, fmt.Errorf("get subscribers: invalid id %q", id)
+			out[id] = nil // read alone, to fail with its own error
+			continue
 		}
-		subjects[i] = prefix + id
+		subjects = append(subjects, prefix+id)
+	}
+	if len(subjects) == 0 {
+		return out, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -58,7 +63,6 @@ func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*no
 	if err != nil {
 		return nil, fmt.Errorf("get subscribers: %w", err)
 	}
-	out := make(map[string]*notifier.Subscriber, len(msgs))
 	for subj, m := range msgs {
 		if m.Header.Get(kvOperationHeader) != "" {
 			continue // deleted or purged
@@ -66,7 +70,8 @@ func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*no
 		id := strings.TrimPrefix(subj, prefix)
 		sub := new(notifier.Subscriber)
 		if err := json.Unmarshal(m.Data, sub); err != nil {
-			return nil, fmt.Errorf("decode %s %q: %w", s.kv.Bucket(), id, err)
+			out[id] = nil // read alone, to fail with its own error
+			continue
 		}
 		out[id] = sub
 	}
