@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "$work/" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/varsel" ./cmd/varsel
 go build -o "$work/faultsinks" ./tools/faultsinks
 go build -o "$work/nats-server" github.com/nats-io/nats-server/v2
@@ -36,11 +36,18 @@ start_nats() {
 }
 serve() { # name extra-env...
   local name=$1; shift
-  env "$@" VARSEL_NATS_URL=$NATS VARSEL_DATA_DIR="$work/$name" VARSEL_SMTP_URL="smtp://127.0.0.1:2525?tls=none&pool=8" \
+  # No /metrics listener: two instances would both want 127.0.0.1:9090.
+  env VARSEL_METRICS_ADDR= "$@" VARSEL_NATS_URL=$NATS VARSEL_DATA_DIR="$work/$name" VARSEL_SMTP_URL="smtp://127.0.0.1:2525?tls=none&pool=8" \
     "$V" serve >"$work/$name.log" 2>&1 &
   echo $! >"$work/$name.pid"
 }
-ready() { until curl -sf "http://$1/readyz" >/dev/null; do sleep 0.05; done; }
+ready() { # addr: wait for its /readyz; give up with the logs after 60 s
+  local t0; t0=$(date +%s)
+  until curl -sf "http://$1/readyz" >/dev/null; do
+    if [ $(( $(date +%s) - t0 )) -gt 60 ]; then echo "not ready after 60 s: $1"; tail -n 3 "$work"/*.log; exit 1; fi
+    sleep 0.05
+  done
+}
 sinks() { (cd "$work" && "$work/faultsinks" "$@" >"$work/sinks.log" 2>&1 &); until curl -sf http://127.0.0.1:9099/stats >/dev/null; do sleep 0.05; done; }
 stop_all() { kill $(jobs -p) 2>/dev/null || true; pkill -f "$work/faultsinks" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work/js" "$work"/a "$work"/b; }
 
@@ -72,10 +79,12 @@ restart() {
   echo "== one instance (embedded NATS) killed -9 mid fan-out and restarted (20,000 emails)"
   sinks -emails 20000 -grey-every 0 -hooks 0
   local d="$work/single"
-  run1() { VARSEL_DATA_DIR="$d" VARSEL_HTTP_ADDR=127.0.0.1:18080 VARSEL_NATS_LISTEN=127.0.0.1:14223 VARSEL_SMTP_URL="smtp://127.0.0.1:2525?tls=none&pool=8" "$V" serve >>"$work/single.log" 2>&1 & echo $! >"$work/single.pid"; }
+  run1() { VARSEL_METRICS_ADDR= VARSEL_DATA_DIR="$d" VARSEL_HTTP_ADDR=127.0.0.1:18080 VARSEL_NATS_LISTEN=127.0.0.1:14223 VARSEL_SMTP_URL="smtp://127.0.0.1:2525?tls=none&pool=8" "$V" serve >>"$work/single.log" 2>&1 & echo $! >"$work/single.pid"; }
   run1; ready 127.0.0.1:18080
-  "$V" subscribers import "$work/faults.csv" --nats nats://127.0.0.1:14223 >/dev/null
-  event restart-1 | "$V" publish - --nats nats://127.0.0.1:14223 >/dev/null
+  # The embedded server asks for the credentials serve wrote in its data
+  # directory; the CLI finds them there.
+  VARSEL_DATA_DIR="$d" "$V" subscribers import "$work/faults.csv" --nats nats://127.0.0.1:14223 >/dev/null
+  event restart-1 | VARSEL_DATA_DIR="$d" "$V" publish - --nats nats://127.0.0.1:14223 >/dev/null
   wait_field emails_delivered 3000 60
   kill -9 "$(cat "$work/single.pid")"; sleep 0.2
   before=$(field emails_delivered); tr=$(now); run1; ready 127.0.0.1:18080; echo "restarted and ready in $(since "$tr") s"
@@ -88,13 +97,13 @@ restart() {
 lock() {
   echo "== a second serve on a data directory in use"
   local d="$work/locked"
-  VARSEL_DATA_DIR="$d" VARSEL_HTTP_ADDR=127.0.0.1:18080 VARSEL_NATS_LISTEN=127.0.0.1:14223 "$V" serve >/dev/null 2>&1 &
+  VARSEL_METRICS_ADDR= VARSEL_DATA_DIR="$d" VARSEL_HTTP_ADDR=127.0.0.1:18080 VARSEL_NATS_LISTEN=127.0.0.1:14223 "$V" serve >/dev/null 2>&1 &
   ready 127.0.0.1:18080
   t0=$(now)
-  VARSEL_DATA_DIR="$d" VARSEL_HTTP_ADDR=127.0.0.1:18081 VARSEL_NATS_LISTEN=127.0.0.1:14224 "$V" serve 2>&1 | tail -1 || true
+  VARSEL_METRICS_ADDR= VARSEL_DATA_DIR="$d" VARSEL_HTTP_ADDR=127.0.0.1:18081 VARSEL_NATS_LISTEN=127.0.0.1:14224 "$V" serve 2>&1 | tail -1 || true
   echo "refused in $(since "$t0") s"
   t0=$(now)
-  VARSEL_DATA_DIR="$work/other" VARSEL_HTTP_ADDR=127.0.0.1:18080 VARSEL_NATS_LISTEN=127.0.0.1:14225 "$V" serve 2>&1 | tail -1 || true
+  VARSEL_METRICS_ADDR= VARSEL_DATA_DIR="$work/other" VARSEL_HTTP_ADDR=127.0.0.1:18080 VARSEL_NATS_LISTEN=127.0.0.1:14225 "$V" serve 2>&1 | tail -1 || true
   echo "taken HTTP port refused in $(since "$t0") s"
   stop_all; rm -rf "$d" "$work/other"
 }
