@@ -196,11 +196,24 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	defer c.Close()
+	// A target's check is its scheme and host's (a DNS lookup): an import
+	// of many subscribers of one receiver looks it up once.
+	checked := map[string]error{}
 	check := func(ctx context.Context, s *notifier.Subscriber) error {
 		if s.WebhookURL == "" {
 			return nil
 		}
-		return webhook.CheckTarget(ctx, s.WebhookURL, *allowPrivate)
+		u, err := neturl.Parse(s.WebhookURL)
+		if err != nil || u.Host == "" {
+			return webhook.CheckTarget(ctx, s.WebhookURL, *allowPrivate)
+		}
+		key := u.Scheme + "://" + u.Host
+		if err, ok := checked[key]; ok {
+			return err
+		}
+		err = webhook.CheckTarget(ctx, s.WebhookURL, *allowPrivate)
+		checked[key] = err
+		return err
 	}
 	switch sub {
 	case "add":
