@@ -65,7 +65,17 @@ type Subscriber struct {
 	// maintenance's): see StartOrEnd. It only narrows what the policy
 	// sends; email and webhooks are not affected.
 	SMSStartEndOnly bool `json:"sms_start_end_only,omitempty"`
+
+	// secretGenerated marks a webhook secret Normalize made up because
+	// none was given: a store keeps an existing subscriber's own instead.
+	secretGenerated bool
 }
+
+// SecretGenerated reports whether the webhook secret was made up by
+// Normalize, none being given: storing it over an existing subscriber
+// keeps that subscriber's secret (an import run again must not change
+// every integrator's secret).
+func (s *Subscriber) SecretGenerated() bool { return s.secretGenerated }
 
 // Details of the opt-outs a subscriber made themselves, from a message's
 // link or their preferences page. Only these can be undone on the
@@ -295,6 +305,7 @@ func (s *Subscriber) Normalize() error {
 			return fmt.Errorf("generate webhook secret: %w", err)
 		}
 		s.WebhookSecret = "whsec_" + base64.StdEncoding.EncodeToString(key)
+		s.secretGenerated = true
 	}
 	return nil
 }

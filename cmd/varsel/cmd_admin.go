@@ -10,6 +10,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -199,6 +201,7 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 	// A target's check is its scheme and host's (a DNS lookup): an import
 	// of many subscribers of one receiver looks it up once.
 	checked := map[string]error{}
+	var checkedMu sync.Mutex
 	check := func(ctx context.Context, s *notifier.Subscriber) error {
 		if s.WebhookURL == "" {
 			return nil
@@ -208,11 +211,16 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 			return webhook.CheckTarget(ctx, s.WebhookURL, *allowPrivate)
 		}
 		key := u.Scheme + "://" + u.Host
-		if err, ok := checked[key]; ok {
+		checkedMu.Lock()
+		err, ok := checked[key]
+		checkedMu.Unlock()
+		if ok {
 			return err
 		}
 		err = webhook.CheckTarget(ctx, s.WebhookURL, *allowPrivate)
+		checkedMu.Lock()
 		checked[key] = err
+		checkedMu.Unlock()
 		return err
 	}
 	switch sub {
@@ -288,6 +296,9 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 
 // importCSV imports good rows and reports bad ones by line and column;
 // the command fails if any row was bad, after importing the rest.
+// importWorkers is how many rows an import stores at once.
+const importWorkers = 8
+
 func importCSV(ctx context.Context, c *jetstream.Conn, file string, check func(context.Context, *notifier.Subscriber) error, stdout io.Writer) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -302,18 +313,54 @@ func importCSV(ctx context.Context, c *jetstream.Conn, file string, check func(c
 	for _, b := range bad {
 		rowErrs = append(rowErrs, fmt.Errorf("%s: %w", file, b))
 	}
-	imported := 0
-	for _, s := range subs {
-		if err := check(ctx, s); err != nil {
-			rowErrs = append(rowErrs, fmt.Errorf("%s: subscriber %s, column webhook_url: %w", file, s.ID, err))
-			continue
-		}
-		if err := c.Subscribers.Put(ctx, s); err != nil {
-			return fmt.Errorf("after %d imported: %w", imported, err)
-		}
-		imported++
+	// Rows are independent (the reader refuses an id given twice), so they
+	// are stored importWorkers at a time; refusals are reported in file
+	// order.
+	refused := make([]error, len(subs))
+	var imported atomic.Int64
+	var putErr error
+	var mu sync.Mutex
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(importWorkers, len(subs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				mu.Lock()
+				stop := i >= len(subs) || putErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				s := subs[i]
+				if err := check(ctx, s); err != nil {
+					refused[i] = fmt.Errorf("%s: subscriber %s, column webhook_url: %w", file, s.ID, err)
+					continue
+				}
+				if err := c.Subscribers.Put(ctx, s); err != nil {
+					mu.Lock()
+					if putErr == nil {
+						putErr = fmt.Errorf("subscriber %s: %w", s.ID, err)
+					}
+					mu.Unlock()
+					return
+				}
+				imported.Add(1)
+			}
+		}()
 	}
-	fmt.Fprintf(stdout, "imported %d subscribers from %s", imported, file)
+	wg.Wait()
+	if putErr != nil {
+		return fmt.Errorf("after %d imported: %w", imported.Load(), putErr)
+	}
+	for _, err := range refused {
+		if err != nil {
+			rowErrs = append(rowErrs, err)
+		}
+	}
+	fmt.Fprintf(stdout, "imported %d subscribers from %s", imported.Load(), file)
 	if len(rowErrs) > 0 {
 		fmt.Fprintf(stdout, "; %d rows refused:\n", len(rowErrs))
 		return errors.Join(rowErrs...)

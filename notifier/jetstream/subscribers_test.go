@@ -209,3 +209,66 @@ func TestSubscribersGetMany(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPutKeepsTheSecretAndSkipsWhatDidNotChange: storing a subscriber
+// again without a webhook secret (an import run again) keeps the one they
+// have, so no integrator's signatures break; a secret given replaces it;
+// and a Put that changes nothing makes no new revision (in this erasable
+// bucket each one rewrites a block).
+func TestPutKeepsTheSecretAndSkipsWhatDidNotChange(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	row := func(email string) *notifier.Subscriber {
+		s := &notifier.Subscriber{ID: "hook-1", Email: email, WebhookURL: "https://hooks.example.com/a"}
+		if err := s.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := row("a@example.com")
+	if err := c.Subscribers.Put(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.Subscribers.Get(ctx, "hook-1")
+	if err != nil || stored.WebhookSecret != first.WebhookSecret {
+		t.Fatalf("stored %+v, %v; want the generated secret", stored, err)
+	}
+	revision := func() uint64 {
+		e, err := c.Subscribers.kv.Get(ctx, "hook-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Revision()
+	}
+	rev := revision()
+
+	again := row("a@example.com")
+	if err := c.Subscribers.Put(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if again.WebhookSecret != first.WebhookSecret {
+		t.Errorf("the caller was told secret %q, want the kept %q", again.WebhookSecret, first.WebhookSecret)
+	}
+	if got := revision(); got != rev {
+		t.Errorf("an identical Put made revision %d (was %d)", got, rev)
+	}
+
+	changed := row("b@example.com")
+	if err := c.Subscribers.Put(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := c.Subscribers.Get(ctx, "hook-1"); stored.Email != "b@example.com" || stored.WebhookSecret != first.WebhookSecret {
+		t.Errorf("after a new address: %s with secret %q, want b@example.com keeping %q", stored.Email, stored.WebhookSecret, first.WebhookSecret)
+	}
+	if revision() == rev {
+		t.Error("a changed subscriber was not written")
+	}
+
+	given := &notifier.Subscriber{ID: "hook-1", Email: "b@example.com", WebhookURL: "https://hooks.example.com/a", WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	if err := c.Subscribers.Put(ctx, given); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := c.Subscribers.Get(ctx, "hook-1"); stored.WebhookSecret != given.WebhookSecret {
+		t.Errorf("a given secret was not stored: %q", stored.WebhookSecret)
+	}
+}
