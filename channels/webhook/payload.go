@@ -108,44 +108,51 @@ type dataKey struct {
 // cleared when full: a fan-out has a few (one per language and time zone).
 type bodyCache struct {
 	mu sync.Mutex
-	m  map[dataKey][]byte
+	m  map[dataKey]cachedData
 }
 
 const bodyCacheSize = 256
 
 // body encodes the payload for d at now.
 func (c *bodyCache) body(d *notifier.Delivery, now time.Time) ([]byte, error) {
-	p := buildPayload(d, now)
 	key := dataKey{event: d.Event, incident: d.Incident, locale: d.Message.Locale, text: d.Message.WebhookText,
 		status: d.Message.StatusURL, incidentURL: d.Message.IncidentURL, cns: namesKey(d.Message.ComponentNames)}
 	c.mu.Lock()
-	data, ok := c.m[key]
+	e, ok := c.m[key]
 	c.mu.Unlock()
 	if !ok {
-		var err error
-		if data, err = json.Marshal(p.Data); err != nil {
+		// The payload is built only for a message not seen before: what
+		// differs from one delivery to the next is the timestamp alone.
+		p := buildPayload(d, now)
+		data, err := json.Marshal(p.Data)
+		if err != nil {
 			return nil, err
 		}
+		typ, err := json.Marshal(p.Type)
+		if err != nil {
+			return nil, err
+		}
+		e = cachedData{typ: typ, data: data}
 		c.mu.Lock()
 		if c.m == nil || len(c.m) >= bodyCacheSize {
-			c.m = make(map[dataKey][]byte, bodyCacheSize)
+			c.m = make(map[dataKey]cachedData, bodyCacheSize)
 		}
-		c.m[key] = data
+		c.m[key] = e
 		c.mu.Unlock()
 	}
-	typ, err := json.Marshal(p.Type)
-	if err != nil {
-		return nil, err
-	}
-	ts, err := json.Marshal(p.Timestamp)
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, 0, len(data)+len(typ)+len(ts)+32)
-	b = append(append(b, `{"type":`...), typ...)
-	b = append(append(b, `,"timestamp":`...), ts...)
-	b = append(append(b, `,"data":`...), data...)
+	b := make([]byte, 0, len(e.data)+len(e.typ)+len(time.RFC3339)+34)
+	b = append(append(b, `{"type":`...), e.typ...)
+	// An RFC 3339 time in UTC is digits, '-', ':', 'T' and 'Z': nothing
+	// JSON escapes, so it is quoted as it is.
+	b = append(b, `,"timestamp":"`...)
+	b = now.UTC().AppendFormat(b, time.RFC3339)
+	b = append(append(b, `","data":`...), e.data...)
 	return append(b, '}'), nil
+}
+
+// cachedData is a message's encoded type and data object.
+type cachedData struct {
+	typ, data []byte
 }
 
 // namesKey is a component-name map as a comparable string.

@@ -360,12 +360,15 @@ func signWith(d *notifier.Delivery, now time.Time, userAgent string, logger *slo
 	if err != nil {
 		return nil, err
 	}
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", cmp.Or(userAgent, DefaultUserAgent))
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-	h.Set("webhook-signature", sig)
+	// The keys in their canonical form, as Header.Set would make them
+	// (the receiver's header lookup is case-insensitive).
+	h := http.Header{
+		"Content-Type":      {"application/json"},
+		"User-Agent":        {cmp.Or(userAgent, DefaultUserAgent)},
+		"Webhook-Id":        {id},
+		"Webhook-Timestamp": {strconv.FormatInt(now.Unix(), 10)},
+		"Webhook-Signature": {sig},
+	}
 	return &Signed{ID: id, Body: body, Header: h}, nil
 }
 
