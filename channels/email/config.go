@@ -25,7 +25,7 @@ const (
 // Defaults for zero Config fields.
 const (
 	DefaultFrom        = "Status <status@localhost>"
-	DefaultPoolSize    = 4
+	DefaultPoolSize    = 8
 	DefaultDialTimeout = 10 * time.Second
 	DefaultSendTimeout = 30 * time.Second
 )
@@ -49,7 +49,9 @@ type Config struct {
 	// From is the From header, e.g. "Driftsstatus <status@example.com>";
 	// default "Status <status@localhost>". Its domain also names Message-IDs.
 	From string
-	// PoolSize is the most SMTP connections kept open at once; default 4.
+	// PoolSize is the most SMTP connections kept open at once; default 8.
+	// Each carries one message at a time, a few round trips each, so the
+	// pool, not the CPU, bounds the rate to a distant relay (docs/operations.md).
 	PoolSize int
 	// DialTimeout bounds connecting (TCP and implicit TLS); default 10s.
 	DialTimeout time.Duration
@@ -83,7 +85,7 @@ type DKIMConfig struct {
 // includes the URL, which may hold a password.
 var ErrBadURL = errors.New("invalid SMTP URL")
 
-// ParseURL reads smtp://user:pass@host:587?tls=starttls|tls|none&pool=4&auth=plain.
+// ParseURL reads smtp://user:pass@host:587?tls=starttls|tls|none&pool=8&auth=plain.
 // The scheme "smtps" means tls=tls. Missing parts keep their defaults; the
 // result still needs Validate. Errors never contain the password.
 func ParseURL(raw string) (Config, error) {

@@ -45,7 +45,7 @@ func TestParseURL(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := Config{Host: "h"}.withDefaults()
-	if c.TLS != TLSStartTLS || c.Port != 587 || c.From != DefaultFrom || c.PoolSize != 4 ||
+	if c.TLS != TLSStartTLS || c.Port != 587 || c.From != DefaultFrom || c.PoolSize != 8 ||
 		c.DialTimeout != DefaultDialTimeout || c.SendTimeout != DefaultSendTimeout || c.Auth != "plain" {
 		t.Errorf("defaults = %+v", c)
 	}
