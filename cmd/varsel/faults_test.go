@@ -244,3 +244,54 @@ func TestSlowEndpointGetsOnlyAFewWorkers(t *testing.T) {
 		t.Errorf("the slow endpoint had %d requests at once, want at most 4", m)
 	}
 }
+
+// TestHangingEndpointsSpreadOverJobsDoNotStopTheRest: 24 endpoints that
+// never answer, each of one subscriber, one in every 32 subscribers, so
+// that nearly every job of several holds one hanging send; the 744 others
+// share a receiver that answers at once. A job is held until its slowest
+// send ends (15 s here), so the consumer must hand out more jobs than the
+// ones held, or the healthy deliveries wait for the timeouts.
+func TestHangingEndpointsSpreadOverJobsDoNotStopTheRest(t *testing.T) {
+	release := make(chan struct{})
+	hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	var hanging []string
+	for range 24 {
+		srv := httptest.NewServer(hang)
+		t.Cleanup(srv.Close)
+		hanging = append(hanging, srv.URL+"/hook")
+	}
+	var healthy atomic.Int64
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		healthy.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(ok.Close)
+	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
+	t.Cleanup(func() { close(release) })
+	ctx := context.Background()
+	if err := svc.conn.Subscribers.PutMany(ctx, 768, func(i int) *notifier.Subscriber {
+		u := ok.URL + fmt.Sprintf("/hook/%d", i)
+		if i%32 == 0 {
+			u = hanging[i/32]
+		}
+		return &notifier.Subscriber{ID: fmt.Sprintf("w%03d", i), WebhookURL: u, WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	publishEvent(t, svc, faultEvent("spread-1"))
+	deadline := time.Now().Add(8 * time.Second)
+	for healthy.Load() < 744 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := healthy.Load(); n < 744 {
+		t.Fatalf("%d of 744 healthy deliveries made in 8 s while 24 sends hang", n)
+	}
+	t.Logf("744 healthy deliveries in %s while 24 sends hang", time.Since(start).Round(time.Millisecond))
+}

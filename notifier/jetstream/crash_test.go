@@ -105,12 +105,12 @@ func TestCrashMidFanOutSendsEveryMessageOnce(t *testing.T) {
 		t.Errorf("%d deliveries recorded as sent were sent again", recordedDuplicates)
 	}
 	// What can race the crash: one send in flight per worker, and the
-	// sends made whose records were waiting to be stored as a batch (at
-	// most a batch per event: logBatchMax, or logBatchWait's worth). A
-	// job of several deliveries does not add to it: its deliveries share
-	// the channel's worker slots, and those recorded are looked up and
-	// not sent again when the job comes back.
-	if limit := s2.runner.concurrency(notifier.Email) + logBatchMax; duplicates > limit {
+	// sends made whose records were not stored yet (at most unstoredMax:
+	// a batch being stored and the next). A job of several deliveries
+	// does not add to it: its deliveries share the channel's worker
+	// slots, and those recorded are looked up and not sent again when the
+	// job comes back.
+	if limit := s2.runner.concurrency(notifier.Email) + unstoredMax; duplicates > limit {
 		t.Errorf("%d duplicates: more than the %d sends that can be in flight or unrecorded", duplicates, limit)
 	}
 }

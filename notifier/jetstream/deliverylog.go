@@ -54,6 +54,12 @@ const (
 	// logBatchWait for others to join it.
 	logBatchMax  = 256
 	logBatchWait = 10 * time.Millisecond
+	// unstoredMax bounds the records settled and not yet stored, in this
+	// process: a batch being stored and the next filling. A record past
+	// it waits (and so does the send after it), so a crash can lose the
+	// records of at most this many sends made, however many jobs are in
+	// work; the store keeping up, nothing waits.
+	unstoredMax = 2 * logBatchMax
 	// indexedEvents bounds the events whose index is kept in memory.
 	indexedEvents = 4
 )
@@ -72,7 +78,7 @@ type Deliveries struct {
 	unstored map[string]*notifier.DeliveryRecord
 	wake     chan struct{}
 	flusher  sync.Once
-	idle     *sync.Cond // signalled when a flush round ends
+	idle     *sync.Cond // signalled when a batch is stored and when a flush round ends
 
 	idxMu sync.Mutex
 	idx   map[string]*eventIndex
@@ -140,6 +146,10 @@ func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(er
 	}
 	s.flusher.Do(func() { go s.flushLoop() })
 	s.mu.Lock()
+	for len(s.unstored) >= unstoredMax {
+		s.signal()
+		s.idle.Wait()
+	}
 	batch := s.pending[r.EventID]
 	if batch == nil {
 		batch = &logBatch{event: r.EventID, counts: map[countKey]int64{}}
@@ -207,6 +217,7 @@ func (s *Deliveries) flushPending() {
 				delete(s.unstored, r.ID)
 			}
 		}
+		s.idle.Broadcast() // room for records waiting in append
 		s.mu.Unlock()
 		for _, done := range b.dones {
 			done(err)

@@ -294,7 +294,11 @@ func (r *Runner) dispatchConsumers(ctx context.Context, ch notifier.ChannelName)
 	for i, subject := range []string{jobSubject(string(ch)), manyJobSubject(string(ch))} {
 		pending := r.concurrency(ch) * maxAckPendingPerWorker
 		if i > 0 {
-			pending = max(pending/notifier.MaxJobDeliveries, 4)
+			// A job of several is held by its slowest send: room for
+			// every worker of four processes to hold a different one
+			// (sends hanging at endpoints that stopped answering) and
+			// the others still to be handed out.
+			pending = max(pending/4, 4)
 		}
 		cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
 			Durable: names[i], Description: "Varsel " + string(ch) + " deliveries",
