@@ -36,6 +36,10 @@ type DispatchConfig struct {
 	// slow endpoint cannot take every worker; a job over the bound is put
 	// back for a moment without counting an attempt. 0 means 4.
 	EndpointConcurrency int
+	// FastEndpointConcurrency is how far that bound grows, one send at a
+	// time, for an endpoint that answers within 250 ms (see endpointGate);
+	// 0 means 8, a quarter of a process's webhook workers.
+	FastEndpointConcurrency int
 }
 
 func (c DispatchConfig) endpointConcurrency() int {
@@ -43,6 +47,13 @@ func (c DispatchConfig) endpointConcurrency() int {
 		return c.EndpointConcurrency
 	}
 	return 4
+}
+
+func (c DispatchConfig) fastEndpointConcurrency() int {
+	if c.FastEndpointConcurrency > 0 {
+		return max(c.FastEndpointConcurrency, c.endpointConcurrency())
+	}
+	return max(8, c.endpointConcurrency())
 }
 
 func (c DispatchConfig) maxAttempts(ch ChannelName) int {
@@ -130,8 +141,9 @@ type Dispatcher struct {
 
 	cache eventCache
 	// endpoints counts the sends in flight per endpoint.
-	endpointsMu sync.Mutex
-	endpoints   map[string]*endpointGate
+	endpointsMu    sync.Mutex
+	endpoints      map[string]*endpointGate
+	endpointsSwept time.Time
 	// inFlight holds the delivery ids being worked on in this process.
 	inFlight sync.Map
 	// batchOff is when (unix ns) to try reading a job's subscribers
@@ -537,14 +549,29 @@ func (d *Dispatcher) backoff(del *Delivery, err error) time.Duration {
 
 func (d *Dispatcher) sendTimeout() time.Duration { return d.Config.Timeout() }
 
-// endpointGate bounds the sends in flight to one endpoint.
+// endpointGate bounds the sends in flight to one endpoint. The bound
+// starts at EndpointConcurrency and grows by one with every send the
+// endpoint answers within fastSend, up to FastEndpointConcurrency: an
+// endpoint that answers quickly may take more workers, since it gives them
+// back at once. A slow answer, or no answer at all for slowSend while sends
+// are in flight, puts the bound back where it started and makes a busy
+// endpoint's jobs go back at once instead of waiting for a place. A slow
+// endpoint therefore never holds more than EndpointConcurrency workers; one
+// that turns slow holds at most FastEndpointConcurrency until those sends
+// time out, and the rest of the workers go on.
 type endpointGate struct {
-	slots chan struct{}
-	refs  int // workers holding or waiting for it; guarded by endpointsMu
-	// slow is set while the endpoint's last send took longer than
-	// slowSend: then a busy endpoint's jobs are put back at once instead
-	// of waiting for a place.
-	slow atomic.Bool
+	refs int // workers holding or waiting for it; guarded by endpointsMu
+
+	mu       sync.Mutex
+	inFlight int
+	limit    int
+	// slow is set while the endpoint's last send took longer than slowSend.
+	slow bool
+	// lastDone is when a send to it last ended (or the gate was made).
+	lastDone time.Time
+	// waiters wait for a place, first come first served; a send that ends
+	// hands its place to the first.
+	waiters []chan struct{}
 }
 
 const (
@@ -554,6 +581,8 @@ const (
 	endpointPatience = 100 * time.Millisecond
 	// slowSend marks an endpoint as slow.
 	slowSend = time.Second
+	// fastSend is the answer time that lets an endpoint's bound grow.
+	fastSend = 250 * time.Millisecond
 )
 
 // acquireEndpoint takes one of an endpoint's in-flight places, waiting
@@ -563,43 +592,134 @@ func (d *Dispatcher) acquireEndpoint(key string) (*endpointGate, bool) {
 	if d.endpoints == nil {
 		d.endpoints = map[string]*endpointGate{}
 	}
+	d.sweepGates(d.now())
 	g := d.endpoints[key]
 	if g == nil {
-		g = &endpointGate{slots: make(chan struct{}, d.Config.endpointConcurrency())}
+		g = &endpointGate{limit: d.Config.endpointConcurrency(), lastDone: d.now()}
 		d.endpoints[key] = g
 	}
 	g.refs++
 	d.endpointsMu.Unlock()
-	select {
-	case g.slots <- struct{}{}:
+	if ok, wait := g.take(d.now(), d.Config.endpointConcurrency()); ok {
 		return g, true
-	default:
-	}
-	if !g.slow.Load() {
+	} else if wait != nil {
 		t := time.NewTimer(endpointPatience)
 		defer t.Stop()
 		select {
-		case g.slots <- struct{}{}:
+		case <-wait:
 			return g, true
 		case <-t.C:
+			if g.giveUp(wait) {
+				break
+			}
+			<-wait // handed a place just as the wait ended
+			return g, true
 		}
 	}
 	d.dropGate(key, g)
 	return nil, false
 }
 
-// releaseEndpoint gives back a place, noting how long the send took.
+// take gives a place if one is free. Otherwise it returns a channel to
+// wait on for a place (the endpoint is answering), or nil (it is slow or
+// has stopped answering: the job goes back at once).
+func (g *endpointGate) take(now time.Time, base int) (bool, chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	stalled := g.inFlight > 0 && now.Sub(g.lastDone) > slowSend
+	if g.slow || stalled {
+		g.limit = base
+	}
+	if g.inFlight < g.limit {
+		g.inFlight++
+		return true, nil
+	}
+	if g.slow || stalled {
+		return false, nil
+	}
+	w := make(chan struct{}, 1)
+	g.waiters = append(g.waiters, w)
+	return false, w
+}
+
+// giveUp takes w off the waiters; false when a place was handed to it
+// meanwhile.
+func (g *endpointGate) giveUp(w chan struct{}) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, x := range g.waiters {
+		if x == w {
+			g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// releaseEndpoint gives back a place, noting how long the send took (0:
+// nothing was sent).
 func (d *Dispatcher) releaseEndpoint(key string, g *endpointGate, took time.Duration) {
-	g.slow.Store(took > slowSend)
-	<-g.slots
+	g.release(d.now(), took, d.Config.endpointConcurrency(), d.Config.fastEndpointConcurrency())
 	d.dropGate(key, g)
 }
 
+func (g *endpointGate) release(now time.Time, took time.Duration, base, most int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if took > 0 {
+		g.lastDone = now
+		g.slow = took > slowSend
+		switch {
+		case g.slow:
+			g.limit = base
+		case took <= fastSend && g.limit < most:
+			g.limit++
+		}
+	}
+	if len(g.waiters) > 0 && g.inFlight <= g.limit {
+		w := g.waiters[0]
+		g.waiters = g.waiters[1:]
+		w <- struct{}{} // the place goes over: inFlight stays
+		return
+	}
+	g.inFlight--
+}
+
+// dropGate lets go of a worker's hold on g. A gate nobody holds is
+// forgotten at once unless it has grown (a fast endpoint between two
+// jobs keeps what it earned); grown ones idle for gateIdle go in the next
+// sweep.
 func (d *Dispatcher) dropGate(key string, g *endpointGate) {
 	d.endpointsMu.Lock()
 	defer d.endpointsMu.Unlock()
-	if g.refs--; g.refs <= 0 && d.endpoints[key] == g {
+	if g.refs--; g.refs > 0 || d.endpoints[key] != g {
+		return
+	}
+	g.mu.Lock()
+	grown := g.limit > d.Config.endpointConcurrency()
+	g.mu.Unlock()
+	if !grown {
 		delete(d.endpoints, key)
+	}
+}
+
+// gateIdle is how long a grown gate nobody uses is kept.
+const gateIdle = 30 * time.Second
+
+// sweepGates forgets the grown gates idle for gateIdle, at most once per
+// gateIdle. d.endpointsMu is held.
+func (d *Dispatcher) sweepGates(now time.Time) {
+	if now.Sub(d.endpointsSwept) < gateIdle {
+		return
+	}
+	d.endpointsSwept = now
+	for key, g := range d.endpoints {
+		g.mu.Lock()
+		idle := now.Sub(g.lastDone) > gateIdle
+		g.mu.Unlock()
+		if g.refs <= 0 && idle {
+			delete(d.endpoints, key)
+		}
 	}
 }
 

@@ -245,6 +245,85 @@ func TestSlowEndpointGetsOnlyAFewWorkers(t *testing.T) {
 	}
 }
 
+// TestFastReceiversEarnMoreWorkers: 600 subscribers share two receivers
+// (every other one each) that answer within a few milliseconds for their
+// first 150 requests each, then hang; 100 others have endpoints of their
+// own. While a receiver answers quickly it gets more than the 4 sends at a
+// time a new endpoint starts with; once it hangs it holds at most 8
+// workers, the most a fast endpoint earns, and the other 100 are reached
+// while both hang: the jobs their hanging sends hold (up to 16, one each)
+// do not use up the jobs the consumer hands out at once.
+func TestFastReceiversEarnMoreWorkers(t *testing.T) {
+	release := make(chan struct{})
+	type receiver struct {
+		served, now, fastMax, slowMax atomic.Int64
+		srv                           *httptest.Server
+	}
+	peak := func(m *atomic.Int64, n int64) {
+		for x := m.Load(); n > x && !m.CompareAndSwap(x, n); x = m.Load() {
+		}
+	}
+	var recv [2]*receiver
+	for k := range recv {
+		r := &receiver{}
+		r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			n := r.now.Add(1)
+			if r.served.Add(1) <= 150 {
+				peak(&r.fastMax, n)
+				time.Sleep(2 * time.Millisecond)
+				r.now.Add(-1) // before the answer lets the sender go on
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			defer r.now.Add(-1)
+			peak(&r.slowMax, n)
+			select {
+			case <-release:
+			case <-req.Context().Done():
+			}
+		}))
+		t.Cleanup(r.srv.Close)
+		recv[k] = r
+	}
+	urls, hits := endpoints(t, 100, func(int, http.ResponseWriter) {})
+	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
+	t.Cleanup(func() { close(release) })
+	ctx := context.Background()
+	if err := svc.conn.Subscribers.PutMany(ctx, 700, func(i int) *notifier.Subscriber {
+		u := recv[i%2].srv.URL + fmt.Sprintf("/hook/%d", i)
+		if i >= 600 {
+			u = urls[i-600]
+		}
+		return &notifier.Subscriber{ID: fmt.Sprintf("w%03d", i), WebhookURL: u, WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	publishEvent(t, svc, faultEvent("fast-1"))
+	waitFor(t, "100 endpoints reached beside the two hanging receivers", func() bool {
+		n := 0
+		for _, h := range hits {
+			if h.Load() > 0 {
+				n++
+			}
+		}
+		return n == 100 && recv[0].served.Load() > 150 && recv[1].served.Load() > 150
+	})
+	t.Logf("100 healthy endpoints in %s", time.Since(start).Round(time.Millisecond))
+	// Let the sends that reached them hang for longer than slowSend.
+	time.Sleep(1500 * time.Millisecond)
+	for k, r := range recv {
+		t.Logf("receiver %d: up to %d requests at once while fast, %d while hanging", k, r.fastMax.Load(), r.slowMax.Load())
+		if m := r.fastMax.Load(); m <= 4 {
+			t.Errorf("receiver %d answering in 2 ms had at most %d requests at once, want more than 4", k, m)
+		}
+		if m := r.slowMax.Load(); m > 8 {
+			t.Errorf("receiver %d, hanging, held %d requests at once, want at most 8", k, m)
+		}
+	}
+}
+
 // TestHangingEndpointsSpreadOverJobsDoNotStopTheRest: 24 endpoints that
 // never answer, each of one subscriber, one in every 32 subscribers, so
 // that nearly every job of several holds one hanging send; the 744 others
