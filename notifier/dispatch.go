@@ -38,7 +38,8 @@ type DispatchConfig struct {
 	EndpointConcurrency int
 	// FastEndpointConcurrency is how far that bound grows, one send at a
 	// time, for an endpoint that answers within 250 ms (see endpointGate);
-	// 0 means 8, a quarter of a process's webhook workers.
+	// 0 means 8, a quarter of the 32 webhook workers a process runs by
+	// default.
 	FastEndpointConcurrency int
 }
 
@@ -264,14 +265,22 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		return d.skip(ctx, job, rec, evr, "channel not configured")
 	}
 	var sendTook time.Duration
+	// The endpoint's place is given back as soon as the send ends, not
+	// after the record (which may wait for the log).
+	var release func()
 	if ep, ok := ch.(Endpointer); ok {
 		key := string(job.Channel) + " " + ep.Endpoint(sub)
-		g, ok := d.acquireEndpoint(key)
+		g, ticket, ok := d.acquireEndpoint(key)
 		if !ok {
 			d.Metrics.Deliveries.WithLabelValues(string(job.Channel), "deferred", "endpoint_busy").Inc()
 			return Verdict{Retry: true, RetryIn: endpointWait(), Deferred: true}, nil
 		}
-		defer func() { d.releaseEndpoint(key, g, sendTook) }()
+		release = func() { d.releaseEndpoint(key, g, ticket, sendTook) }
+		defer func() {
+			if release != nil {
+				release()
+			}
+		}()
 	}
 
 	now := d.now()
@@ -296,6 +305,10 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		cancel()
 		sendTook = d.now().Sub(now)
 		d.Metrics.SendDuration.WithLabelValues(string(job.Channel)).Observe(sendTook.Seconds())
+	}
+	if release != nil {
+		release()
+		release = nil
 	}
 	return d.record(ctx, del, rec, evr, receipt, retry, err, now)
 }
@@ -551,27 +564,35 @@ func (d *Dispatcher) sendTimeout() time.Duration { return d.Config.Timeout() }
 
 // endpointGate bounds the sends in flight to one endpoint. The bound
 // starts at EndpointConcurrency and grows by one with every send the
-// endpoint answers within fastSend, up to FastEndpointConcurrency: an
-// endpoint that answers quickly may take more workers, since it gives them
-// back at once. A slow answer, or no answer at all for slowSend while sends
-// are in flight, puts the bound back where it started and makes a busy
-// endpoint's jobs go back at once instead of waiting for a place. A slow
-// endpoint therefore never holds more than EndpointConcurrency workers; one
-// that turns slow holds at most FastEndpointConcurrency until those sends
-// time out, and the rest of the workers go on.
+// endpoint answers within fastSend while all its places are taken, up to
+// FastEndpointConcurrency: an endpoint that answers quickly may take more
+// workers, since it gives them back at once. A slow answer, or a send in
+// flight for longer than slowSend, puts the bound back where it started and
+// makes a busy endpoint's jobs go back at once instead of waiting for a
+// place, for as long as such a send hangs. A slow endpoint therefore never
+// holds more than EndpointConcurrency workers with new sends; one that
+// turns slow holds at most FastEndpointConcurrency until those sends time
+// out, and the rest of the workers go on.
 type endpointGate struct {
 	refs int // workers holding or waiting for it; guarded by endpointsMu
 
-	mu       sync.Mutex
-	inFlight int
-	limit    int
+	mu    sync.Mutex
+	limit int
+	// started holds when each send in flight began, by ticket.
+	started map[uint64]time.Time
+	ticket  uint64
 	// slow is set while the endpoint's last send took longer than slowSend.
 	slow bool
 	// lastDone is when a send to it last ended (or the gate was made).
 	lastDone time.Time
 	// waiters wait for a place, first come first served; a send that ends
-	// hands its place to the first.
-	waiters []chan struct{}
+	// hands its place (its ticket's successor) to the first.
+	waiters []*gateWaiter
+}
+
+// gateWaiter is a worker waiting for a place; the ticket arrives on ch.
+type gateWaiter struct {
+	ch chan uint64
 }
 
 const (
@@ -587,7 +608,8 @@ const (
 
 // acquireEndpoint takes one of an endpoint's in-flight places, waiting
 // briefly for one when the endpoint is fast, or reports that all are taken.
-func (d *Dispatcher) acquireEndpoint(key string) (*endpointGate, bool) {
+// The ticket goes back with releaseEndpoint.
+func (d *Dispatcher) acquireEndpoint(key string) (*endpointGate, uint64, bool) {
 	d.endpointsMu.Lock()
 	if d.endpoints == nil {
 		d.endpoints = map[string]*endpointGate{}
@@ -595,56 +617,74 @@ func (d *Dispatcher) acquireEndpoint(key string) (*endpointGate, bool) {
 	d.sweepGates(d.now())
 	g := d.endpoints[key]
 	if g == nil {
-		g = &endpointGate{limit: d.Config.endpointConcurrency(), lastDone: d.now()}
+		g = &endpointGate{limit: d.Config.endpointConcurrency(), lastDone: d.now(), started: map[uint64]time.Time{}}
 		d.endpoints[key] = g
 	}
 	g.refs++
 	d.endpointsMu.Unlock()
-	if ok, wait := g.take(d.now(), d.Config.endpointConcurrency()); ok {
-		return g, true
-	} else if wait != nil {
+	ticket, w := g.take(d.now(), d.Config.endpointConcurrency())
+	if ticket != 0 {
+		return g, ticket, true
+	}
+	if w != nil {
 		t := time.NewTimer(endpointPatience)
 		defer t.Stop()
 		select {
-		case <-wait:
-			return g, true
+		case ticket := <-w.ch:
+			return g, ticket, true
 		case <-t.C:
-			if g.giveUp(wait) {
-				break
+			if !g.giveUp(w) {
+				// Handed a place just as the wait ended.
+				return g, <-w.ch, true
 			}
-			<-wait // handed a place just as the wait ended
-			return g, true
 		}
 	}
 	d.dropGate(key, g)
-	return nil, false
+	return nil, 0, false
 }
 
-// take gives a place if one is free. Otherwise it returns a channel to
-// wait on for a place (the endpoint is answering), or nil (it is slow or
-// has stopped answering: the job goes back at once).
-func (g *endpointGate) take(now time.Time, base int) (bool, chan struct{}) {
+// stalled reports whether a send in flight began more than slowSend ago.
+// g.mu is held.
+func (g *endpointGate) stalled(now time.Time) bool {
+	for _, t := range g.started {
+		if now.Sub(t) > slowSend {
+			return true
+		}
+	}
+	return false
+}
+
+// take gives a place (a ticket, never 0) if one is free. Otherwise it
+// returns a waiter to wait on for a place (the endpoint is answering), or
+// nil (it is slow or has a send hanging: the job goes back at once).
+func (g *endpointGate) take(now time.Time, base int) (uint64, *gateWaiter) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	stalled := g.inFlight > 0 && now.Sub(g.lastDone) > slowSend
-	if g.slow || stalled {
+	slow := g.slow || g.stalled(now)
+	if slow {
 		g.limit = base
 	}
-	if g.inFlight < g.limit {
-		g.inFlight++
-		return true, nil
+	if len(g.started) < g.limit {
+		return g.start(now), nil
 	}
-	if g.slow || stalled {
-		return false, nil
+	if slow {
+		return 0, nil
 	}
-	w := make(chan struct{}, 1)
+	w := &gateWaiter{ch: make(chan uint64, 1)}
 	g.waiters = append(g.waiters, w)
-	return false, w
+	return 0, w
+}
+
+// start records a send beginning now and returns its ticket. g.mu is held.
+func (g *endpointGate) start(now time.Time) uint64 {
+	g.ticket++
+	g.started[g.ticket] = now
+	return g.ticket
 }
 
 // giveUp takes w off the waiters; false when a place was handed to it
 // meanwhile.
-func (g *endpointGate) giveUp(w chan struct{}) bool {
+func (g *endpointGate) giveUp(w *gateWaiter) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i, x := range g.waiters {
@@ -658,31 +698,34 @@ func (g *endpointGate) giveUp(w chan struct{}) bool {
 
 // releaseEndpoint gives back a place, noting how long the send took (0:
 // nothing was sent).
-func (d *Dispatcher) releaseEndpoint(key string, g *endpointGate, took time.Duration) {
-	g.release(d.now(), took, d.Config.endpointConcurrency(), d.Config.fastEndpointConcurrency())
+func (d *Dispatcher) releaseEndpoint(key string, g *endpointGate, ticket uint64, took time.Duration) {
+	g.release(d.now(), ticket, took, d.Config.endpointConcurrency(), d.Config.fastEndpointConcurrency())
 	d.dropGate(key, g)
 }
 
-func (g *endpointGate) release(now time.Time, took time.Duration, base, most int) {
+func (g *endpointGate) release(now time.Time, ticket uint64, took time.Duration, base, most int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	saturated := len(g.started) >= g.limit
+	delete(g.started, ticket)
 	if took > 0 {
 		g.lastDone = now
 		g.slow = took > slowSend
 		switch {
-		case g.slow:
+		case g.slow || g.stalled(now):
 			g.limit = base
-		case took <= fastSend && g.limit < most:
+		case took <= fastSend && saturated && g.limit < most:
+			// Only an endpoint that used every place it had earns one
+			// more.
 			g.limit++
 		}
 	}
-	if len(g.waiters) > 0 && g.inFlight <= g.limit {
+	// The places free now go to the waiters, first come first served.
+	for len(g.waiters) > 0 && len(g.started) < g.limit {
 		w := g.waiters[0]
 		g.waiters = g.waiters[1:]
-		w <- struct{}{} // the place goes over: inFlight stays
-		return
+		w.ch <- g.start(now)
 	}
-	g.inFlight--
 }
 
 // dropGate lets go of a worker's hold on g. A gate nobody holds is

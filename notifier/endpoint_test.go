@@ -1,7 +1,6 @@
 package notifier
 
 import (
-	"sync"
 	"testing"
 	"time"
 )
@@ -12,163 +11,232 @@ func gateClock(cfg DispatchConfig) (*Dispatcher, *time.Time) {
 	return &Dispatcher{Config: cfg, Now: func() time.Time { return now }}, &now
 }
 
+// place is a send in flight at an endpoint.
+type place struct {
+	g      *endpointGate
+	ticket uint64
+}
+
+// gateUser takes and gives back places at one endpoint of d.
+type gateUser struct {
+	t    *testing.T
+	d    *Dispatcher
+	key  string
+	held []place
+}
+
+func (u *gateUser) take() bool {
+	g, ticket, ok := u.d.acquireEndpoint(u.key)
+	if ok {
+		u.held = append(u.held, place{g, ticket})
+	}
+	return ok
+}
+
+// answer gives back the oldest place held, its send having taken took.
+func (u *gateUser) answer(took time.Duration) {
+	p := u.held[0]
+	u.held = u.held[1:]
+	u.d.releaseEndpoint(u.key, p.g, p.ticket, took)
+}
+
+// refusedAtOnce checks that a place is refused without waiting for one.
+func (u *gateUser) refusedAtOnce(what string) {
+	u.t.Helper()
+	start := time.Now()
+	if u.take() {
+		u.t.Fatalf("%s: a place was given", what)
+	}
+	if waited := time.Since(start); waited >= endpointPatience {
+		u.t.Errorf("%s: the job waited %s for a place, want it put back at once", what, waited)
+	}
+}
+
 // TestEndpointBoundGrowsForAFastEndpoint: an endpoint starts with
-// EndpointConcurrency places; every send it answers quickly adds one, up
-// to FastEndpointConcurrency, and a slow answer puts it back at the start.
+// EndpointConcurrency places; every send it answers quickly while all its
+// places are taken adds one, up to FastEndpointConcurrency, and a slow
+// answer puts it back at the start.
 func TestEndpointBoundGrowsForAFastEndpoint(t *testing.T) {
 	d, now := gateClock(DispatchConfig{EndpointConcurrency: 4, FastEndpointConcurrency: 8})
-	const key = "webhook https://hooks.example.com"
-	var held []*endpointGate
-	take := func() bool {
-		g, ok := d.acquireEndpoint(key)
-		if ok {
-			held = append(held, g)
-		}
-		return ok
-	}
+	u := &gateUser{t: t, d: d, key: "webhook https://hooks.example.com"}
 	for i := range 4 {
-		if !take() {
+		if !u.take() {
 			t.Fatalf("place %d of the first 4 refused", i+1)
 		}
 	}
-	if take() {
+	if u.take() {
 		t.Fatal("a 5th place before any send ended")
 	}
-	// 4 quick answers: each gives its place back and adds one.
+	// 4 quick answers with every place taken: each adds one.
 	for range 4 {
 		*now = now.Add(10 * time.Millisecond)
-		d.releaseEndpoint(key, held[0], 10*time.Millisecond)
-		held = held[1:]
-	}
-	for i := range 8 {
-		if !take() {
-			t.Fatalf("place %d of 8 refused after 4 quick answers", i+1)
+		u.answer(10 * time.Millisecond)
+		for u.take() {
 		}
 	}
-	if take() {
-		t.Fatal("a 9th place: the bound grew past FastEndpointConcurrency")
+	if n := len(u.held); n != 8 {
+		t.Fatalf("%d places after 4 quick answers at a busy endpoint, want 8", n)
+	}
+	*now = now.Add(10 * time.Millisecond)
+	u.answer(10 * time.Millisecond)
+	for u.take() {
+	}
+	if n := len(u.held); n != 8 {
+		t.Fatalf("%d places: the bound grew past FastEndpointConcurrency", n)
 	}
 	// One slow answer: back to 4, and a busy slow endpoint's job goes back
 	// at once, without waiting for a place.
 	*now = now.Add(2 * time.Second)
-	d.releaseEndpoint(key, held[0], 2*time.Second)
-	held = held[1:]
-	start := time.Now()
-	if take() {
-		t.Fatal("a place with 7 in flight after a slow answer, want the bound back at 4")
+	u.answer(2 * time.Second)
+	u.refusedAtOnce("7 in flight after a slow answer")
+	for len(u.held) > 3 {
+		u.answer(2 * time.Second)
 	}
-	if waited := time.Since(start); waited >= endpointPatience {
-		t.Errorf("a slow endpoint's job waited %s for a place, want it put back at once", waited)
-	}
-	for len(held) > 3 {
-		d.releaseEndpoint(key, held[0], 2*time.Second)
-		held = held[1:]
-	}
-	if !take() {
+	if !u.take() {
 		t.Fatal("no place with 3 in flight at a slow endpoint, want 4")
 	}
-	if take() {
-		t.Fatal("a 5th place at a slow endpoint")
-	}
+	u.refusedAtOnce("a 5th place at a slow endpoint")
 }
 
-// TestEndpointThatStopsAnsweringGetsNoMore: with sends in flight and no
-// answer for longer than slowSend, the endpoint is treated as slow before
-// any of them ends.
-func TestEndpointThatStopsAnsweringGetsNoMore(t *testing.T) {
+// TestEndpointBoundGrowsOnlyWhenUsed: quick answers from an endpoint that
+// never has all its places taken do not raise its bound.
+func TestEndpointBoundGrowsOnlyWhenUsed(t *testing.T) {
 	d, now := gateClock(DispatchConfig{EndpointConcurrency: 2, FastEndpointConcurrency: 6})
-	const key = "webhook https://hooks.example.com"
-	g, _ := d.acquireEndpoint(key)
-	for range 4 { // fast answers: the bound is 6
-		d.releaseEndpoint(key, g, time.Millisecond)
-		g, _ = d.acquireEndpoint(key)
+	u := &gateUser{t: t, d: d, key: "webhook https://hooks.example.com"}
+	for range 20 {
+		u.take()
+		*now = now.Add(time.Millisecond)
+		u.answer(time.Millisecond)
 	}
-	for i := range 5 {
-		if _, ok := d.acquireEndpoint(key); !ok {
-			t.Fatalf("place %d of 6 refused at a fast endpoint", i+2)
-		}
+	for u.take() {
 	}
-	*now = now.Add(slowSend + time.Millisecond) // nothing answered since
-	start := time.Now()
-	if _, ok := d.acquireEndpoint(key); ok {
-		t.Fatal("a place at an endpoint that has not answered for over a second")
-	}
-	if waited := time.Since(start); waited >= endpointPatience {
-		t.Errorf("waited %s at a stalled endpoint, want the job put back at once", waited)
+	if n := len(u.held); n != 2 {
+		t.Errorf("%d places after 20 quick answers one at a time, want the 2 it started with", n)
 	}
 }
 
-// TestEndpointPlaceGoesToAWaiter: a worker waiting at a busy fast endpoint
-// gets the place of the send that ends, and the count of sends in flight
-// never passes the bound.
-func TestEndpointPlaceGoesToAWaiter(t *testing.T) {
-	d, _ := gateClock(DispatchConfig{EndpointConcurrency: 1, FastEndpointConcurrency: 1})
-	const key = "webhook https://hooks.example.com"
-	first, ok := d.acquireEndpoint(key)
-	if !ok {
-		t.Fatal("first place refused")
+// TestHangingSendStopsNewOnes: a send in flight for longer than slowSend
+// puts the endpoint back to its first bound, and keeps it there, even while
+// other sends to it are answered quickly.
+func TestHangingSendStopsNewOnes(t *testing.T) {
+	d, now := gateClock(DispatchConfig{EndpointConcurrency: 2, FastEndpointConcurrency: 6})
+	u := &gateUser{t: t, d: d, key: "webhook https://hooks.example.com"}
+	for u.take() {
 	}
-	var wg sync.WaitGroup
-	got := make(chan bool, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_, ok := d.acquireEndpoint(key)
-		got <- ok
-	}()
-	// Give the waiter time to queue, well inside its patience.
-	deadline := time.Now().Add(endpointPatience / 2)
-	for {
-		first.mu.Lock()
-		n := len(first.waiters)
-		first.mu.Unlock()
-		if n == 1 || time.Now().After(deadline) {
-			break
+	for range 4 { // quick answers with every place taken: the bound is 6
+		u.answer(time.Millisecond)
+		for u.take() {
 		}
-		time.Sleep(time.Millisecond)
 	}
-	d.releaseEndpoint(key, first, time.Millisecond)
-	wg.Wait()
-	if !<-got {
-		t.Fatal("the waiting worker did not get the place given back")
+	if n := len(u.held); n != 6 {
+		t.Fatalf("%d places at a fast endpoint, want 6", n)
 	}
-	first.mu.Lock()
-	defer first.mu.Unlock()
-	if first.inFlight != 1 {
-		t.Errorf("%d sends in flight after the hand-over, want 1", first.inFlight)
+	// The oldest place's send hangs; the others are answered quickly.
+	hanging := u.held[0]
+	u.held = u.held[1:]
+	*now = now.Add(slowSend + time.Millisecond)
+	u.refusedAtOnce("a send hanging for over a second")
+	for len(u.held) > 0 {
+		u.answer(time.Millisecond)
 	}
+	// One hanging, none other in flight: the first bound (2) again, and
+	// quick answers while it hangs do not raise it.
+	for range 5 {
+		if !u.take() {
+			t.Fatal("no second place beside the hanging send")
+		}
+		u.refusedAtOnce("a third place beside a hanging send")
+		u.answer(time.Millisecond)
+	}
+	d.releaseEndpoint(u.key, hanging.g, hanging.ticket, 15*time.Second)
 }
 
 // TestGrownGateKeptBetweenJobs: a fast endpoint that has no send in flight
-// for a moment keeps its bound; one idle for gateIdle is forgotten, as is
-// at once a gate that never grew.
+// for a while keeps its bound and is not taken for stalled; one idle for
+// gateIdle is forgotten, as is at once a gate that never grew.
 func TestGrownGateKeptBetweenJobs(t *testing.T) {
 	d, now := gateClock(DispatchConfig{EndpointConcurrency: 2, FastEndpointConcurrency: 4})
-	const fast, other = "webhook https://fast.example.com", "webhook https://other.example.com"
-	for range 3 {
-		g, _ := d.acquireEndpoint(fast)
-		d.releaseEndpoint(fast, g, time.Millisecond)
+	fast := &gateUser{t: t, d: d, key: "webhook https://fast.example.com"}
+	other := &gateUser{t: t, d: d, key: "webhook https://other.example.com"}
+	for fast.take() {
 	}
-	g, _ := d.acquireEndpoint(other)
-	d.releaseEndpoint(other, g, 2*time.Second)
-	if _, ok := d.endpoints[other]; ok {
+	for range 2 {
+		fast.answer(time.Millisecond)
+		for fast.take() {
+		}
+	}
+	for len(fast.held) > 0 {
+		fast.answer(time.Millisecond)
+	}
+	other.take()
+	other.answer(2 * time.Second)
+	if _, ok := d.endpoints[other.key]; ok {
 		t.Error("a gate that never grew is kept with nothing in flight")
 	}
-	*now = now.Add(time.Second)
+	*now = now.Add(5 * time.Second) // longer than slowSend, shorter than gateIdle
 	for i := range 4 {
-		if _, ok := d.acquireEndpoint(fast); !ok {
-			t.Fatalf("place %d of 4 refused a second after the last job", i+1)
+		if !fast.take() {
+			t.Fatalf("place %d of 4 refused 5 s after the last job", i+1)
 		}
 	}
-	for _, g := range []*endpointGate{d.endpoints[fast]} {
-		for range 4 {
-			d.releaseEndpoint(fast, g, time.Millisecond)
+	for len(fast.held) > 0 {
+		fast.answer(time.Millisecond)
+	}
+	*now = now.Add(2*gateIdle + time.Second)
+	other.take() // any use sweeps
+	other.answer(time.Millisecond)
+	if _, ok := d.endpoints[fast.key]; ok {
+		t.Errorf("a fast endpoint's gate is kept after %s with nothing sent", 2*gateIdle)
+	}
+}
+
+// TestEndpointPlaceGoesToTheFirstWaiter: the places a send's end frees go
+// to the workers waiting, first come first served, and a waiter whose wait
+// ends just as a place is handed to it keeps that place.
+func TestEndpointPlaceGoesToTheFirstWaiter(t *testing.T) {
+	d, now := gateClock(DispatchConfig{EndpointConcurrency: 1, FastEndpointConcurrency: 2})
+	u := &gateUser{t: t, d: d, key: "webhook https://hooks.example.com"}
+	if !u.take() {
+		t.Fatal("first place refused")
+	}
+	g := u.held[0].g
+	// Two workers queue (take, as acquireEndpoint does before waiting).
+	t1, w1 := g.take(*now, 1)
+	t2, w2 := g.take(*now, 1)
+	if t1 != 0 || t2 != 0 || w1 == nil || w2 == nil {
+		t.Fatalf("took %d and %d at a full endpoint, want both to wait", t1, t2)
+	}
+	// A quick answer with the place taken: the bound grows to 2, and both
+	// free places go to the two waiters, in order.
+	u.answer(time.Millisecond)
+	var got []uint64
+	for _, w := range []*gateWaiter{w1, w2} {
+		select {
+		case ticket := <-w.ch:
+			got = append(got, ticket)
+		default:
+			t.Fatalf("waiter %d got no place after the bound grew to 2", len(got)+1)
 		}
 	}
-	*now = now.Add(gateIdle + time.Second)
-	g, _ = d.acquireEndpoint(other) // any use sweeps
-	d.releaseEndpoint(other, g, time.Millisecond)
-	if _, ok := d.endpoints[fast]; ok {
-		t.Errorf("a fast endpoint's gate is kept after %s with nothing sent", gateIdle+time.Second)
+	if got[0] >= got[1] {
+		t.Errorf("tickets %v: the second waiter was served first", got)
+	}
+	// A waiter handed a place as its wait ends: giveUp says so, and the
+	// place is still its own.
+	t3, w3 := g.take(*now, 1)
+	if t3 != 0 || w3 == nil {
+		t.Fatal("a third worker took a place at a full endpoint")
+	}
+	g.release(*now, got[0], time.Millisecond, 1, 2)
+	if g.giveUp(w3) {
+		t.Fatal("giveUp took a waiter off the queue after a place was handed to it")
+	}
+	if ticket := <-w3.ch; ticket == 0 {
+		t.Fatal("the handed place has no ticket")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := len(g.started); n != 2 {
+		t.Errorf("%d sends in flight after the hand-overs, want 2", n)
 	}
 }

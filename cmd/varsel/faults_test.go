@@ -257,6 +257,7 @@ func TestFastReceiversEarnMoreWorkers(t *testing.T) {
 	release := make(chan struct{})
 	type receiver struct {
 		served, now, fastMax, slowMax atomic.Int64
+		hungSince                     atomic.Int64 // Unix ns of its first hanging request
 		srv                           *httptest.Server
 	}
 	peak := func(m *atomic.Int64, n int64) {
@@ -278,6 +279,7 @@ func TestFastReceiversEarnMoreWorkers(t *testing.T) {
 			}
 			defer r.now.Add(-1)
 			peak(&r.slowMax, n)
+			r.hungSince.CompareAndSwap(0, time.Now().UnixNano())
 			select {
 			case <-release:
 			case <-req.Context().Done():
@@ -310,10 +312,12 @@ func TestFastReceiversEarnMoreWorkers(t *testing.T) {
 		}
 		return n == 100 && recv[0].served.Load() > 150 && recv[1].served.Load() > 150
 	})
-	t.Logf("100 healthy endpoints in %s", time.Since(start).Round(time.Millisecond))
-	// Let the sends that reached them hang for longer than slowSend.
-	time.Sleep(1500 * time.Millisecond)
+	reached := time.Now()
+	t.Logf("100 healthy endpoints in %s", reached.Sub(start).Round(time.Millisecond))
 	for k, r := range recv {
+		if hung := time.Unix(0, r.hungSince.Load()); !hung.Before(reached) {
+			t.Errorf("receiver %d began to hang at %s, after the healthy endpoints were reached: the test shows nothing", k, hung.Sub(start))
+		}
 		t.Logf("receiver %d: up to %d requests at once while fast, %d while hanging", k, r.fastMax.Load(), r.slowMax.Load())
 		if m := r.fastMax.Load(); m <= 4 {
 			t.Errorf("receiver %d answering in 2 ms had at most %d requests at once, want more than 4", k, m)

@@ -78,7 +78,13 @@ type Deliveries struct {
 	unstored map[string]*notifier.DeliveryRecord
 	wake     chan struct{}
 	flusher  sync.Once
-	idle     *sync.Cond // signalled when a batch is stored and when a flush round ends
+	idle     *sync.Cond // signalled when a batch is stored, counted, and when a flush round ends
+	// counting holds the stored batches still to be counted (and their
+	// bucket entries written), in order, by one goroutine of their own,
+	// so a slow count never holds up storing the next batch; counters
+	// says whether that goroutine runs (until the queue is empty).
+	counting []storedBatch
+	counters bool
 
 	idxMu sync.Mutex
 	idx   map[string]*eventIndex
@@ -99,6 +105,12 @@ func newDeliveries(kv jetstream.KeyValue, js jetstream.JetStream, counts *Counts
 }
 
 var _ notifier.DeliveryLog = (*Deliveries)(nil)
+
+// storedBatch is a batch stored under id, still to be counted.
+type storedBatch struct {
+	b  *logBatch
+	id string
+}
 
 // logBatch is settled records of one event waiting to be stored together.
 type logBatch struct {
@@ -223,9 +235,10 @@ func (s *Deliveries) flushPending() {
 			done(err)
 		}
 		if err == nil {
-			// After the jobs are let go: a count is a summary, and a slow
-			// one (a leader change) must not hold up the deliveries.
-			s.after(b, id)
+			// After the jobs are let go, and apart: a count is a
+			// summary, and a slow one (a leader change) must hold up
+			// neither the deliveries nor the next batch.
+			s.count(b, id)
 		}
 	}
 	s.mu.Lock()
@@ -233,12 +246,37 @@ func (s *Deliveries) flushPending() {
 	s.mu.Unlock()
 }
 
+// count queues a stored batch for after, run in order on a goroutine of
+// its own.
+func (s *Deliveries) count(b *logBatch, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counting = append(s.counting, storedBatch{b, id})
+	if s.counters {
+		return
+	}
+	s.counters = true
+	go func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for len(s.counting) > 0 {
+			next := s.counting[0]
+			s.counting = s.counting[1:]
+			s.mu.Unlock()
+			s.after(next.b, next.id)
+			s.mu.Lock()
+		}
+		s.counters = false
+		s.idle.Broadcast()
+	}()
+}
+
 // Flush waits until every record settled so far is stored (or failed to
-// be), for a clean shutdown.
+// be) and counted, for a clean shutdown and before the log is rewritten.
 func (s *Deliveries) Flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.pending) > 0 || len(s.unstored) > 0 {
+	for len(s.pending) > 0 || len(s.unstored) > 0 || s.counters {
 		s.signal()
 		s.idle.Wait()
 	}

@@ -296,9 +296,9 @@ func (r *Runner) dispatchConsumers(ctx context.Context, ch notifier.ChannelName)
 		if i > 0 {
 			// A job of several is held by its slowest send: room for
 			// every worker of four processes to hold a different one
-			// (sends hanging at endpoints that stopped answering) and
-			// the others still to be handed out.
-			pending = max(pending/4, 4)
+			// (sends hanging at endpoints that stopped answering), and
+			// as many again to hand out.
+			pending = max(pending/2, 4)
 		}
 		cons, err := r.Conn.JS.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
 			Durable: names[i], Description: "Varsel " + string(ch) + " deliveries",
