@@ -3,7 +3,7 @@
 # the built binary, an external nats-server built from the module cache,
 # and loopback sinks (tools/faultsinks) that greylist, fail and count.
 # Everything listens on 127.0.0.1. Usage: bash tools/reliability.sh [scenario...]
-# Scenarios: failing (default all): failing kill restart lock natsdown
+# Scenarios (default all): failing kill_one restart lock natsdown
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
