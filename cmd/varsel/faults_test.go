@@ -82,6 +82,16 @@ func (s *greySession) Data(r io.Reader) error {
 }
 
 // faultEvent is an incident event for every component.
+// putHooks stores n webhook subscribers w000…, the i-th posting to url(i).
+func putHooks(t *testing.T, svc *service, n int, url func(i int) string) {
+	t.Helper()
+	if err := svc.conn.Subscribers.PutMany(context.Background(), n, func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("w%03d", i), WebhookURL: url(i), WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func faultEvent(id string) string {
 	return fmt.Sprintf(`{"id":%q,"type":"incident.updated","time":"2019-09-17T10:00:00+02:00","incident":{"id":"faults","title":{"en":"Slow logins"},
 "status":"identified","impact":"minor","components":["web"],"started_at":"2019-09-17T09:00:00+02:00","message":{"en":"We are on it."}}}`, id)
@@ -218,16 +228,12 @@ func TestSlowEndpointGetsOnlyAFewWorkers(t *testing.T) {
 	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
 	// Let the hung requests go before the service drains its sends.
 	t.Cleanup(func() { close(release) })
-	ctx := context.Background()
-	if err := svc.conn.Subscribers.PutMany(ctx, 200, func(i int) *notifier.Subscriber {
-		u := slow.URL + fmt.Sprintf("/hook/%d", i)
+	putHooks(t, svc, 200, func(i int) string {
 		if i%2 == 1 {
-			u = urls[i/2]
+			return urls[i/2]
 		}
-		return &notifier.Subscriber{ID: fmt.Sprintf("w%03d", i), WebhookURL: u, WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	}); err != nil {
-		t.Fatal(err)
-	}
+		return slow.URL + fmt.Sprintf("/hook/%d", i)
+	})
 	start := time.Now()
 	publishEvent(t, svc, faultEvent("slow-1"))
 	waitFor(t, "100 endpoints reached beside the slow one", func() bool {
@@ -291,16 +297,12 @@ func TestFastReceiversEarnMoreWorkers(t *testing.T) {
 	urls, hits := endpoints(t, 100, func(int, http.ResponseWriter) {})
 	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
 	t.Cleanup(func() { close(release) })
-	ctx := context.Background()
-	if err := svc.conn.Subscribers.PutMany(ctx, 700, func(i int) *notifier.Subscriber {
-		u := recv[i%2].srv.URL + fmt.Sprintf("/hook/%d", i)
+	putHooks(t, svc, 700, func(i int) string {
 		if i >= 600 {
-			u = urls[i-600]
+			return urls[i-600]
 		}
-		return &notifier.Subscriber{ID: fmt.Sprintf("w%03d", i), WebhookURL: u, WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	}); err != nil {
-		t.Fatal(err)
-	}
+		return recv[i%2].srv.URL + fmt.Sprintf("/hook/%d", i)
+	})
 	start := time.Now()
 	publishEvent(t, svc, faultEvent("fast-1"))
 	waitFor(t, "100 endpoints reached beside the two hanging receivers", func() bool {
@@ -357,16 +359,12 @@ func TestHangingEndpointsSpreadOverJobsDoNotStopTheRest(t *testing.T) {
 	t.Cleanup(ok.Close)
 	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
 	t.Cleanup(func() { close(release) })
-	ctx := context.Background()
-	if err := svc.conn.Subscribers.PutMany(ctx, 768, func(i int) *notifier.Subscriber {
-		u := ok.URL + fmt.Sprintf("/hook/%d", i)
+	putHooks(t, svc, 768, func(i int) string {
 		if i%32 == 0 {
-			u = hanging[i/32]
+			return hanging[i/32]
 		}
-		return &notifier.Subscriber{ID: fmt.Sprintf("w%03d", i), WebhookURL: u, WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	}); err != nil {
-		t.Fatal(err)
-	}
+		return ok.URL + fmt.Sprintf("/hook/%d", i)
+	})
 	start := time.Now()
 	publishEvent(t, svc, faultEvent("spread-1"))
 	deadline := time.Now().Add(8 * time.Second)
