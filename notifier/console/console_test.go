@@ -195,10 +195,15 @@ func TestOpenAnIncidentInBothLanguages(t *testing.T) {
 		t.Fatalf("preview: %d\n%s", res.StatusCode, preview)
 	}
 	for _, want := range []string{"Dette får leserne", "Ny driftsmelding: Problemer med innlogging (feilsøking pågår)",
-		"New incident: Login problems (investigating)", "Vi vet ennå ikke om dataene dine er berørt", "Neste status kl.", "Publiser det som vises ovenfor"} {
+		"New incident: Login problems (investigating)", "Vi vet ennå ikke om dataene dine er berørt", "Publiser det som vises ovenfor"} {
 		if !strings.Contains(html.UnescapeString(preview), want) {
 			t.Errorf("preview lacks %q", want)
 		}
+	}
+	// The promise two hours on: with the date when that is tomorrow in
+	// Oslo (after 22:00).
+	if next := regexp.MustCompile(`Neste status (\d{1,2}\.\d{1,2}\.(\d{4})? )?kl\. \d\d:\d\d\.`); !next.MatchString(html.UnescapeString(preview)) {
+		t.Errorf("preview lacks the nb SMS promise (%s)", next)
 	}
 	event := html.UnescapeString(regexp.MustCompile(`name="event" value="([^"]+)"`).FindStringSubmatch(preview)[1])
 	res, _ = f.post("/console/publish", url.Values{"csrf": {f.csrf}, "event": {event}})
