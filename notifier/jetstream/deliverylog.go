@@ -139,10 +139,13 @@ func eventOf(id string) string {
 // Settle implements notifier.DeliveryLog: r is a delivery's final outcome
 // (sent, failed or skipped). done is called once it is stored and counted.
 func (s *Deliveries) Settle(r *notifier.DeliveryRecord, done func(error)) {
-	s.append(r, true, done)
+	s.append(nil, r, true, done)
 }
 
-func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(error)) {
+// append adds r to its event's pending batch, waiting while the process
+// holds unstoredMax records not stored yet, or until ctx (when not nil)
+// ends; then done is called with ctx's error and r is not added.
+func (s *Deliveries) append(ctx context.Context, r *notifier.DeliveryRecord, count bool, done func(error)) {
 	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -158,9 +161,10 @@ func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(er
 	}
 	s.flusher.Do(func() { go s.flushLoop() })
 	s.mu.Lock()
-	for len(s.unstored) >= unstoredMax {
-		s.signal()
-		s.idle.Wait()
+	if err := s.waitRoom(ctx); err != nil {
+		s.mu.Unlock()
+		done(err)
+		return
 	}
 	batch := s.pending[r.EventID]
 	if batch == nil {
@@ -185,6 +189,30 @@ func (s *Deliveries) append(r *notifier.DeliveryRecord, count bool, done func(er
 	if full {
 		s.signal()
 	}
+}
+
+// waitRoom waits until fewer than unstoredMax records are unstored, or ctx
+// (when not nil) ends. s.mu is held.
+func (s *Deliveries) waitRoom(ctx context.Context) error {
+	if len(s.unstored) < unstoredMax {
+		return nil
+	}
+	if ctx != nil {
+		stop := context.AfterFunc(ctx, func() {
+			s.mu.Lock()
+			s.idle.Broadcast()
+			s.mu.Unlock()
+		})
+		defer stop()
+	}
+	for len(s.unstored) >= unstoredMax {
+		if ctx != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.signal()
+		s.idle.Wait()
+	}
+	return nil
 }
 
 // signal wakes the flusher.
@@ -216,9 +244,11 @@ func (s *Deliveries) flushLoop() {
 
 func (s *Deliveries) flushPending() {
 	s.mu.Lock()
-	batches := s.pending
-	if len(batches) > 0 {
-		s.pending = map[string]*logBatch{}
+	// Take the pending batches only when there are some: the empty map
+	// stays the one append writes to, and must not be read unlocked.
+	var batches map[string]*logBatch
+	if len(s.pending) > 0 {
+		batches, s.pending = s.pending, map[string]*logBatch{}
 	}
 	s.mu.Unlock()
 	for _, b := range batches {
@@ -456,7 +486,7 @@ func (s *Deliveries) Update(ctx context.Context, id string, fn func(*notifier.De
 			r.EventID = eventOf(id)
 		}
 		errc := make(chan error, 1)
-		s.append(r, false, func(err error) { errc <- err })
+		s.append(ctx, r, false, func(err error) { errc <- err })
 		select {
 		case err := <-errc:
 			return r, err

@@ -90,3 +90,56 @@ func TestDeliveryRecordsExpireSummaryStays(t *testing.T) {
 		t.Errorf("summary after the records expired: %+v %v", p, err)
 	}
 }
+
+// TestUnstoredRecordsAreBounded: with unstoredMax records settled and not
+// stored, a record waits for room (and so does the send after it); an
+// Update waits no longer than its context; both go on once there is room.
+func TestUnstoredRecordsAreBounded(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	s := c.Deliveries
+	// The process holds unstoredMax records no batch will store.
+	s.mu.Lock()
+	for i := range unstoredMax {
+		s.unstored[fmt.Sprintf("held.%d", i)] = &notifier.DeliveryRecord{}
+	}
+	s.mu.Unlock()
+	rec := func(id string) *notifier.DeliveryRecord {
+		return &notifier.DeliveryRecord{ID: id, EventID: "bound", SubscriberID: "s", Channel: notifier.Email, Status: notifier.StatusSent}
+	}
+	settled := make(chan error, 1)
+	go s.Settle(rec("bound.s1.email"), func(err error) { settled <- err })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Update(ctx, "bound.s2.email", func(r *notifier.DeliveryRecord) error {
+		*r = *rec("bound.s2.email")
+		return nil
+	})
+	if err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("Update with the log full: %v after %s, want its context's error at once", err, time.Since(start))
+	}
+	select {
+	case err := <-settled:
+		t.Fatalf("a record was settled (%v) while the log held %d unstored", err, unstoredMax)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Room again: the waiting record is stored.
+	s.mu.Lock()
+	for i := range unstoredMax {
+		delete(s.unstored, fmt.Sprintf("held.%d", i))
+	}
+	s.idle.Broadcast()
+	s.mu.Unlock()
+	select {
+	case err := <-settled:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting record was not stored once there was room")
+	}
+	if _, err := s.Get(context.Background(), "bound.s1.email"); err != nil {
+		t.Fatalf("the record stored after the wait is not found: %v", err)
+	}
+}
