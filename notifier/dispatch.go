@@ -586,7 +586,7 @@ type endpointGate struct {
 	// lastDone is when a send to it last ended (or the gate was made).
 	lastDone time.Time
 	// waiters wait for a place, first come first served; a send that ends
-	// hands its place (its ticket's successor) to the first.
+	// hands the places then free to the first ones, a new ticket each.
 	waiters []*gateWaiter
 }
 
