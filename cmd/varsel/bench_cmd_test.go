@@ -57,4 +57,24 @@ func TestBenchReportsWhatItMeasured(t *testing.T) {
 	if r.Idle.Events != 5 || r.Idle.P50Ms <= 0 || r.Idle.P99Ms < r.Idle.P50Ms || r.PeakRSSMB <= 0 {
 		t.Errorf("idle %+v, peak RSS %.0f MB", r.Idle, r.PeakRSSMB)
 	}
+	a, b := r.Events[0].PercentOfRaw, r.Events[1].PercentOfRaw
+	if want := (spread{Median: (a + b) / 2, Min: min(a, b), Max: max(a, b)}); r.PercentOfRaw != want {
+		t.Errorf("percent of raw summed up as %+v, want %+v from %.2f and %.2f", r.PercentOfRaw, want, a, b)
+	}
+}
+
+func TestSpreadOf(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want spread
+	}{
+		{nil, spread{}},
+		{[]float64{70}, spread{70, 70, 70}},
+		{[]float64{81, 69, 77}, spread{77, 69, 81}},
+		{[]float64{80, 70, 76, 74}, spread{75, 70, 80}},
+	} {
+		if got := spreadOf(c.in); got != c.want {
+			t.Errorf("spreadOf(%v) = %+v, want %+v", c.in, got, c.want)
+		}
+	}
 }

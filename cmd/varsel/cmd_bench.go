@@ -37,6 +37,9 @@ type benchReport struct {
 	// event makes, all channels at once.
 	Raw    rateReport    `json:"raw"`
 	Events []eventReport `json:"events"`
+	// PercentOfRaw sums up the events' shares of raw: on shared cores one
+	// run says little, the median of many (--repeat) more.
+	PercentOfRaw spread `json:"percent_of_raw"`
 	// Idle is event → first delivery on an idle service, from the
 	// varsel_event_to_delivery_seconds histogram.
 	Idle idleReport `json:"idle"`
@@ -77,6 +80,25 @@ type eventReport struct {
 	// CPUMicros is the process's CPU time per delivery from publishing to
 	// the last settled: sinks and clients, plus what Varsel adds.
 	CPUMicros float64 `json:"cpu_us_per_delivery"`
+}
+
+// spread is the median and range of some figures.
+type spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+func spreadOf(xs []float64) spread {
+	if len(xs) == 0 {
+		return spread{}
+	}
+	s := slices.Sorted(slices.Values(xs))
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return spread{Median: m, Min: s[0], Max: s[len(s)-1]}
 }
 
 type idleReport struct {
@@ -324,6 +346,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		report.Events = append(report.Events, er)
 	}
 	report.PeakRSSMB = float64(peak) / (1 << 20)
+	var shares []float64
+	for _, e := range report.Events {
+		shares = append(shares, e.PercentOfRaw)
+	}
+	report.PercentOfRaw = spreadOf(shares)
 	if *asJSON {
 		return printJSON(stdout, report)
 	}
@@ -648,6 +675,9 @@ func printBench(w io.Writer, r benchReport) {
 	fmt.Fprintf(w, "%-28s %11s %9s %11s %9s %9s %10s %10s %8s %8s %8s\n", "event", "deliveries", "seconds", "per second", "raw/s", "% of raw", "p50 ms", "p99 ms", "plan ms", "RSS MB", "CPU µs")
 	for _, e := range r.Events {
 		fmt.Fprintf(w, "%-28s %11d %9.2f %11.0f %9.0f %8.0f%% %10.0f %10.0f %8.0f %8.0f %8.0f\n", e.ID, e.Deliveries, e.Seconds, e.PerSecond, e.RawPerSecond, e.PercentOfRaw, e.P50Ms, e.P99Ms, e.PlanMs, e.RSSMB, e.CPUMicros)
+	}
+	if len(r.Events) > 1 {
+		fmt.Fprintf(w, "%% of raw over the %d events: median %.0f%%, from %.0f%% to %.0f%%\n", len(r.Events), r.PercentOfRaw.Median, r.PercentOfRaw.Min, r.PercentOfRaw.Max)
 	}
 	fmt.Fprintf(w, "idle: event → first delivery p50 %.1f ms, p99 %.1f ms over %d events (histogram varsel_event_to_delivery_seconds)\n",
 		r.Idle.P50Ms, r.Idle.P99Ms, r.Idle.Events)
