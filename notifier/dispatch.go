@@ -216,10 +216,16 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		return Verdict{Retry: true, RetryIn: endpointWait(), Deferred: true}, nil
 	}
 	defer d.inFlight.Delete(job.ID)
+	evr, inc, err := d.event(ctx, job.EventID)
+	if err != nil {
+		return Verdict{}, err
+	}
 	// A job planned once and taken for the first time has no record yet:
-	// only one that may have been seen before is looked up.
+	// only one that may have been seen before is looked up, or any of an
+	// event whose plan was run again (its first run's jobs may come after
+	// the second's).
 	rec := &DeliveryRecord{ID: job.ID}
-	if job.Seen || job.Attempt > 0 {
+	if job.Seen || job.Attempt > 0 || evr.Resumed {
 		found, err := d.Log.Get(ctx, job.ID)
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -242,10 +248,6 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		// failure and acknowledging it): put it back for that time. The
 		// queue keeps one schedule per delivery, so this never makes two.
 		return Verdict{Retry: true, RetryIn: next.Sub(d.now()), Attempt: rec.Attempts + 1}, nil
-	}
-	evr, inc, err := d.event(ctx, job.EventID)
-	if err != nil {
-		return Verdict{}, err
 	}
 	sub, err := d.subscriber(ctx, job)
 	if errors.Is(err, ErrNotFound) {
@@ -792,7 +794,7 @@ func (d *Dispatcher) now() time.Time {
 // a fan-out reads them once, not once per subscriber. Planned event
 // records do not change, so the cache needs no expiry.
 func (d *Dispatcher) event(ctx context.Context, id string) (*EventRecord, *IncidentState, error) {
-	if e, ok := d.cache.get(id); ok {
+	if e, ok := d.cache.get(id, d.now()); ok {
 		return e.rec, e.inc, nil
 	}
 	rec, err := d.Events.Get(ctx, id)
@@ -807,13 +809,21 @@ func (d *Dispatcher) event(ctx context.Context, id string) (*EventRecord, *Incid
 			return nil, nil, fmt.Errorf("read incident %s: %w", iid, err)
 		}
 	}
-	d.cache.put(id, cachedEvent{rec: rec, inc: inc})
+	e := cachedEvent{rec: rec, inc: inc}
+	if rec.PlannedAt == nil {
+		// Still being planned: it may yet be marked Resumed.
+		e.until = d.now().Add(UnplannedCacheFor)
+	}
+	d.cache.put(id, e)
 	return rec, inc, nil
 }
 
 type cachedEvent struct {
 	rec *EventRecord
 	inc *IncidentState
+	// until is when a record not yet planned must be read again; zero for
+	// a planned one, which does not change.
+	until time.Time
 }
 
 // eventCache holds the few events being fanned out at once. It is small
@@ -825,10 +835,13 @@ type eventCache struct {
 
 const eventCacheSize = 256
 
-func (c *eventCache) get(id string) (cachedEvent, bool) {
+func (c *eventCache) get(id string, now time.Time) (cachedEvent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
+	if ok && !e.until.IsZero() && now.After(e.until) {
+		return cachedEvent{}, false
+	}
 	return e, ok
 }
 

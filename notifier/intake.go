@@ -26,7 +26,18 @@ type EventRecord struct {
 	// PublishedBy says who published the event, for staff ("Kari Nordmann
 	// <kari@example.com> (console)"); never shown to customers.
 	PublishedBy string `json:"published_by,omitempty"`
+	// Resumed is set when a plan of the event was cut short and run
+	// again: jobs of the first run may still be queued beside the second
+	// run's, in any order, so every delivery of the event is looked up
+	// before it is sent.
+	Resumed bool `json:"resumed,omitempty"`
 }
+
+// UnplannedCacheFor is how long a dispatcher may keep an event record not
+// yet planned; a plan run again waits this long after marking its record
+// Resumed, so no job is worked on with an older copy once the second
+// run's jobs are queued.
+const UnplannedCacheFor = 200 * time.Millisecond
 
 // EventStore keeps every accepted event.
 type EventStore interface {
@@ -153,6 +164,17 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 		})
 		if err != nil {
 			return fmt.Errorf("record incident %s: %w", id, err)
+		}
+	}
+	if resumed && !rec.Resumed {
+		rec.Resumed = true
+		if err := in.Events.Put(ctx, rec); err != nil {
+			return fmt.Errorf("mark event %s resumed: %w", ev.ID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(UnplannedCacheFor):
 		}
 	}
 	if ev.Incident != nil && state != nil && !state.LastEventTime.After(ev.Time) && in.Reminders != nil {
