@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/mail"
@@ -243,41 +244,67 @@ func (c *Channel) writeEmail(d *notifier.Delivery) (notifier.Receipt, error) {
 		}
 		c.dirs.Store(dir, true)
 	}
+	// The message is written to a temporary file first and linked under
+	// its name when whole, so a reader of the outbox never finds half of
+	// one. The name is the first of id.eml, id~2.eml, … not taken.
+	tmp, err := c.writeTemp(dir, d.Subscriber.ID, m)
+	if err != nil {
+		return notifier.Receipt{}, err
+	}
+	defer os.Remove(tmp)
 	for n := 1; ; n++ {
 		name := d.Subscriber.ID + ".eml"
 		if n > 1 {
 			name = d.Subscriber.ID + "~" + strconv.Itoa(n) + ".eml"
 		}
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+		err := os.Link(tmp, filepath.Join(dir, name))
 		if errors.Is(err, os.ErrExist) {
 			continue
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			// Prune removed the event's directory since: make it again.
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return notifier.Receipt{}, fmt.Errorf("create %s: %w", dir, err)
-			}
-			f, err = os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 		}
 		if err != nil {
 			return notifier.Receipt{}, fmt.Errorf("create %s: %w", name, err)
 		}
-		// go-mail writes in many small pieces: buffer them into a few
-		// system calls.
-		buf := writers.Get().(*bufio.Writer)
-		buf.Reset(f)
-		_, werr := m.WriteTo(buf)
-		if werr == nil {
-			werr = buf.Flush()
-		}
-		buf.Reset(nil)
-		writers.Put(buf)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return notifier.Receipt{}, fmt.Errorf("write %s: %w", name, werr)
-		}
 		return notifier.Receipt{ProviderID: "<" + msgID + ">"}, nil
 	}
 }
+
+// writeTemp writes m to a new hidden file in dir (made again if prune
+// removed it) and returns its path. Its name ends in tempSuffix.
+func (c *Channel) writeTemp(dir, id string, m io.WriterTo) (string, error) {
+	f, err := os.CreateTemp(dir, "."+id+".*"+tempSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		// Prune removed the event's directory since: make it again.
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return "", fmt.Errorf("create %s: %w", dir, err)
+		}
+		f, err = os.CreateTemp(dir, "."+id+".*"+tempSuffix)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create a file in %s: %w", dir, err)
+	}
+	// go-mail writes in many small pieces: buffer them into a few system
+	// calls.
+	buf := writers.Get().(*bufio.Writer)
+	buf.Reset(f)
+	_, werr := m.WriteTo(buf)
+	if werr == nil {
+		werr = buf.Flush()
+	}
+	buf.Reset(nil)
+	writers.Put(buf)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(f.Name(), 0o640)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", f.Name(), werr)
+	}
+	return f.Name(), nil
+}
+
+// tempSuffix ends the name of a message being written; prune removes old
+// ones a crash left behind.
+const tempSuffix = ".part"

@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,22 @@ func TestEmailIsAReadableEMLAndAResendShowsAsASecondFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "email", "e1", "kari~2.eml")); err != nil {
 		t.Errorf("second send did not produce a numbered twin: %v", err)
+	}
+	// Each message is written aside and linked whole under its name:
+	// nothing half written is left beside them.
+	entries, err := os.ReadDir(filepath.Join(dir, "email", "e1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		if info, err := e.Info(); err != nil || info.Mode().Perm() != 0o640 {
+			t.Errorf("%s: mode %v (%v), want 0640", e.Name(), info.Mode().Perm(), err)
+		}
+	}
+	if want := []string{"kari.eml", "kari~2.eml"}; !slices.Equal(names, want) {
+		t.Errorf("files %v, want %v", names, want)
 	}
 }
 

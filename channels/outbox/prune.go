@@ -80,7 +80,10 @@ func pruneEmail(root string, cutoff time.Time) (files, dirs int, err error) {
 		left, removed := 0, 0
 		for _, e := range entries {
 			info, err := e.Info()
-			if err != nil || e.IsDir() || !strings.HasSuffix(e.Name(), ".eml") || !info.ModTime().Before(cutoff) {
+			// An .eml older than the cutoff goes, and so does what a
+			// crash left half written (tempSuffix), uncounted.
+			partial := strings.HasSuffix(e.Name(), tempSuffix)
+			if err != nil || e.IsDir() || !strings.HasSuffix(e.Name(), ".eml") && !partial || !info.ModTime().Before(cutoff) {
 				left++
 				continue
 			}
@@ -89,7 +92,9 @@ func pruneEmail(root string, cutoff time.Time) (files, dirs int, err error) {
 				left++
 				continue
 			}
-			removed++
+			if !partial {
+				removed++
+			}
 		}
 		files += removed
 		if left > 0 {

@@ -132,6 +132,10 @@ func TestPruneRemovesWhatIsOlderThanTheKeep(t *testing.T) {
 	write("new/kari.eml", time.Hour)
 	write("mixed/kari.eml", 8*24*time.Hour)
 	write("mixed/ola.eml", time.Minute)
+	// Half-written messages: one a crash left long ago goes (uncounted),
+	// one being written now stays.
+	write("old/.ola.123"+tempSuffix, 9*24*time.Hour)
+	write("new/.kari.456"+tempSuffix, time.Second)
 	// SMS and webhooks: the channels write the new lines; old ones are
 	// put before them as an old serve would have written them.
 	sms, err := New(Config{Dir: dir, From: "status@localhost"}, notifier.SMS, quiet())
