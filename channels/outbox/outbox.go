@@ -258,6 +258,12 @@ func (c *Channel) writeEmail(d *notifier.Delivery) (notifier.Receipt, error) {
 			name = d.Subscriber.ID + "~" + strconv.Itoa(n) + ".eml"
 		}
 		err := os.Link(tmp, filepath.Join(dir, name))
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			// A file system without hard links: take the name, then move
+			// the whole message over it (a reader may see it empty for a
+			// moment, never half written).
+			err = claimAndRename(tmp, filepath.Join(dir, name))
+		}
 		if errors.Is(err, os.ErrExist) {
 			continue
 		}
@@ -303,6 +309,19 @@ func (c *Channel) writeTemp(dir, id string, m io.WriterTo) (string, error) {
 		return "", fmt.Errorf("write %s: %w", f.Name(), werr)
 	}
 	return f.Name(), nil
+}
+
+// claimAndRename creates path, failing with os.ErrExist if it is there,
+// and renames tmp over it.
+func claimAndRename(tmp, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // tempSuffix ends the name of a message being written; prune removes old

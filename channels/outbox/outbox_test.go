@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"mime"
@@ -122,5 +123,27 @@ func TestSMSAndWebhookAreJSONLines(t *testing.T) {
 		if lines != 1 {
 			t.Errorf("%s: %d lines, want 1", name, lines)
 		}
+	}
+}
+
+// TestClaimAndRename is the way without hard links: the name is taken
+// once, and the whole message moved over it.
+func TestClaimAndRename(t *testing.T) {
+	dir := t.TempDir()
+	tmp, final := filepath.Join(dir, ".kari.1.part"), filepath.Join(dir, "kari.eml")
+	if err := os.WriteFile(tmp, []byte("Subject: x\r\n\r\nbody"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := claimAndRename(tmp, final); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(final); err != nil || !strings.HasSuffix(string(b), "body") {
+		t.Fatalf("kari.eml = %q, %v", b, err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary file is still there: %v", err)
+	}
+	if err := claimAndRename(tmp, final); !errors.Is(err, os.ErrExist) {
+		t.Errorf("a second claim of kari.eml: %v, want it taken", err)
 	}
 }
