@@ -78,7 +78,7 @@ type Deliveries struct {
 	unstored map[string]*notifier.DeliveryRecord
 	wake     chan struct{}
 	flusher  sync.Once
-	idle     *sync.Cond // signalled when a batch is stored, counted, and when a flush round ends
+	idle     *sync.Cond // signalled when a batch is stored, when the batches to count are done, and when a flush round ends
 	// counting holds the stored batches still to be counted (and their
 	// bucket entries written), in order, by one goroutine of their own,
 	// so a slow count never holds up storing the next batch; counters
