@@ -127,3 +127,14 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkResolveLocale(b *testing.B) {
+	for _, tag := range []string{"nb", "en-GB"} {
+		b.Run(tag, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ResolveLocale(tag, "en")
+			}
+		})
+	}
+}
