@@ -145,8 +145,10 @@ type Dispatcher struct {
 	endpointsMu    sync.Mutex
 	endpoints      map[string]*endpointGate
 	endpointsSwept time.Time
-	// inFlight holds the delivery ids being worked on in this process.
-	inFlight sync.Map
+	// inFlight holds the delivery ids being worked on in this process (a
+	// map under a mutex: a sync.Map boxes every id it is given).
+	inFlightMu sync.Mutex
+	inFlight   map[string]struct{}
 	// batchOff is when (unix ns) to try reading a job's subscribers
 	// together again after that failed.
 	batchOff atomic.Int64
@@ -212,10 +214,10 @@ func (d *Dispatcher) subscriber(ctx context.Context, job Job) (*Subscriber, erro
 func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 	// Two copies of one job (a plan run again) are never worked on at
 	// once here: the second waits and then finds the first's record.
-	if _, busy := d.inFlight.LoadOrStore(job.ID, struct{}{}); busy {
+	if !d.begin(job.ID) {
 		return Verdict{Retry: true, RetryIn: endpointWait(), Deferred: true}, nil
 	}
-	defer d.inFlight.Delete(job.ID)
+	defer d.end(job.ID)
 	evr, inc, err := d.event(ctx, job.EventID)
 	if err != nil {
 		return Verdict{}, err
@@ -313,6 +315,27 @@ func (d *Dispatcher) Handle(ctx context.Context, job Job) (Verdict, error) {
 		release = nil
 	}
 	return d.record(ctx, del, rec, evr, receipt, retry, err, now)
+}
+
+// begin marks delivery id as being worked on here; false if it already is.
+func (d *Dispatcher) begin(id string) bool {
+	d.inFlightMu.Lock()
+	defer d.inFlightMu.Unlock()
+	if _, busy := d.inFlight[id]; busy {
+		return false
+	}
+	if d.inFlight == nil {
+		d.inFlight = map[string]struct{}{}
+	}
+	d.inFlight[id] = struct{}{}
+	return true
+}
+
+// end undoes begin.
+func (d *Dispatcher) end(id string) {
+	d.inFlightMu.Lock()
+	delete(d.inFlight, id)
+	d.inFlightMu.Unlock()
 }
 
 // record writes the outcome of one attempt and decides the verdict.

@@ -115,7 +115,7 @@ type storedBatch struct {
 // logBatch is settled records of one event waiting to be stored together.
 type logBatch struct {
 	event  string
-	lines  bytes.Buffer
+	lines  *bytes.Buffer // from linePool, given back once stored
 	recs   []*notifier.DeliveryRecord
 	counts map[countKey]int64
 	// hot are the records that had a bucket entry to replace.
@@ -168,7 +168,7 @@ func (s *Deliveries) append(ctx context.Context, r *notifier.DeliveryRecord, cou
 	}
 	batch := s.pending[r.EventID]
 	if batch == nil {
-		batch = &logBatch{event: r.EventID, counts: map[countKey]int64{}}
+		batch = &logBatch{event: r.EventID, lines: linePool.Get().(*bytes.Buffer), counts: map[countKey]int64{}}
 		s.pending[r.EventID] = batch
 		// The first record of a batch waits at most logBatchWait.
 		time.AfterFunc(logBatchWait, s.signal)
@@ -253,6 +253,7 @@ func (s *Deliveries) flushPending() {
 	s.mu.Unlock()
 	for _, b := range batches {
 		id, err := s.store(b)
+		putLines(b)
 		s.mu.Lock()
 		for _, r := range b.recs {
 			if s.unstored[r.ID] == r {
@@ -310,6 +311,21 @@ func (s *Deliveries) Flush() {
 		s.signal()
 		s.idle.Wait()
 	}
+}
+
+// linePool keeps the buffers batches are encoded in: a fan-out fills one
+// of up to logBatchMax lines every few milliseconds, and growing a new one
+// each time was a tenth of the bytes the pipeline allocated.
+var linePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putLines gives b's buffer back to linePool once it is stored (the
+// publish has copied it), unless an odd batch grew it past its kind.
+func putLines(b *logBatch) {
+	if b.lines.Cap() <= 1<<20 {
+		b.lines.Reset()
+		linePool.Put(b.lines)
+	}
+	b.lines = nil
 }
 
 // store writes one batch. A failed write is tried again for a while: the
