@@ -50,6 +50,18 @@ func TestBenchReportsWhatItMeasured(t *testing.T) {
 		if got := 100 * e.PerSecond / e.RawPerSecond; got-e.PercentOfRaw > 0.01 || e.PercentOfRaw-got > 0.01 {
 			t.Errorf("event %s: %.2f %% of raw, but %.0f/%.0f is %.2f %%", e.ID, e.PercentOfRaw, e.PerSecond, e.RawPerSecond, got)
 		}
+		var byChannel int64
+		var lastOfAll float64
+		for ch, c := range e.ByChannel {
+			if c.Deliveries <= 0 || c.Seconds <= 0 {
+				t.Errorf("event %s: channel %s: %d deliveries by %.2f s", e.ID, ch, c.Deliveries, c.Seconds)
+			}
+			byChannel += c.Deliveries
+			lastOfAll = max(lastOfAll, c.Seconds)
+		}
+		if channels := int(want / 300); len(e.ByChannel) != channels || byChannel != e.Deliveries || lastOfAll != e.Seconds {
+			t.Errorf("event %s: by channel %+v: want %d channels adding up to %d deliveries, the last by %.3f s", e.ID, e.ByChannel, channels, e.Deliveries, e.Seconds)
+		}
 		if e.P50Ms <= 0 || e.P99Ms < e.P50Ms || e.PlanMs <= 0 {
 			t.Errorf("event %s: p50 %.1f ms, p99 %.1f ms, plan %.1f ms", e.ID, e.P50Ms, e.P99Ms, e.PlanMs)
 		}

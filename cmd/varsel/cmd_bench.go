@@ -80,6 +80,15 @@ type eventReport struct {
 	// CPUMicros is the process's CPU time per delivery from publishing to
 	// the last settled: sinks and clients, plus what Varsel adds.
 	CPUMicros float64 `json:"cpu_us_per_delivery"`
+	// ByChannel is when each channel's last message arrived: a channel
+	// done long before the others shows where the CPU went first.
+	ByChannel map[string]channelReport `json:"by_channel"`
+}
+
+// channelReport is one channel's share of an event's fan-out.
+type channelReport struct {
+	Deliveries int64   `json:"deliveries"`
+	Seconds    float64 `json:"seconds_to_last_delivery"`
 }
 
 // spread is the median and range of some figures.
@@ -303,23 +312,24 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// The fan-outs' peak, not the raw blasts' between them.
 		peak = max(peak, peakRSS())
 		var arrivals []time.Time
+		byChannel := map[string]channelReport{}
 		for i, ch := range []*benchsink.Arrivals{&sinks.Email, &sinks.Webhook, &sinks.SMS} {
-			arrivals = append(arrivals, ch.Since(base[i])...)
+			got := ch.Since(base[i])
+			if len(got) > 0 {
+				byChannel[string(benchSinkChannels[i])] = channelReport{Deliveries: int64(len(got)), Seconds: lastOf(got, published).Sub(published).Seconds()}
+			}
+			arrivals = append(arrivals, got...)
 		}
 		sinks.Forget()
 		if got, want := int64(len(arrivals)), p.Total().Sent; got != want {
 			return fmt.Errorf("event %s: the sinks got %d messages, Varsel counted %d sent", ev.ID, got, want)
 		}
 		lat := make([]time.Duration, len(arrivals))
-		last := published
 		for i, t := range arrivals {
 			lat[i] = t.Sub(published)
-			if t.After(last) {
-				last = t
-			}
 		}
-		took := last.Sub(published).Seconds()
-		er := eventReport{ID: ev.ID, Deliveries: int64(len(arrivals)), Seconds: took,
+		took := lastOf(arrivals, published).Sub(published).Seconds()
+		er := eventReport{ID: ev.ID, Deliveries: int64(len(arrivals)), Seconds: took, ByChannel: byChannel,
 			P50Ms: ms(benchsink.Percentile(lat, 50)), P99Ms: ms(benchsink.Percentile(lat, 99)), RSSMB: float64(currentRSS()) / (1 << 20)}
 		if took > 0 {
 			er.PerSecond = float64(er.Deliveries) / took
@@ -356,6 +366,21 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printBench(stdout, report)
 	return nil
+}
+
+// benchSinkChannels names the sinks' arrivals, in the order sinkCounts
+// gives them.
+var benchSinkChannels = []notifier.ChannelName{notifier.Email, notifier.Webhook, notifier.SMS}
+
+// lastOf is the latest of ts, or from when there is none later.
+func lastOf(ts []time.Time, from time.Time) time.Time {
+	last := from
+	for _, t := range ts {
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last
 }
 
 // profileHeapAtPeak writes a heap profile to path whenever the heap in use
@@ -675,6 +700,15 @@ func printBench(w io.Writer, r benchReport) {
 	fmt.Fprintf(w, "%-28s %11s %9s %11s %9s %9s %10s %10s %8s %8s %8s\n", "event", "deliveries", "seconds", "per second", "raw/s", "% of raw", "p50 ms", "p99 ms", "plan ms", "RSS MB", "CPU µs")
 	for _, e := range r.Events {
 		fmt.Fprintf(w, "%-28s %11d %9.2f %11.0f %9.0f %8.0f%% %10.0f %10.0f %8.0f %8.0f %8.0f\n", e.ID, e.Deliveries, e.Seconds, e.PerSecond, e.RawPerSecond, e.PercentOfRaw, e.P50Ms, e.P99Ms, e.PlanMs, e.RSSMB, e.CPUMicros)
+		if len(e.ByChannel) > 1 {
+			var last []string
+			for _, ch := range r.Channels {
+				if c, ok := e.ByChannel[ch]; ok {
+					last = append(last, fmt.Sprintf("%s %d by %.2f s", ch, c.Deliveries, c.Seconds))
+				}
+			}
+			fmt.Fprintf(w, "%-28s last of each channel: %s\n", "", strings.Join(last, ", "))
+		}
 	}
 	if len(r.Events) > 1 {
 		fmt.Fprintf(w, "%% of raw over the %d events: median %.0f%%, from %.0f%% to %.0f%%\n", len(r.Events), r.PercentOfRaw.Median, r.PercentOfRaw.Min, r.PercentOfRaw.Max)
