@@ -147,7 +147,7 @@ func (s *Deliveries) Settle(r *notifier.DeliveryRecord, done func(error)) {
 // ends; then done is called with ctx's error and r is not added.
 func (s *Deliveries) append(ctx context.Context, r *notifier.DeliveryRecord, count bool, done func(error)) {
 	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
-	b, err := json.Marshal(r)
+	b, err := encodeHot(r)
 	if err != nil {
 		done(fmt.Errorf("encode delivery %q: %w", r.ID, err))
 		return
@@ -381,7 +381,7 @@ func newBatchID() string {
 // putHot writes r to the bucket unconditionally, to expire after ttl.
 func (s *Deliveries) putHot(ctx context.Context, r *notifier.DeliveryRecord, ttl time.Duration) error {
 	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
-	b, err := json.Marshal(r)
+	b, err := encodeHot(r)
 	if err != nil {
 		return err
 	}
@@ -396,7 +396,7 @@ func (s *Deliveries) putHot(ctx context.Context, r *notifier.DeliveryRecord, ttl
 // expire after ttl.
 func (s *Deliveries) casHot(ctx context.Context, r *notifier.DeliveryRecord, rev uint64, ttl time.Duration) error {
 	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
-	b, err := json.Marshal(r)
+	b, err := encodeHot(r)
 	if err != nil {
 		return err
 	}
@@ -440,7 +440,7 @@ func (s *Deliveries) Get(ctx context.Context, id string) (*notifier.DeliveryReco
 // delivery that is not done.
 func (s *Deliveries) Save(ctx context.Context, r *notifier.DeliveryRecord) error {
 	r.LastError, r.ProviderError = notifier.ScrubContacts(r.LastError), notifier.ScrubContacts(r.ProviderError)
-	b, err := json.Marshal(r)
+	b, err := encodeHot(r)
 	if err != nil {
 		return fmt.Errorf("encode delivery %q: %w", r.ID, err)
 	}
@@ -688,7 +688,7 @@ func (s *Deliveries) List(ctx context.Context, f DeliveryFilter, fn func(*notifi
 	if f.EventID != "" {
 		filter = f.EventID + ".>"
 	}
-	err := eachJSON(ctx, s.js, s.kv, filter, func(r *notifier.DeliveryRecord) error {
+	err := eachJSON(ctx, s.js, s.kv, filter, json.Unmarshal, func(r *notifier.DeliveryRecord) error {
 		hot[r.ID] = true
 		if !match(r) {
 			return nil

@@ -76,8 +76,9 @@ func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, c
 // eachJSON streams the newest value of every key matching filter (">" for
 // all), decoding each into a fresh T. It pulls in small batches, so a large
 // bucket (a plan over every subscriber) never piles up in this process's
-// memory faster than fn takes it.
-func eachJSON[T any](ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, filter string, fn func(*T) error) error {
+// memory faster than fn takes it. decode is json.Unmarshal, or decodeHot
+// for a bucket every plan reads whole.
+func eachJSON[T any](ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, filter string, decode func([]byte, any) error, fn func(*T) error) error {
 	bucket := kv.Bucket()
 	cons, err := js.OrderedConsumer(ctx, "KV_"+bucket, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$KV." + bucket + "." + filter},
@@ -112,7 +113,7 @@ func eachJSON[T any](ctx context.Context, js jetstream.JetStream, kv jetstream.K
 		case "DEL", "PURGE":
 		default:
 			v := new(T)
-			if err := json.Unmarshal(msg.Data(), v); err != nil {
+			if err := decode(msg.Data(), v); err != nil {
 				return fmt.Errorf("decode %s %q: %w", bucket, strings.TrimPrefix(msg.Subject(), "$KV."+bucket+"."), err)
 			}
 			if err := fn(v); err != nil {

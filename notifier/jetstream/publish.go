@@ -238,7 +238,7 @@ func (q *enqueuer) close(ctx context.Context, ch notifier.ChannelName) error {
 }
 
 func (q *enqueuer) publish(ctx context.Context, j notifier.Job) error {
-	b, err := json.Marshal(j)
+	b, err := encodeHot(j)
 	if err != nil {
 		return err
 	}

@@ -411,7 +411,7 @@ func (r *Runner) runDispatch(ctx context.Context, ch notifier.ChannelName, conss
 // handed out before. handleJob returns when every send has ended.
 func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered bool, senders chan<- func(), acks *sync.WaitGroup) {
 	var job notifier.Job
-	if err := json.Unmarshal(msg.Data(), &job); err != nil || !job.Valid() {
+	if err := decodeHot(msg.Data(), &job); err != nil || !job.Valid() {
 		reason := "no job id"
 		if err != nil {
 			reason = err.Error()

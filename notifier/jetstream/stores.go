@@ -70,7 +70,7 @@ func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*no
 		}
 		id := strings.TrimPrefix(subj, prefix)
 		sub := new(notifier.Subscriber)
-		if err := json.Unmarshal(m.Data, sub); err != nil {
+		if err := decodeHot(m.Data, sub); err != nil {
 			out[id] = nil // read alone, to fail with its own error
 			continue
 		}
@@ -187,7 +187,7 @@ func (s *Subscribers) Delete(ctx context.Context, id string) error {
 func (s *Subscribers) Each(ctx context.Context, fn func(*notifier.Subscriber) error) error {
 	// "*": ids have no dots, and an earlier version's index keys
 	// ("addr.<hash>", moved away on start) are not subscribers.
-	return eachJSON(ctx, s.js, s.kv, "*", fn)
+	return eachJSON(ctx, s.js, s.kv, "*", decodeHot, fn)
 }
 
 // FindByPhone implements notifier.SubscriberStore by a scan: it serves
@@ -228,7 +228,7 @@ func (s *Incidents) Update(ctx context.Context, id string, fn func(*notifier.Inc
 // List implements notifier.IncidentStore.
 func (s *Incidents) List(ctx context.Context) ([]*notifier.IncidentState, error) {
 	var all []*notifier.IncidentState
-	err := eachJSON(ctx, s.js, s.kv, ">", func(st *notifier.IncidentState) error {
+	err := eachJSON(ctx, s.js, s.kv, ">", json.Unmarshal, func(st *notifier.IncidentState) error {
 		all = append(all, st)
 		return nil
 	})
@@ -340,7 +340,7 @@ func (s *StaffAccounts) Delete(ctx context.Context, email string) error {
 // List implements staff.AccountStore.
 func (s *StaffAccounts) List(ctx context.Context) ([]*staff.Account, error) {
 	var out []*staff.Account
-	err := eachJSON(ctx, s.js, s.kv, ">", func(a *staff.Account) error {
+	err := eachJSON(ctx, s.js, s.kv, ">", json.Unmarshal, func(a *staff.Account) error {
 		out = append(out, a)
 		return nil
 	})
