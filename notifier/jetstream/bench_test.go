@@ -103,7 +103,8 @@ func peakRSS() int64 {
 // BenchmarkPipeline measures what the pipeline itself costs a delivery:
 // one event to 20k subscribers × (email + webhook) through the real
 // renderer, planner, queue and log, to channels that take each message at
-// once. It reports process CPU and bytes allocated per delivery, the
+// once. It reports process CPU and bytes allocated per delivery (the
+// embedded NATS server's included, as in serve), the
 // figures that move when the pipeline gets cheaper; a fan-out's rate moves
 // with them only as far as the machine's noise lets it show.
 //
