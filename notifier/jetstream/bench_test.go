@@ -146,8 +146,8 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		// The last batch of records is stored within the log's wait.
-		time.Sleep(20 * time.Millisecond)
+		// Until the last records are stored and counted.
+		s.conn.Deliveries.Flush()
 		cpu += processCPU() - start
 		runtime.ReadMemStats(&after)
 		allocated += after.TotalAlloc - before.TotalAlloc
