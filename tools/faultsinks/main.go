@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,38 @@ func main() {
 			"hooks_delivered": len(c.hooks), "hooks_failed_requests": c.failed.Load(),
 			"last_healthy_at": c.lastHappy, "max_gap_ms": c.maxGap.Milliseconds(),
 		})
+	})
+	// /wait?emails=N answers once N addresses have their email (or after
+	// timeout=, 60s by default, with 504), so a script can time a fan-out
+	// without polling /stats in a loop that would take CPU from the run.
+	http.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
+		want, err := strconv.Atoi(r.URL.Query().Get("emails"))
+		if err != nil || want < 0 {
+			http.Error(w, "emails= must be a count", http.StatusBadRequest)
+			return
+		}
+		timeout := time.Minute
+		if t := r.URL.Query().Get("timeout"); t != "" {
+			if timeout, err = time.ParseDuration(t); err != nil {
+				http.Error(w, "timeout= must be a duration such as 30s", http.StatusBadRequest)
+				return
+			}
+		}
+		deadline := time.Now().Add(timeout)
+		for {
+			c.mu.Lock()
+			n := len(c.emails)
+			c.mu.Unlock()
+			if n >= want {
+				fmt.Fprintf(w, "%d\n", n)
+				return
+			}
+			if time.Now().After(deadline) {
+				http.Error(w, fmt.Sprintf("%d of %d emails after %v", n, want, timeout), http.StatusGatewayTimeout)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 	})
 	go func() { log.Fatal(http.ListenAndServe(*httpAddr, nil)) }()
 	fmt.Printf("smtp %s, stats http://%s/stats, subscribers %s\n", *smtpAddr, *httpAddr, *csvPath)
