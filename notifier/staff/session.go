@@ -134,7 +134,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 }
 
 func bcryptCompareDummy(password string) bool {
-	a := Account{PasswordHash: string(dummyHash)}
+	a := Account{PasswordHash: dummyHash}
 	return a.CheckPassword(password)
 }
 
