@@ -4,25 +4,34 @@
 # go-smtp sink of tools/faultsinks, and a go-mail blaster (tools/smtpblast)
 # on the same 8 connections, taken in turn. It prints each blast's rate,
 # each fan-out's (from before the publish to the last email at the sink)
-# and the fan-out's CPU per email. Everything listens on 127.0.0.1.
-# Usage: bash tools/external.sh [rounds] [subscribers]
+# and the fan-out's CPU per email. With "email,webhook" every subscriber
+# also has a webhook to one net/http endpoint of the sink process, and the
+# blaster posts as many webhooks over 32 keep-alive connections beside its
+# emails (Varsel's 32 webhook workers). Everything listens on 127.0.0.1.
+# Usage: bash tools/external.sh [rounds] [subscribers] [email|email,webhook]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 n=${2:-20000}
+channels=${3:-email}
+case $channels in
+  email) hooks=0 sinkflags=() ;;
+  email,webhook) hooks=$n sinkflags=(-hook-sink 127.0.0.1:9098) ;;
+  *) echo "external.sh: channels must be email or email,webhook, not $channels" >&2; exit 2 ;;
+esac
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "$work/" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/varsel" ./cmd/varsel
 go build -o "$work/faultsinks" ./tools/faultsinks
 go build -o "$work/smtpblast" ./tools/smtpblast
 V="$work/varsel"
-export VARSEL_LOG_LEVEL=warn VARSEL_METRICS_ADDR=
+export VARSEL_LOG_LEVEL=warn VARSEL_METRICS_ADDR= VARSEL_WEBHOOK_ALLOW_PRIVATE=true VARSEL_WEBHOOK_OUTBOX=false
 
 now() { date +%s.%N; }
 sinks() {
   pkill -f "$work/faultsinks" 2>/dev/null || true
   while pgrep -f "$work/faultsinks" >/dev/null; do sleep 0.05; done
-  (cd "$work" && "$work/faultsinks" -emails "$n" -grey-every 0 -hooks 0 >"$work/sinks.log" 2>&1 &)
+  (cd "$work" && "$work/faultsinks" -emails "$n" -grey-every 0 -hooks 0 "${sinkflags[@]}" >"$work/sinks.log" 2>&1 &)
   until curl -sf http://127.0.0.1:9099/stats >/dev/null; do sleep 0.05; done
 }
 fanout() {
@@ -39,12 +48,14 @@ fanout() {
     VARSEL_DATA_DIR="$d" "$V" publish - --nats nats://127.0.0.1:14223 >/dev/null
   # The sink answers when the last email is in: a loop polling /stats
   # would take CPU from the fan-out that the blaster's run does not pay.
-  curl -sf "http://127.0.0.1:9099/wait?emails=$n&timeout=300s" >/dev/null
+  curl -sf "http://127.0.0.1:9099/wait?emails=$n&hooks=$hooks&timeout=300s" >/dev/null
   t1=$(now); c1=$(awk '{print $14+$15}' /proc/$pid/stat)
-  echo "varsel serve: $n emails in $(echo "$t1 - $t0" | bc -l | xargs printf '%.2f') s = $(echo "$n / ($t1 - $t0)" | bc -l | xargs printf '%.0f')/s, CPU $(( (c1 - c0) * 10000 / n )) µs per email"
+  local m=$((n + hooks)) what=emails
+  [ "$hooks" -gt 0 ] && what="messages (emails and webhooks)"
+  echo "varsel serve: $m $what in $(echo "$t1 - $t0" | bc -l | xargs printf '%.2f') s = $(echo "$m / ($t1 - $t0)" | bc -l | xargs printf '%.0f')/s, CPU $(( (c1 - c0) * 10000 / m )) µs per message"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 for _ in $(seq "$rounds"); do
-  sinks; "$work/smtpblast" -n "$n" -conns 8
+  sinks; "$work/smtpblast" -n "$n" -conns 8 -hooks "$hooks"
   fanout
 done

@@ -4,6 +4,11 @@
 // which some answer 500 and one hangs. It writes a subscriber CSV for
 // `varsel subscribers import` and serves counts at /stats, so a script can
 // time how long the healthy recipients wait. See docs/reliability.md.
+//
+// With -hook-sink, every email subscriber also has a webhook to one
+// net/http endpoint there, which takes every request (the fan-out shape
+// of tools/external.sh's both-channel rounds), and /wait?hooks=N waits
+// for its requests as /wait?emails=N does for the emails.
 package main
 
 import (
@@ -28,13 +33,19 @@ import (
 )
 
 type counts struct {
-	mu        sync.Mutex
-	emails    map[string]int
-	hooks     map[string]int
-	refused   atomic.Int64
-	failed    atomic.Int64
-	started   time.Time
-	lastHappy time.Time
+	mu      sync.Mutex
+	emails  map[string]int
+	hooks   map[string]int
+	refused atomic.Int64
+	// sinkHooks counts the requests the -hook-sink endpoint took.
+	sinkHooks atomic.Int64
+	// lastEmail and lastSinkHook are when the last email and the last
+	// -hook-sink request came, in Unix nanoseconds: when each channel of a
+	// fan-out ended.
+	lastEmail, lastSinkHook atomic.Int64
+	failed                  atomic.Int64
+	started                 time.Time
+	lastHappy               time.Time
 	// maxGap is the longest wait between two healthy deliveries: the
 	// stall a fault caused.
 	maxGap time.Duration
@@ -57,6 +68,7 @@ func main() {
 	hooks := flag.Int("hooks", 240, "webhook subscribers, one endpoint each")
 	failEvery := flag.Int("fail-every", 6, "every Nth endpoint answers 500 (0: none)")
 	csvPath := flag.String("csv", "faults.csv", "where to write the subscribers")
+	hookSink := flag.String("hook-sink", "", "if set, a webhook endpoint at this address that every email subscriber also has, taking every request")
 	flag.Parse()
 
 	c := &counts{emails: map[string]int{}, hooks: map[string]int{}, started: time.Now()}
@@ -75,7 +87,25 @@ func main() {
 		if *greyEvery > 0 && i%*greyEvery == 0 {
 			local = fmt.Sprintf("grey%05d", i)
 		}
-		rows = append(rows, []string{fmt.Sprintf("m%05d", i), local + "@example.com", "", ""})
+		hook := ""
+		if *hookSink != "" {
+			hook = "http://" + *hookSink + "/hook"
+		}
+		rows = append(rows, []string{fmt.Sprintf("m%05d", i), local + "@example.com", hook, ""})
+	}
+	if *hookSink != "" {
+		hl, err := net.Listen("tcp", *hookSink)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			_ = http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if _, err := io.Copy(io.Discard, r.Body); err == nil {
+					c.sinkHooks.Add(1)
+					c.lastSinkHook.Store(time.Now().UnixNano())
+				}
+			}))
+		}()
 	}
 	for i := range *hooks {
 		hl, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,21 +143,31 @@ func main() {
 		defer c.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"emails_delivered": len(c.emails), "emails_total": total(c.emails), "emails_greylisted_rcpts": c.refused.Load(),
-			"hooks_delivered": len(c.hooks), "hooks_failed_requests": c.failed.Load(),
+			"hooks_delivered": len(c.hooks), "hooks_failed_requests": c.failed.Load(), "hook_sink_requests": c.sinkHooks.Load(),
+			"last_email_at": unixNano(c.lastEmail.Load()), "last_hook_sink_at": unixNano(c.lastSinkHook.Load()),
 			"last_healthy_at": c.lastHappy, "max_gap_ms": c.maxGap.Milliseconds(),
 		})
 	})
-	// /wait?emails=N answers once N addresses have their email (or after
-	// timeout=, 60s by default, with 504), so a script can time a fan-out
-	// without polling /stats in a loop that would take CPU from the run.
+	// /wait?emails=N&hooks=M answers once N addresses have their email
+	// and the -hook-sink endpoint took M requests (or after timeout=, 60s
+	// by default, with 504), so a script can time a fan-out without
+	// polling /stats in a loop that would take CPU from the run.
 	http.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
-		want, err := strconv.Atoi(r.URL.Query().Get("emails"))
-		if err != nil || want < 0 {
-			http.Error(w, "emails= must be a count", http.StatusBadRequest)
-			return
+		q := r.URL.Query()
+		var want [2]int
+		for i, k := range []string{"emails", "hooks"} {
+			if v := q.Get(k); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					http.Error(w, k+"= must be a count", http.StatusBadRequest)
+					return
+				}
+				want[i] = n
+			}
 		}
 		timeout := time.Minute
-		if t := r.URL.Query().Get("timeout"); t != "" {
+		if t := q.Get("timeout"); t != "" {
+			var err error
 			if timeout, err = time.ParseDuration(t); err != nil {
 				http.Error(w, "timeout= must be a duration such as 30s", http.StatusBadRequest)
 				return
@@ -136,14 +176,16 @@ func main() {
 		deadline := time.Now().Add(timeout)
 		for {
 			c.mu.Lock()
-			n := len(c.emails)
+			emails := len(c.emails)
 			c.mu.Unlock()
-			if n >= want {
-				fmt.Fprintf(w, "%d\n", n)
+			hooks := int(c.sinkHooks.Load())
+			if emails >= want[0] && hooks >= want[1] {
+				fmt.Fprintf(w, "%d emails, %d webhook requests\n", emails, hooks)
 				return
 			}
 			if time.Now().After(deadline) {
-				http.Error(w, fmt.Sprintf("%d of %d emails after %v", n, want, timeout), http.StatusGatewayTimeout)
+				http.Error(w, fmt.Sprintf("%d of %d emails and %d of %d webhook requests after %v",
+					emails, want[0], hooks, want[1], timeout), http.StatusGatewayTimeout)
 				return
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -154,6 +196,14 @@ func main() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	<-stop
+}
+
+// unixNano is t as a time, or nil for none (0).
+func unixNano(t int64) any {
+	if t == 0 {
+		return nil
+	}
+	return time.Unix(0, t).UTC().Format(time.RFC3339Nano)
 }
 
 func total(m map[string]int) (n int) {
@@ -191,6 +241,7 @@ func (s *session) Data(r io.Reader) error {
 	for _, to := range s.to {
 		s.c.emails[to]++
 	}
+	s.c.lastEmail.Store(time.Now().UnixNano())
 	s.c.happy()
 	s.c.mu.Unlock()
 	return nil
