@@ -339,15 +339,33 @@ func (c *Channel) Close() error {
 
 // trackedConn remembers the first I/O error on a connection and whether it
 // happened while reading, i.e. while waiting for the server's verdict.
+//
+// It also holds what go-mail writes until go-mail next reads: SMTP without
+// PIPELINING is a dialogue, so everything written before a read is one
+// turn and goes in one write. go-mail flushes its 4 KB buffer when it
+// fills, which split Varsel's usual 5 KB message into two writes (and two
+// segments for the server to read); held, a message costs one write per
+// reply waited for. A write that fails when held data goes out is
+// recorded as a write, not a read: nothing of it reached the server.
 type trackedConn struct {
 	net.Conn
 	mu      sync.Mutex
 	err     error
 	onRead  bool
 	aborted bool
+	// held is written but not yet sent; only go-mail's goroutine of the
+	// moment touches it.
+	held []byte
 }
 
+// maxHeld bounds what is held: a larger message goes out in parts of
+// about this size.
+const maxHeld = 64 << 10
+
 func (t *trackedConn) Read(p []byte) (int, error) {
+	if err := t.flush(); err != nil {
+		return 0, err
+	}
 	n, err := t.Conn.Read(p)
 	if err != nil {
 		t.record(err, true)
@@ -356,11 +374,38 @@ func (t *trackedConn) Read(p []byte) (int, error) {
 }
 
 func (t *trackedConn) Write(p []byte) (int, error) {
+	if len(t.held)+len(p) <= maxHeld {
+		t.held = append(t.held, p...)
+		return len(p), nil
+	}
+	if err := t.flush(); err != nil {
+		return 0, err
+	}
 	n, err := t.Conn.Write(p)
 	if err != nil {
 		t.record(err, false)
 	}
 	return n, err
+}
+
+// flush sends what is held.
+func (t *trackedConn) flush() error {
+	if len(t.held) == 0 {
+		return nil
+	}
+	_, err := t.Conn.Write(t.held)
+	t.held = t.held[:0]
+	if err != nil {
+		t.record(err, false)
+	}
+	return err
+}
+
+// Close sends what is held (go-mail's QUIT is read first, but a TLS
+// close_notify is not) and closes the connection.
+func (t *trackedConn) Close() error {
+	_ = t.flush()
+	return t.Conn.Close()
 }
 
 func (t *trackedConn) record(err error, onRead bool) {
