@@ -272,3 +272,78 @@ func TestPutKeepsTheSecretAndSkipsWhatDidNotChange(t *testing.T) {
 		t.Errorf("a given secret was not stored: %q", stored.WebhookSecret)
 	}
 }
+
+// A new subscriber is stored without an expectation header (which NATS
+// would keep and rewrite at every multi-get at send time); an update still
+// goes through compare-and-set, and two writers creating the same id at
+// once leave one of the two records whole, readable by GetMany.
+func TestNewSubscriberIsStoredWithoutHeaders(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	st, err := c.JS.Stream(ctx, "KV_"+SubscribersKV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func(id string) map[string][]string {
+		t.Helper()
+		m, err := st.GetLastMsgForSubject(ctx, "$KV."+SubscribersKV+"."+id)
+		if err != nil {
+			t.Fatalf("read %s: %v", id, err)
+		}
+		return m.Header
+	}
+	if err := c.Subscribers.Put(ctx, fullSubscriber(1)); err != nil {
+		t.Fatal(err)
+	}
+	if h := stored("sub-00001"); len(h["Nats-Expected-Last-Subject-Sequence"]) > 0 {
+		t.Errorf("a new subscriber was stored with an expectation: %v", h)
+	}
+	// Updates are compare-and-set: one of two racing ones is retried on
+	// the other's record, so both changes stand.
+	var wg sync.WaitGroup
+	for _, ch := range []notifier.ChannelName{notifier.Email, notifier.Webhook} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Subscribers.Update(ctx, "sub-00001", func(s *notifier.Subscriber) error {
+				if s.Failures == nil {
+					s.Failures = map[notifier.ChannelName]int{}
+				}
+				s.Failures[ch]++
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := c.Subscribers.Get(ctx, "sub-00001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Failures[notifier.Email] != 1 || got.Failures[notifier.Webhook] != 1 {
+		t.Errorf("failures after two racing updates: %v, want one each", got.Failures)
+	}
+
+	// Two creators of one id at once: one record, whole.
+	a, b := fullSubscriber(2), fullSubscriber(2)
+	b.Email, b.Locale = "other@example.com", "en"
+	for _, s := range []*notifier.Subscriber{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Subscribers.Put(ctx, s); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	many, err := c.Subscribers.GetMany(ctx, []string{"sub-00002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := many["sub-00002"]
+	if r == nil || !((r.Email == a.Email && r.Locale == a.Locale) || (r.Email == b.Email && r.Locale == b.Locale)) {
+		t.Errorf("after two creators: %+v, want one of the two whole", r)
+	}
+}
