@@ -2,10 +2,15 @@ package email
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // recordingConn is the network under a trackedConn: it keeps each write
@@ -93,5 +98,95 @@ func TestConnSendsEachTurnInOneWrite(t *testing.T) {
 	f := tc.failure()
 	if f == nil || f.onRead || !strings.Contains(f.err.Error(), "reset") {
 		t.Fatalf("failure %+v, want the write's error, not on read", f)
+	}
+}
+
+// blockingConn's writes wait until it is closed, as a write to a peer
+// that reads nothing does once the buffers are full.
+type blockingConn struct {
+	net.Conn
+	writing, closed chan struct{}
+	once, entered   sync.Once
+}
+
+func (b *blockingConn) Write(p []byte) (int, error) {
+	b.entered.Do(func() { close(b.writing) })
+	<-b.closed
+	return 0, net.ErrClosed
+}
+
+func (b *blockingConn) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// A TLS handshake cut short by its context closes the connection from
+// another goroutine while the handshake is writing: Close must end that
+// write, not wait for it (nor touch what it is writing).
+func TestConnCloseEndsAWriteInProgress(t *testing.T) {
+	raw := &blockingConn{writing: make(chan struct{}), closed: make(chan struct{})}
+	tc := &trackedConn{Conn: raw}
+	_, _ = tc.Write([]byte("EHLO varsel\r\n")) // held
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := tc.Write(bytes.Repeat([]byte("z"), maxHeld+1)) // sends what is held first
+		wrote <- err
+	}()
+	<-raw.writing
+	closed := make(chan struct{})
+	go func() { _ = tc.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the write it should end")
+	}
+	if err := <-wrote; err == nil {
+		t.Fatal("the write ended by Close succeeded")
+	}
+}
+
+// A TLS connection under go-mail ends with a close_notify: crypto/tls
+// writes it and then sets the write deadline to now, so what is held goes
+// out when the deadline changes, before Close.
+func TestConnSendsTheTLSCloseNotify(t *testing.T) {
+	serverTLS, roots := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		s := tls.Server(c, serverTLS)
+		buf := make([]byte, 16)
+		n, err := io.ReadFull(s, buf[:5])
+		if err != nil || string(buf[:n]) != "hello" {
+			got <- fmt.Errorf("read %q, %v", buf[:n], err)
+			return
+		}
+		// A close_notify reads as io.EOF; a connection closed without
+		// one as an error of its own.
+		_, err = s.Read(buf)
+		got <- err
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tls.Client(&trackedConn{Conn: raw}, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != io.EOF {
+		t.Fatalf("the server's read after the data: %v, want io.EOF (a close_notify)", err)
 	}
 }

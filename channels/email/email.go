@@ -353,8 +353,10 @@ type trackedConn struct {
 	err     error
 	onRead  bool
 	aborted bool
-	// held is written but not yet sent; only go-mail's goroutine of the
-	// moment touches it.
+	// wmu guards held, what is written but not yet sent. go-mail's
+	// goroutine of the moment writes and reads, but a TLS handshake
+	// closes the connection from another goroutine when its context ends.
+	wmu  sync.Mutex
 	held []byte
 }
 
@@ -363,7 +365,10 @@ type trackedConn struct {
 const maxHeld = 64 << 10
 
 func (t *trackedConn) Read(p []byte) (int, error) {
-	if err := t.flush(); err != nil {
+	t.wmu.Lock()
+	err := t.flushLocked()
+	t.wmu.Unlock()
+	if err != nil {
 		return 0, err
 	}
 	n, err := t.Conn.Read(p)
@@ -374,11 +379,13 @@ func (t *trackedConn) Read(p []byte) (int, error) {
 }
 
 func (t *trackedConn) Write(p []byte) (int, error) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	if len(t.held)+len(p) <= maxHeld {
 		t.held = append(t.held, p...)
 		return len(p), nil
 	}
-	if err := t.flush(); err != nil {
+	if err := t.flushLocked(); err != nil {
 		return 0, err
 	}
 	n, err := t.Conn.Write(p)
@@ -388,8 +395,8 @@ func (t *trackedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// flush sends what is held.
-func (t *trackedConn) flush() error {
+// flushLocked sends what is held; t.wmu is held.
+func (t *trackedConn) flushLocked() error {
 	if len(t.held) == 0 {
 		return nil
 	}
@@ -401,10 +408,32 @@ func (t *trackedConn) flush() error {
 	return err
 }
 
-// Close sends what is held (go-mail's QUIT is read first, but a TLS
-// close_notify is not) and closes the connection.
+// SetDeadline and SetWriteDeadline send what is held under the deadline it
+// was written under: a TLS close_notify is written and then the write
+// deadline set to now, so that nothing more goes out.
+func (t *trackedConn) SetDeadline(d time.Time) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	_ = t.flushLocked()
+	return t.Conn.SetDeadline(d)
+}
+
+func (t *trackedConn) SetWriteDeadline(d time.Time) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	_ = t.flushLocked()
+	return t.Conn.SetWriteDeadline(d)
+}
+
+// Close sends what is held and closes the connection. When another
+// goroutine is writing (a TLS handshake that Close is called to cut
+// short, from its context's AfterFunc), it closes at once: waiting for
+// that write is what Close must end.
 func (t *trackedConn) Close() error {
-	_ = t.flush()
+	if t.wmu.TryLock() {
+		_ = t.flushLocked()
+		t.wmu.Unlock()
+	}
 	return t.Conn.Close()
 }
 
