@@ -31,7 +31,7 @@ now() { date +%s.%N; }
 sinks() {
   pkill -f "$work/faultsinks" 2>/dev/null || true
   while pgrep -f "$work/faultsinks" >/dev/null; do sleep 0.05; done
-  (cd "$work" && "$work/faultsinks" -emails "$n" -grey-every 0 -hooks 0 "${sinkflags[@]}" >"$work/sinks.log" 2>&1 &)
+  (cd "$work" && "$work/faultsinks" -emails "$n" -grey-every 0 -hooks 0 ${sinkflags[@]+"${sinkflags[@]}"} >"$work/sinks.log" 2>&1 &)
   until curl -sf http://127.0.0.1:9099/stats >/dev/null; do sleep 0.05; done
 }
 fanout() {

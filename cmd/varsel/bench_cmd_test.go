@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
+	"time"
+
+	"github.com/varsel/varsel/notifier"
 )
 
 // TestBenchReportsWhatItMeasured runs `varsel bench` small, on every
@@ -88,5 +92,42 @@ func TestSpreadOf(t *testing.T) {
 		if got := spreadOf(c.in); got != c.want {
 			t.Errorf("spreadOf(%v) = %+v, want %+v", c.in, got, c.want)
 		}
+	}
+}
+
+// The bench's wait for an event's deliveries ends when its context does,
+// while it is watching the sinks for a delivery that never comes (it
+// looped without pause there once, until its minute without movement).
+func TestBenchWaitEndsWithItsContext(t *testing.T) {
+	svc, _ := testService(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	now := time.Now().UTC()
+	ev := &notifier.Event{ID: "bench-wait-1", Type: notifier.IncidentOpened, Time: now}
+	if err := svc.conn.Events.Put(ctx, &notifier.EventRecord{Event: ev, ReceivedAt: now, PlannedAt: &now, Jobs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.conn.Counts.Count(ctx, ev.ID, notifier.Email, notifier.CountPlanned, 1, "d1.0.planned+"); err != nil {
+		t.Fatal(err)
+	}
+	looks := 0
+	arrived := func() int64 {
+		if looks++; looks == 10 {
+			cancel()
+		}
+		return 0
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := waitSettled(ctx, svc, ev.ID, arrived)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("wait ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the wait went on after its context ended")
 	}
 }

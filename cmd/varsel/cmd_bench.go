@@ -601,8 +601,11 @@ func waitSinks(ctx context.Context, s *benchsink.Sinks, base [3]int, want int, l
 func waitSettled(ctx context.Context, svc *service, id string, arrived func() int64) (*notifier.Progress, error) {
 	var last notifier.ChannelProgress
 	moved := time.Now()
-	look := 50 * time.Millisecond
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		waited := false
 		rec, err := svc.conn.Events.Get(ctx, id)
 		if err == nil && rec.PlannedAt != nil {
 			p, err := svc.conn.Counts.Progress(ctx, id)
@@ -620,29 +623,27 @@ func waitSettled(ctx context.Context, svc *service, id string, arrived func() in
 			if t != last {
 				last, moved = t, time.Now()
 			}
-			if t.Failed > 0 || t.Skipped > 0 {
-				look = 50 * time.Millisecond // nearly done, or wrong
-			} else if n := arrived(); n < t.Planned {
-				// Until the sinks have them all, watch them, and NATS
-				// once a second (in case some will never arrive).
-				look = time.Second
-				if waitArrived(ctx, arrived, t.Planned, look) > n {
+			// Failed or skipped ones (nearly done, or wrong), or all in and
+			// not yet all recorded: look again in 50 ms. Until the sinks
+			// have them all, watch them, and NATS once a second (in case
+			// some will never arrive).
+			if n := arrived(); t.Failed == 0 && t.Skipped == 0 && n < t.Planned {
+				if waitArrived(ctx, arrived, t.Planned, time.Second) > n {
 					moved = time.Now()
 				}
-			} else {
-				look = 50 * time.Millisecond // in, not yet all recorded
+				waited = true
 			}
 		}
 		if time.Since(moved) > time.Minute {
 			return nil, fmt.Errorf("event %s: nothing moved for a minute at %+v", id, last)
 		}
-		if look == time.Second {
-			continue // waitArrived waited
+		if waited {
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(look):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

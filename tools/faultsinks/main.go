@@ -188,7 +188,11 @@ func main() {
 					emails, want[0], hooks, want[1], timeout), http.StatusGatewayTimeout)
 				return
 			}
-			time.Sleep(2 * time.Millisecond)
+			select {
+			case <-r.Context().Done():
+				return // the caller went away
+			case <-time.After(2 * time.Millisecond):
+			}
 		}
 	})
 	go func() { log.Fatal(http.ListenAndServe(*httpAddr, nil)) }()

@@ -41,8 +41,11 @@ func main() {
 	if !loopback(*addr) {
 		log.Fatalf("smtpblast: %s is not a loopback address", *addr)
 	}
+	if *n < 1 || *conns < 1 || *hooks < 0 || *hookConns < 1 {
+		log.Fatal("smtpblast: -n, -conns and -hook-conns must be at least 1, -hooks at least 0")
+	}
 	u, err := url.Parse(*hookURL)
-	if *hooks > 0 && (err != nil || !loopback(u.Host)) {
+	if *hooks > 0 && (err != nil || !loopbackHost(u.Hostname())) {
 		log.Fatalf("smtpblast: %s is not a URL on a loopback address", *hookURL)
 	}
 	from, err := mail.ParseAddress("Status <status@localhost>")
@@ -121,6 +124,11 @@ func signedHook() (*webhook.Signed, error) {
 
 func loopback(hostport string) bool {
 	host, _, err := net.SplitHostPort(hostport)
+	return err == nil && loopbackHost(host)
+}
+
+// loopbackHost: a loopback IP address (a name could resolve elsewhere).
+func loopbackHost(host string) bool {
 	ip := net.ParseIP(host)
-	return err == nil && ip != nil && ip.IsLoopback()
+	return ip != nil && ip.IsLoopback()
 }
