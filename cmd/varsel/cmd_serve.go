@@ -71,6 +71,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 			}
 		}()
 	}
+	go keepMemoryLimit(ctx)
 	return svc.run(ctx)
 }
 
