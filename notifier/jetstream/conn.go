@@ -225,7 +225,7 @@ func (c *Conn) bind(ctx context.Context) error {
 			return fmt.Errorf("open bucket %s (has `varsel serve` run against this NATS?): %w", name, err)
 		}
 		if st, err := c.JS.Stream(ctx, "KV_"+name); err == nil && name == SubscribersKV && !st.CachedInfo().Config.DenyDelete {
-			kv = erasingKV{KeyValue: kv, st: st, nc: c.NC}
+			kv = erasingKV{KeyValue: kv, st: st}
 		}
 		kvs[name] = kv
 	}

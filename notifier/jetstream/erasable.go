@@ -2,7 +2,6 @@ package jetstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -22,7 +21,6 @@ import (
 type erasingKV struct {
 	jetstream.KeyValue
 	st jetstream.Stream
-	nc *nats.Conn // for createPlain's read from the stream's leader
 }
 
 // erasableStream is the stream config of an erasable bucket: what nats.go
@@ -48,67 +46,6 @@ func (e erasingKV) Put(ctx context.Context, key string, value []byte) (uint64, e
 		e.erase(ctx, old)
 	}
 	return rev, err
-}
-
-// createPlain writes the first revision of key, which a read has just
-// found missing, with a plain put: a create's expectation would be stored
-// with it as a header, which makes every later read of the key cost the
-// server more (see missingPut). Without the expectation another writer
-// may have stored the key between that read and this put, and this put
-// replaced theirs. The stream keeps two revisions a key, so theirs is
-// still there, before ours: createPlain asks the stream's leader (not a
-// replica that may lag, as a direct get could) for the oldest message
-// of the key, and returns it when it is such a revision, for the caller
-// to merge onto and write over ours, as a create that failed would have
-// done. A delete or purge marker is not one: the key was removed before.
-func (e erasingKV) createPlain(ctx context.Context, key string, value []byte) (uint64, *storedRevision, error) {
-	rev, err := e.KeyValue.Put(ctx, key, value)
-	if err != nil {
-		return 0, nil, err
-	}
-	subj := "$KV." + e.Bucket() + "." + key
-	req, _ := json.Marshal(map[string]any{"seq": 1, "next_by_subj": subj})
-	msg, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+e.st.CachedInfo().Config.Name, req)
-	if err != nil {
-		return rev, nil, fmt.Errorf("check the new key %s: %w", key, err)
-	}
-	var resp struct {
-		Message *struct {
-			Seq  uint64 `json:"seq"`
-			Hdrs []byte `json:"hdrs"`
-			Data []byte `json:"data"`
-		} `json:"message"`
-		Error *struct {
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return rev, nil, fmt.Errorf("check the new key %s: %w", key, err)
-	}
-	if resp.Error != nil || resp.Message == nil {
-		// Not even ours: a removal came after it, which stands.
-		return rev, nil, nil
-	}
-	m := resp.Message
-	if m.Seq >= rev {
-		return rev, nil, nil // ours, or what replaced it
-	}
-	if len(m.Hdrs) > 0 {
-		h, err := nats.DecodeHeadersMsg(m.Hdrs)
-		if err != nil {
-			return rev, nil, fmt.Errorf("check the new key %s: %w", key, err)
-		}
-		if op := h.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
-			return rev, nil, nil
-		}
-	}
-	return rev, &storedRevision{seq: m.Seq, value: m.Data}, nil
-}
-
-// storedRevision is a revision of a key as the stream holds it.
-type storedRevision struct {
-	seq   uint64
-	value []byte
 }
 
 // Update writes value if key is at revision last, and erases that one.
@@ -244,7 +181,7 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
-	return erasingKV{KeyValue: kv, st: st, nc: c.NC}, nil
+	return erasingKV{KeyValue: kv, st: st}, nil
 }
 
 // moveComplete is the last message of a whole backup of a bucket being

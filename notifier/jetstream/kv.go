@@ -54,35 +54,18 @@ const (
 	// the stored message carries no header. A write with an expectation
 	// (create or update) keeps it as a stored header, and NATS answers a
 	// multi-get of such messages (Subscribers.GetMany, at every send)
-	// by rewriting each one's headers six times instead of once. Only
-	// for an erasable bucket, whose two revisions a key let the put find
-	// out whether it replaced another writer's create (createPlain): then
-	// fn runs again on theirs, which is written over ours, as with
-	// missingCreated. Another bucket creates as missingCreated does.
+	// by rewriting each one's headers six times instead of once. Of two
+	// writers creating the key at the same moment, the later stands
+	// whole, as with PutMany.
 	missingPut
 )
 
 // updateJSON reads, changes and writes key with compare-and-set, retrying
 // when another writer won; what it does when key is missing, m says.
 func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, m missing, fn func(*T) error) (*T, error) {
-	// onto is a revision to change instead of reading the key: another
-	// writer's, which a plain create (missingPut) replaced, at the
-	// revision of that create.
-	var onto []byte
-	var ontoRev uint64
 	for range maxCASRetries {
 		v := new(T)
-		var rev uint64
-		var err error
-		if onto != nil {
-			rev = ontoRev
-			if err = json.Unmarshal(onto, v); err != nil {
-				err = fmt.Errorf("decode %s %q: %w", kv.Bucket(), key, err)
-			}
-			onto = nil
-		} else {
-			rev, err = getJSON(ctx, kv, key, v)
-		}
+		rev, err := getJSON(ctx, kv, key, v)
 		if err != nil && !(m != missingFails && errors.Is(err, notifier.ErrNotFound)) {
 			return nil, err
 		}
@@ -93,21 +76,9 @@ func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, m
 		if err != nil {
 			return nil, fmt.Errorf("encode %s %q: %w", kv.Bucket(), key, err)
 		}
-		ekv, erasable := kv.(erasingKV)
 		switch {
-		case rev == 0 && m == missingPut && erasable:
-			var ours uint64
-			var theirs *storedRevision
-			ours, theirs, err = ekv.createPlain(ctx, key, b)
-			if err == nil && theirs != nil {
-				// Ours replaced theirs: change theirs as a failed create
-				// would have, and write it over ours. Theirs is erased
-				// first, as the write over ours pushes it out of the
-				// stream's two revisions without erasing it.
-				ekv.erase(ctx, theirs.seq)
-				onto, ontoRev = theirs.value, ours
-				continue
-			}
+		case rev == 0 && m == missingPut:
+			_, err = kv.Put(ctx, key, b)
 		case rev == 0:
 			_, err = kv.Create(ctx, key, b)
 		default:

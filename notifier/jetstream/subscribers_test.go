@@ -8,9 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/varsel/varsel/notifier"
 )
@@ -348,87 +345,5 @@ func TestNewSubscriberIsStoredWithoutHeaders(t *testing.T) {
 	r := many["sub-00002"]
 	if r == nil || !((r.Email == a.Email && r.Locale == a.Locale) || (r.Email == b.Email && r.Locale == b.Locale)) {
 		t.Errorf("after two creators: %+v, want one of the two whole", r)
-	}
-}
-
-// getHookKV runs before once, on the first read of key, after the read:
-// another writer acting between that read and the write that follows it.
-type getHookKV struct {
-	jetstream.KeyValue
-	key    string
-	before func()
-	once   sync.Once
-}
-
-func (h *getHookKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	e, err := h.KeyValue.Get(ctx, key)
-	if key == h.key {
-		h.once.Do(h.before)
-	}
-	return e, err
-}
-
-// A new subscriber is stored with a plain put, without an expectation: if
-// another writer created the same id and changed it (an opt-out) between
-// the read that found it missing and that put, the put finds their
-// revision behind its own, and theirs is changed and written over it, as
-// a create that failed would have done: the opt-out and the first
-// writer's creation time stand, this writer's changes too, and no copy of
-// the replaced revisions is left in the stream.
-func TestCreateAfterAnotherWritersCreateKeepsTheirs(t *testing.T) {
-	c := startConn(t, t.TempDir())
-	ctx := context.Background()
-	real := c.Subscribers.kv.(erasingKV)
-	theirs := fullSubscriber(3)
-	var theirCreated time.Time
-	hook := &getHookKV{KeyValue: real.KeyValue, key: theirs.ID, before: func() {
-		if err := c.Subscribers.Put(ctx, theirs); err != nil {
-			t.Error(err)
-		}
-		got, err := c.Subscribers.Update(ctx, theirs.ID, func(s *notifier.Subscriber) error {
-			s.Suppressed = map[notifier.ChannelName]notifier.Suppression{notifier.Email: {Reason: notifier.ReasonOptedOut, At: time.Now().UTC()}}
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		theirCreated = got.CreatedAt
-		time.Sleep(10 * time.Millisecond) // so the creation times differ
-	}}
-	racing := *c.Subscribers
-	racing.kv = erasingKV{KeyValue: hook, st: real.st, nc: real.nc}
-	ours := fullSubscriber(3)
-	ours.Locale = "en"
-	if err := racing.Put(ctx, ours); err != nil {
-		t.Fatal(err)
-	}
-	got, err := c.Subscribers.Get(ctx, ours.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := got.Suppressed[notifier.Email]; !ok {
-		t.Errorf("the other writer's opt-out was lost: suppressed %v", got.Suppressed)
-	}
-	if got.Locale != "en" {
-		t.Errorf("locale %q, want this writer's en", got.Locale)
-	}
-	if !got.CreatedAt.Equal(theirCreated) {
-		t.Errorf("created %v, want the first writer's %v", got.CreatedAt, theirCreated)
-	}
-	subj := "$KV." + SubscribersKV + "." + ours.ID
-	first, err := real.st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := real.st.GetLastMsgForSubject(ctx, subj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first.Sequence != last.Sequence {
-		t.Errorf("revisions %d and %d of %s are both stored: the replaced one was not erased", first.Sequence, last.Sequence, ours.ID)
-	}
-	if found, err := c.Subscribers.FindByAddress(ctx, ours.Email); err != nil || found.ID != ours.ID {
-		t.Errorf("find by address: %v, %v", found, err)
 	}
 }
