@@ -41,32 +41,14 @@ func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) erro
 	return nil
 }
 
-// missing says what updateJSON does with a key that does not exist yet.
-type missing int
-
-const (
-	// missingFails: ErrNotFound.
-	missingFails missing = iota
-	// missingCreated: fn fills a zero value, written only if no other
-	// writer created the key meanwhile (else fn runs again on theirs).
-	missingCreated
-	// missingPut: fn fills a zero value, written with a plain put, so
-	// the stored message carries no header. A write with an expectation
-	// (create or update) keeps it as a stored header, and NATS answers a
-	// multi-get of such messages (Subscribers.GetMany, at every send)
-	// by rewriting each one's headers six times instead of once. Of two
-	// writers creating the key at the same moment, the later stands
-	// whole, as with PutMany.
-	missingPut
-)
-
 // updateJSON reads, changes and writes key with compare-and-set, retrying
-// when another writer won; what it does when key is missing, m says.
-func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, m missing, fn func(*T) error) (*T, error) {
+// when another writer won. With create false a missing key is ErrNotFound;
+// with create true fn gets a zero value to fill.
+func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, create bool, fn func(*T) error) (*T, error) {
 	for range maxCASRetries {
 		v := new(T)
 		rev, err := getJSON(ctx, kv, key, v)
-		if err != nil && !(m != missingFails && errors.Is(err, notifier.ErrNotFound)) {
+		if err != nil && !(create && errors.Is(err, notifier.ErrNotFound)) {
 			return nil, err
 		}
 		if err := fn(v); err != nil {
@@ -76,12 +58,9 @@ func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, m
 		if err != nil {
 			return nil, fmt.Errorf("encode %s %q: %w", kv.Bucket(), key, err)
 		}
-		switch {
-		case rev == 0 && m == missingPut:
-			_, err = kv.Put(ctx, key, b)
-		case rev == 0:
+		if rev == 0 {
 			_, err = kv.Create(ctx, key, b)
-		default:
+		} else {
 			_, err = kv.Update(ctx, key, b, rev)
 		}
 		if err == nil {

@@ -86,16 +86,14 @@ const kvOperationHeader = "KV-Operation"
 // Put implements notifier.SubscriberStore. It keeps CreatedAt and the
 // suppression and failure state of an existing subscriber unless sub sets
 // them, and its webhook secret unless sub gives one (a secret Normalize
-// generated is not given). A Put that changes nothing writes nothing. A
-// new subscriber is written without an expectation (see missingPut), so
-// reading them at each send stays cheap for the server.
+// generated is not given). A Put that changes nothing writes nothing.
 func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 	if !notifier.ValidID(sub.ID) {
 		return fmt.Errorf("put subscriber: invalid id %q", sub.ID)
 	}
 	now := time.Now().UTC()
 	var before []string
-	_, err := updateJSON(ctx, s.kv, sub.ID, missingPut, func(cur *notifier.Subscriber) error {
+	_, err := updateJSON(ctx, s.kv, sub.ID, true, func(cur *notifier.Subscriber) error {
 		old := *cur
 		before = cur.Addresses()
 		if sub.SecretGenerated() && old.WebhookSecret != "" {
@@ -149,7 +147,7 @@ func sameSubscriber(a, b notifier.Subscriber) bool {
 // Update implements notifier.SubscriberStore.
 func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.Subscriber) error) (*notifier.Subscriber, error) {
 	var before []string
-	sub, err := updateJSON(ctx, s.kv, id, missingFails, func(sub *notifier.Subscriber) error {
+	sub, err := updateJSON(ctx, s.kv, id, false, func(sub *notifier.Subscriber) error {
 		before = sub.Addresses()
 		if err := fn(sub); err != nil {
 			return err
@@ -224,7 +222,7 @@ func (s *Incidents) Get(ctx context.Context, id string) (*notifier.IncidentState
 
 // Update implements notifier.IncidentStore.
 func (s *Incidents) Update(ctx context.Context, id string, fn func(*notifier.IncidentState) error) (*notifier.IncidentState, error) {
-	return updateJSON(ctx, s.kv, id, missingCreated, fn)
+	return updateJSON(ctx, s.kv, id, true, fn)
 }
 
 // List implements notifier.IncidentStore.
