@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/varsel/varsel/notifier"
 )
@@ -270,5 +273,94 @@ func TestPutKeepsTheSecretAndSkipsWhatDidNotChange(t *testing.T) {
 	}
 	if stored, _ := c.Subscribers.Get(ctx, "hook-1"); stored.WebhookSecret != given.WebhookSecret {
 		t.Errorf("a given secret was not stored: %q", stored.WebhookSecret)
+	}
+}
+
+// getHookKV runs before once, on the first read of key, after the read:
+// another writer acting between that read and the write that follows it.
+type getHookKV struct {
+	jetstream.KeyValue
+	key    string
+	before func()
+	once   sync.Once
+}
+
+func (h *getHookKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	e, err := h.KeyValue.Get(ctx, key)
+	if key == h.key {
+		h.once.Do(h.before)
+	}
+	return e, err
+}
+
+// Two writers create one subscriber at once (a sign-up link opened twice,
+// an API create sent twice), and the first also opts out, all between the
+// second's read that found the id missing and its write: the second's
+// create fails and is made again on the first one's record, so the
+// opt-out, the first creation time and the secret handed to the first
+// stand, with the second's changes, and no replaced revision stays in
+// the store. The same whether the second brings the same record or
+// another.
+func TestConcurrentCreatorsKeepEachOthersChanges(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	real := c.Subscribers.kv.(erasingKV)
+	for i, locale := range []string{"nb", "en"} {
+		t.Run("second locale "+locale, func(t *testing.T) {
+			theirs := fullSubscriber(10 + i)
+			var first *notifier.Subscriber
+			hook := &getHookKV{KeyValue: real.KeyValue, key: theirs.ID, before: func() {
+				if err := c.Subscribers.Put(ctx, theirs); err != nil {
+					t.Error(err)
+				}
+				var err error
+				first, err = c.Subscribers.Update(ctx, theirs.ID, func(s *notifier.Subscriber) error {
+					s.Suppressed = map[notifier.ChannelName]notifier.Suppression{notifier.Email: {Reason: notifier.ReasonOptedOut, At: time.Now().UTC()}}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+				time.Sleep(5 * time.Millisecond) // so the creation times differ
+			}}
+			racing := *c.Subscribers
+			racing.kv = erasingKV{KeyValue: hook, st: real.st}
+			ours := fullSubscriber(10 + i)
+			ours.Locale = locale
+			if err := racing.Put(ctx, ours); err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				t.Fatal("the first writer did not run")
+			}
+			got, err := c.Subscribers.Get(ctx, ours.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := got.Suppressed[notifier.Email]; !ok {
+				t.Errorf("the first writer's opt-out was lost: suppressed %v", got.Suppressed)
+			}
+			if got.Locale != locale {
+				t.Errorf("locale %q, want the second writer's %q", got.Locale, locale)
+			}
+			if !got.CreatedAt.Equal(first.CreatedAt) || got.WebhookSecret != first.WebhookSecret {
+				t.Errorf("created %v with secret %q, want the first writer's %v and %q", got.CreatedAt, got.WebhookSecret, first.CreatedAt, first.WebhookSecret)
+			}
+			subj := "$KV." + SubscribersKV + "." + ours.ID
+			oldest, err := real.st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+			if err != nil {
+				t.Fatal(err)
+			}
+			last, err := real.st.GetLastMsgForSubject(ctx, subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if oldest.Sequence != last.Sequence {
+				t.Errorf("revisions %d and %d of %s are both stored: the replaced one was not erased", oldest.Sequence, last.Sequence, ours.ID)
+			}
+			if found, err := c.Subscribers.FindByAddress(ctx, ours.Email); err != nil || found.ID != ours.ID {
+				t.Errorf("find by address: %v, %v", found, err)
+			}
+		})
 	}
 }
