@@ -408,21 +408,29 @@ func (t *trackedConn) flushLocked() error {
 	return err
 }
 
-// SetDeadline and SetWriteDeadline send what is held under the deadline it
-// was written under: a TLS close_notify is written and then the write
-// deadline set to now, so that nothing more goes out.
+// SetDeadline and SetWriteDeadline send what is held: under the new
+// deadline when it is later (go-mail setting one for its next command),
+// and under the old one first when the new one has passed (crypto/tls
+// writes its close_notify, then sets the write deadline to now, so that
+// nothing more goes out).
 func (t *trackedConn) SetDeadline(d time.Time) error {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	_ = t.flushLocked()
-	return t.Conn.SetDeadline(d)
+	return t.setDeadline(d, t.Conn.SetDeadline)
 }
 
 func (t *trackedConn) SetWriteDeadline(d time.Time) error {
+	return t.setDeadline(d, t.Conn.SetWriteDeadline)
+}
+
+func (t *trackedConn) setDeadline(d time.Time, set func(time.Time) error) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	if !d.IsZero() && !d.After(time.Now()) {
+		_ = t.flushLocked() // a failure is recorded
+		return set(d)
+	}
+	err := set(d)
 	_ = t.flushLocked()
-	return t.Conn.SetWriteDeadline(d)
+	return err
 }
 
 // Close sends what is held and closes the connection. When another
