@@ -187,7 +187,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	done := make(chan error, 1)
 	go func() { done <- svc.run(runCtx) }()
 	defer func() { stop(); <-done }()
-	go keepMemoryLimit(runCtx) // as serve does
+	defer startMemoryLimit(runCtx)() // as serve does
 
 	has := func(ch notifier.ChannelName) bool { return slices.Contains(channels, ch) }
 	mk := func(i int, components []string) *notifier.Subscriber {

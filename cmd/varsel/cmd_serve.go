@@ -71,7 +71,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 			}
 		}()
 	}
-	go keepMemoryLimit(ctx)
+	defer startMemoryLimit(ctx)()
 	return svc.run(ctx)
 }
 

@@ -31,6 +31,15 @@ func memoryLimitFor(live uint64) int64 {
 	return int64(min(max(memLimitFloor, live+live/2+memLimitRoom), math.MaxInt64))
 }
 
+// startMemoryLimit runs keepMemoryLimit until the returned stop is
+// called (or ctx ends); stop waits for the limit to be lifted.
+func startMemoryLimit(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { keepMemoryLimit(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
 // keepMemoryLimit sets the soft memory limit from the live heap every
 // memLimitEvery until ctx ends, unless the operator tunes the collector
 // with GOMEMLIMIT or GOGC: then it does nothing.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -48,6 +49,20 @@ func TestKeepMemoryLimit(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got < memLimitFloor {
 		t.Errorf("limit %d MiB, below the floor", got>>20)
 	}
+	// It follows the live heap as that grows past the floor.
+	live := make([]byte, 200<<20)
+	for i := range live {
+		live[i] = byte(i)
+	}
+	runtime.GC()
+	want := memoryLimitFor(200 << 20)
+	for debug.SetMemoryLimit(-1) < want {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("limit %d MiB with 200 MiB live, want at least %d MiB", debug.SetMemoryLimit(-1)>>20, want>>20)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(live)
 	cancel()
 	<-done
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
