@@ -364,3 +364,39 @@ func TestConcurrentCreatorsKeepEachOthersChanges(t *testing.T) {
 		})
 	}
 }
+
+// Updates are compare-and-set: of two at once, the one that loses is made
+// again on the other's record, so both changes stand.
+func TestRacingUpdatesBothStand(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	if err := c.Subscribers.Put(ctx, fullSubscriber(1)); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		var wg sync.WaitGroup
+		for _, ch := range []notifier.ChannelName{notifier.Email, notifier.Webhook} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Subscribers.Update(ctx, "sub-00001", func(s *notifier.Subscriber) error {
+					if s.Failures == nil {
+						s.Failures = map[notifier.ChannelName]int{}
+					}
+					s.Failures[ch]++
+					return nil
+				}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	got, err := c.Subscribers.Get(ctx, "sub-00001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Failures[notifier.Email] != 5 || got.Failures[notifier.Webhook] != 5 {
+		t.Errorf("failures after five pairs of racing updates: %v, want five each", got.Failures)
+	}
+}
