@@ -400,3 +400,82 @@ func TestRacingUpdatesBothStand(t *testing.T) {
 		t.Errorf("failures after five pairs of racing updates: %v, want five each", got.Failures)
 	}
 }
+
+// A new subscriber is stored without a header (no create expectation),
+// and eight creators of one id at once each succeed, one record whole
+// stands, and no creation lock is left held.
+func TestNewSubscriberIsStoredWithoutAHeader(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	st := c.Subscribers.kv.(erasingKV).st
+	stored := func(id string) *jetstream.RawStreamMsg {
+		t.Helper()
+		m, err := st.GetLastMsgForSubject(ctx, "$KV."+SubscribersKV+"."+id)
+		if err != nil {
+			t.Fatalf("read %s: %v", id, err)
+		}
+		return m
+	}
+	if err := c.Subscribers.Put(ctx, fullSubscriber(1)); err != nil {
+		t.Fatal(err)
+	}
+	if h := stored("sub-00001").Header; len(h["Nats-Expected-Last-Subject-Sequence"]) > 0 {
+		t.Errorf("a new subscriber was stored with its create's expectation: %v", h)
+	}
+
+	var wg sync.WaitGroup
+	names := map[string]bool{}
+	for i := range 8 {
+		s := fullSubscriber(2)
+		s.Name = fmt.Sprintf("Writer %d", i)
+		names[s.Name] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Subscribers.Put(ctx, s); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := c.Subscribers.Get(ctx, "sub-00002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !names[got.Name] || got.Email != fullSubscriber(2).Email {
+		t.Errorf("after eight creators: %+v, want one of them whole", got)
+	}
+	if _, err := c.Subscribers.idx.Get(ctx, createLockKey("sub-00002")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("the creation lock after the creators: %v, want released", err)
+	}
+}
+
+// A creation lock whose holder died is taken over once it has been seen
+// unchanged for createLockStale; a create that cannot get one in time
+// says which lock it waited for.
+func TestCreationLockOfADeadHolderIsTakenOver(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	old := createLockStale
+	createLockStale = 100 * time.Millisecond
+	t.Cleanup(func() { createLockStale = old })
+	sub := fullSubscriber(3)
+	if _, err := c.Subscribers.idx.Create(ctx, createLockKey(sub.ID), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := c.Subscribers.Put(short, sub); err == nil || !strings.Contains(err.Error(), "creation lock "+createLockKey(sub.ID)) {
+		t.Fatalf("a create while the lock is held, with 50 ms to go: %v, want a wait for the lock", err)
+	}
+	start := time.Now()
+	if err := c.Subscribers.Put(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < createLockStale {
+		t.Errorf("created after %v, before the held lock was stale", took)
+	}
+	if got, err := c.Subscribers.Get(ctx, sub.ID); err != nil || got.Email != sub.Email {
+		t.Fatalf("after the take-over: %+v, %v", got, err)
+	}
+}
