@@ -86,15 +86,14 @@ const kvOperationHeader = "KV-Operation"
 // Put implements notifier.SubscriberStore. It keeps CreatedAt and the
 // suppression and failure state of an existing subscriber unless sub sets
 // them, and its webhook secret unless sub gives one (a secret Normalize
-// generated is not given). A Put that changes nothing writes nothing. A
-// new subscriber is written without a stored header (createlock.go).
+// generated is not given). A Put that changes nothing writes nothing.
 func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 	if !notifier.ValidID(sub.ID) {
 		return fmt.Errorf("put subscriber: invalid id %q", sub.ID)
 	}
 	now := time.Now().UTC()
 	var before []string
-	_, err := updateJSON(ctx, s.creator(), sub.ID, true, func(cur *notifier.Subscriber) error {
+	_, err := updateJSON(ctx, s.kv, sub.ID, true, func(cur *notifier.Subscriber) error {
 		old := *cur
 		before = cur.Addresses()
 		if sub.SecretGenerated() && old.WebhookSecret != "" {
