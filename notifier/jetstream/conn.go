@@ -329,7 +329,7 @@ func (c *Conn) Secret(ctx context.Context, configured string) ([]byte, error) {
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, fmt.Errorf("generate secret: %w", err)
 	}
-	if _, err := c.config.Create(ctx, "secret", fresh); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	if _, err := c.config.Create(ctx, "secret", fresh); err != nil && !casLost(err) {
 		return nil, fmt.Errorf("store secret: %w", err)
 	}
 	e, err := c.config.Get(ctx, "secret")

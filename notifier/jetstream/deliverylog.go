@@ -450,7 +450,7 @@ func (s *Deliveries) Save(ctx context.Context, r *notifier.DeliveryRecord) error
 	} else {
 		rev, err = s.kv.Update(ctx, r.ID, b, r.Revision)
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if casLost(err) {
 		return fmt.Errorf("save delivery %q: %w", r.ID, notifier.ErrConflict)
 	}
 	if err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -41,11 +43,37 @@ func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) erro
 	return nil
 }
 
+// casLost reports whether a write with an expectation lost to another
+// writer: the key exists (a create), or is no longer at the revision given
+// (an update). nats.go maps the server's "wrong last sequence" to
+// ErrKeyExists or ErrKeyRevisionMismatch, but not everywhere: a create
+// over a deleted key is retried as an update, and that update's refusal
+// comes back unmapped, as code 10164 on a replicated stream.
+func casLost(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
 // updateJSON reads, changes and writes key with compare-and-set, retrying
 // when another writer won. With create false a missing key is ErrNotFound;
 // with create true fn gets a zero value to fill.
 func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, create bool, fn func(*T) error) (*T, error) {
-	for range maxCASRetries {
+	for attempt := range maxCASRetries {
+		if attempt > 0 {
+			// Another writer won the last round. On a cluster the read may
+			// come from a replica that has not seen that write yet, and a
+			// retry at once would read the same: wait a little longer each
+			// time, at random, so that writers of one key spread out.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))):
+			}
+		}
 		v := new(T)
 		rev, err := getJSON(ctx, kv, key, v)
 		if err != nil && !(create && errors.Is(err, notifier.ErrNotFound)) {
@@ -66,7 +94,7 @@ func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, c
 		if err == nil {
 			return v, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !casLost(err) {
 			return nil, fmt.Errorf("write %s %q: %w", kv.Bucket(), key, err)
 		}
 	}

@@ -161,7 +161,7 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 			if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
 				return nil
 			}
-			if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if !casLost(err) {
 				return fmt.Errorf("address index %s: %w", key, err)
 			}
 			continue
@@ -175,7 +175,7 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !casLost(err) {
 			return fmt.Errorf("address index %s: %w", key, err)
 		}
 	}
@@ -288,7 +288,7 @@ func (s *Subscribers) SignupDeclined(ctx context.Context, addr string, since tim
 	}
 	// Past its time: erase it, unless a new decline replaced it meanwhile.
 	err = s.idx.Purge(ctx, k, jetstream.LastRevision(e.Revision()))
-	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if err != nil && !casLost(err) {
 		return time.Time{}, fmt.Errorf("sign-up declines of %s: %w", maskAddress(addr), err)
 	}
 	return time.Time{}, nil
