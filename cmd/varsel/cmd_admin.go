@@ -296,8 +296,14 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 
 // importCSV imports good rows and reports bad ones by line and column;
 // the command fails if any row was bad, after importing the rest.
-// importWorkers is how many rows an import stores at once.
-const importWorkers = 8
+// importWorkers is how many rows an import stores at once; the address
+// index of every importChunk rows is written together, one write a shard
+// (a row written but not yet indexed is not found by address; an import
+// run again indexes it).
+const (
+	importWorkers = 8
+	importChunk   = 50_000
+)
 
 func importCSV(ctx context.Context, c *jetstream.Conn, file string, check func(context.Context, *notifier.Subscriber) error, stdout io.Writer) error {
 	f, err := os.Open(file)
@@ -320,38 +326,46 @@ func importCSV(ctx context.Context, c *jetstream.Conn, file string, check func(c
 	var imported atomic.Int64
 	var putErr error
 	var mu sync.Mutex
-	next := atomic.Int64{}
-	var wg sync.WaitGroup
-	for range min(importWorkers, len(subs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				mu.Lock()
-				stop := i >= len(subs) || putErr != nil
-				mu.Unlock()
-				if stop {
-					return
-				}
-				s := subs[i]
-				if err := check(ctx, s); err != nil {
-					refused[i] = fmt.Errorf("%s: subscriber %s, column webhook_url: %w", file, s.ID, err)
-					continue
-				}
-				if err := c.Subscribers.Put(ctx, s); err != nil {
+	later := c.Subscribers.IndexLater()
+	for start := 0; start < len(subs) && putErr == nil; start += importChunk {
+		chunk := subs[start:min(start+importChunk, len(subs))]
+		next := atomic.Int64{}
+		var wg sync.WaitGroup
+		for range min(importWorkers, len(chunk)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1) - 1)
 					mu.Lock()
-					if putErr == nil {
-						putErr = fmt.Errorf("subscriber %s: %w", s.ID, err)
-					}
+					stop := i >= len(chunk) || putErr != nil
 					mu.Unlock()
-					return
+					if stop {
+						return
+					}
+					s := chunk[i]
+					if err := check(ctx, s); err != nil {
+						refused[start+i] = fmt.Errorf("%s: subscriber %s, column webhook_url: %w", file, s.ID, err)
+						continue
+					}
+					if err := c.Subscribers.PutIndexLater(ctx, s, later); err != nil {
+						mu.Lock()
+						if putErr == nil {
+							putErr = fmt.Errorf("subscriber %s: %w", s.ID, err)
+						}
+						mu.Unlock()
+						return
+					}
+					imported.Add(1)
 				}
-				imported.Add(1)
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		// What was stored is indexed, even when a row failed.
+		if err := later.Apply(ctx, importWorkers); err != nil {
+			return fmt.Errorf("after %d imported: %w", imported.Load(), errors.Join(putErr, err))
+		}
 	}
-	wg.Wait()
 	if putErr != nil {
 		return fmt.Errorf("after %d imported: %w", imported.Load(), putErr)
 	}

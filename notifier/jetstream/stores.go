@@ -88,8 +88,37 @@ const kvOperationHeader = "KV-Operation"
 // them, and its webhook secret unless sub gives one (a secret Normalize
 // generated is not given). A Put that changes nothing writes nothing.
 func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
+	before, err := s.write(ctx, sub)
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.reindex(ctx, sub.ID, before, sub.Addresses())
+}
+
+// PutIndexLater is Put with the address index left to later.Apply. A
+// subscriber that is unchanged has its addresses added to later too, so an
+// import run again after one that stopped before its index was written
+// indexes them.
+func (s *Subscribers) PutIndexLater(ctx context.Context, sub *notifier.Subscriber, later *IndexLater) error {
+	before, err := s.write(ctx, sub)
+	if errors.Is(err, errUnchanged) {
+		before, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	later.add(indexChanges(sub.ID, before, sub.Addresses()))
+	return nil
+}
+
+// write stores sub as Put does and returns the addresses it had before;
+// errUnchanged when it writes nothing.
+func (s *Subscribers) write(ctx context.Context, sub *notifier.Subscriber) ([]string, error) {
 	if !notifier.ValidID(sub.ID) {
-		return fmt.Errorf("put subscriber: invalid id %q", sub.ID)
+		return nil, fmt.Errorf("put subscriber: invalid id %q", sub.ID)
 	}
 	now := time.Now().UTC()
 	var before []string
@@ -123,13 +152,7 @@ func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 		}
 		return nil
 	})
-	if errors.Is(err, errUnchanged) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.reindex(ctx, sub.ID, before, sub.Addresses())
+	return before, err
 }
 
 // errUnchanged stops a write that would change nothing.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -188,6 +189,15 @@ func (s *Subscribers) reindex(ctx context.Context, id string, before, after []st
 	if slices.Equal(before, after) {
 		return nil // most updates (a failure count, an opt-out) change no address
 	}
+	if err := s.applyIndex(ctx, indexChanges(id, before, after)); err != nil {
+		return fmt.Errorf("index subscriber %s: %w", id, err)
+	}
+	return nil
+}
+
+// indexChanges points every address in after at id, and drops id from the
+// addresses in before that it no longer has.
+func indexChanges(id string, before, after []string) []indexChange {
 	var changes []indexChange
 	keep := map[string]bool{}
 	for _, a := range after {
@@ -200,8 +210,63 @@ func (s *Subscribers) reindex(ctx context.Context, id string, before, after []st
 			changes = append(changes, indexChange{hash: h, id: id, drop: true})
 		}
 	}
-	if err := s.applyIndex(ctx, changes); err != nil {
-		return fmt.Errorf("index subscriber %s: %w", id, err)
+	return changes
+}
+
+// IndexLater gathers the address index changes of many writes
+// (PutIndexLater), for Apply to write with one compare-and-set a shard
+// instead of one a subscriber: an import of 100,000 rows rewrote each of
+// the 4,096 shards (about 2 KB) some 25 times, 200 MB of writes that made
+// the import slow and the NATS server's block buffers most of its memory.
+type IndexLater struct {
+	s       *Subscribers
+	mu      sync.Mutex
+	changes []indexChange
+}
+
+// IndexLater starts gathering index changes.
+func (s *Subscribers) IndexLater() *IndexLater { return &IndexLater{s: s} }
+
+func (l *IndexLater) add(cs []indexChange) {
+	l.mu.Lock()
+	l.changes = append(l.changes, cs...)
+	l.mu.Unlock()
+}
+
+// Apply writes the gathered changes, workers shards at a time, and starts
+// over empty. Until it has, the subscribers written are not found by
+// address (sign-up's check for an existing subscriber, inbound SMS).
+func (l *IndexLater) Apply(ctx context.Context, workers int) error {
+	l.mu.Lock()
+	changes := l.changes
+	l.changes = nil
+	l.mu.Unlock()
+	byShard := map[string][]indexChange{}
+	for _, c := range changes {
+		byShard[shardOf(c.hash)] = append(byShard[shardOf(c.hash)], c)
+	}
+	keys := make(chan string, len(byShard))
+	for k := range byShard {
+		keys <- k
+	}
+	close(keys)
+	errs := make([]error, max(workers, 1))
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range keys {
+				if err := l.s.updateShard(ctx, k, byShard[k]); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("index the addresses: %w", err)
 	}
 	return nil
 }

@@ -400,3 +400,91 @@ func TestRacingUpdatesBothStand(t *testing.T) {
 		t.Errorf("failures after five pairs of racing updates: %v, want five each", got.Failures)
 	}
 }
+
+// Writes whose index is left to IndexLater are found by address once it
+// is applied, with one write a shard; an address changed that way is no
+// longer found under the old one; and rows written again unchanged after
+// an import that stopped before its index was written get indexed.
+func TestIndexLater(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	st, err := c.JS.Stream(ctx, "KV_"+AddressesKV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastSeq := func() uint64 {
+		t.Helper()
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	const n = 300
+	later := c.Subscribers.IndexLater()
+	shards := map[string]bool{}
+	for i := range n {
+		s := fullSubscriber(i)
+		if err := c.Subscribers.PutIndexLater(ctx, s, later); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range s.Addresses() {
+			shards[shardOf(notifier.AddressKey(a))] = true
+		}
+	}
+	if _, err := c.Subscribers.FindByAddress(ctx, fullSubscriber(7).Email); !errors.Is(err, notifier.ErrNotFound) {
+		t.Fatalf("found by address before the index was applied: %v", err)
+	}
+	seq := lastSeq()
+	if err := later.Apply(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if writes := lastSeq() - seq; writes != uint64(len(shards)) {
+		t.Errorf("%d index writes for %d subscribers in %d shards, want one a shard", writes, n, len(shards))
+	}
+	for i := range n {
+		s := fullSubscriber(i)
+		for _, a := range []string{s.Email, s.Phone} {
+			if got, err := c.Subscribers.FindByAddress(ctx, a); err != nil || got.ID != s.ID {
+				t.Fatalf("find %s: %v, %v", notifier.MaskEmail(a), got, err)
+			}
+		}
+	}
+
+	moved := fullSubscriber(1)
+	moved.Email = "moved@example.com"
+	if err := c.Subscribers.PutIndexLater(ctx, moved, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := later.Apply(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Subscribers.FindByAddress(ctx, "moved@example.com"); err != nil || got.ID != moved.ID {
+		t.Errorf("find the new address: %v, %v", got, err)
+	}
+	if _, err := c.Subscribers.FindByAddress(ctx, fullSubscriber(1).Email); !errors.Is(err, notifier.ErrNotFound) {
+		t.Errorf("the old address still finds someone: %v", err)
+	}
+
+	// An import stopped before its index: the rows are there, unfound.
+	stopped := c.Subscribers.IndexLater()
+	for i := n; i < n+20; i++ {
+		if err := c.Subscribers.PutIndexLater(ctx, fullSubscriber(i), stopped); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := c.Subscribers.IndexLater()
+	for i := n; i < n+20; i++ {
+		if err := c.Subscribers.PutIndexLater(ctx, fullSubscriber(i), again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := again.Apply(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	for i := n; i < n+20; i++ {
+		if got, err := c.Subscribers.FindByAddress(ctx, fullSubscriber(i).Email); err != nil || got.ID != fullSubscriber(i).ID {
+			t.Fatalf("after the import ran again, find %d: %v, %v", i, got, err)
+		}
+	}
+}
