@@ -300,10 +300,10 @@ func cmdSubscribers(ctx context.Context, args []string, stdout io.Writer) error 
 // index of every importChunk rows is written together, one write a shard
 // (a row written but not yet indexed is not found by address; an import
 // run again indexes it).
-const (
-	importWorkers = 8
-	importChunk   = 50_000
-)
+const importWorkers = 8
+
+// importChunk is a variable for the tests.
+var importChunk = 50_000
 
 func importCSV(ctx context.Context, c *jetstream.Conn, file string, check func(context.Context, *notifier.Subscriber) error, stdout io.Writer) error {
 	f, err := os.Open(file)
@@ -361,9 +361,16 @@ func importCSV(ctx context.Context, c *jetstream.Conn, file string, check func(c
 			}()
 		}
 		wg.Wait()
-		// What was stored is indexed, even when a row failed.
-		if err := later.Apply(ctx, importWorkers); err != nil {
+		// What was stored is indexed, even when a row failed or the
+		// import was interrupted.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		err := later.Apply(actx, importWorkers)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("after %d imported: %w", imported.Load(), errors.Join(putErr, err))
+		}
+		if err := ctx.Err(); err != nil && putErr == nil {
+			putErr = err
 		}
 	}
 	if putErr != nil {

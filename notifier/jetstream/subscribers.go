@@ -235,12 +235,18 @@ func (l *IndexLater) add(cs []indexChange) {
 
 // Apply writes the gathered changes, workers shards at a time, and starts
 // over empty. Until it has, the subscribers written are not found by
-// address (sign-up's check for an existing subscriber, inbound SMS).
+// address (sign-up's check for an existing subscriber, inbound SMS). A
+// drop of an address that its subscriber has again by now (another writer
+// set it back while the change waited) is not applied.
 func (l *IndexLater) Apply(ctx context.Context, workers int) error {
 	l.mu.Lock()
 	changes := l.changes
 	l.changes = nil
 	l.mu.Unlock()
+	changes, err := l.s.stillDropped(ctx, changes)
+	if err != nil {
+		return fmt.Errorf("index the addresses: %w", err)
+	}
 	byShard := map[string][]indexChange{}
 	for _, c := range changes {
 		byShard[shardOf(c.hash)] = append(byShard[shardOf(c.hash)], c)
@@ -250,25 +256,57 @@ func (l *IndexLater) Apply(ctx context.Context, workers int) error {
 		keys <- k
 	}
 	close(keys)
-	errs := make([]error, max(workers, 1))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var first error
+	var once sync.Once
 	var wg sync.WaitGroup
-	for w := range errs {
+	for range max(workers, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for k := range keys {
 				if err := l.s.updateShard(ctx, k, byShard[k]); err != nil {
-					errs[w] = err
+					once.Do(func() { first = err; cancel() })
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("index the addresses: %w", err)
+	if first != nil {
+		return fmt.Errorf("index the addresses: %w", first)
 	}
 	return nil
+}
+
+// stillDropped leaves out the drops whose subscriber has the address again.
+func (s *Subscribers) stillDropped(ctx context.Context, changes []indexChange) ([]indexChange, error) {
+	has := map[string]map[string]bool{} // id -> hashes it has now
+	out := changes[:0]
+	for _, c := range changes {
+		if c.drop {
+			now, ok := has[c.id]
+			if !ok {
+				now = map[string]bool{}
+				sub, err := s.Get(ctx, c.id)
+				if err != nil && !errors.Is(err, notifier.ErrNotFound) {
+					return nil, err
+				}
+				if sub != nil {
+					for _, a := range sub.Addresses() {
+						now[notifier.AddressKey(a)] = true
+					}
+				}
+				has[c.id] = now
+			}
+			if now[c.hash] {
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // IndexAddresses indexes every stored subscriber's addresses once: for a

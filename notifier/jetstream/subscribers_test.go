@@ -462,8 +462,29 @@ func TestIndexLater(t *testing.T) {
 	if got, err := c.Subscribers.FindByAddress(ctx, "moved@example.com"); err != nil || got.ID != moved.ID {
 		t.Errorf("find the new address: %v, %v", got, err)
 	}
-	if _, err := c.Subscribers.FindByAddress(ctx, fullSubscriber(1).Email); !errors.Is(err, notifier.ErrNotFound) {
-		t.Errorf("the old address still finds someone: %v", err)
+	oldHash := notifier.AddressKey(fullSubscriber(1).Email)
+	if m, _, err := c.Subscribers.shard(ctx, shardOf(oldHash)); err != nil || slices.Contains(m[oldHash], moved.ID) {
+		t.Errorf("the old address's entry after the move: %v, %v; want it dropped", m[oldHash], err)
+	}
+
+	// A move whose drop waits while another writer sets the address back:
+	// the drop is not applied.
+	back := fullSubscriber(2)
+	back.Email = "away@example.com"
+	if err := c.Subscribers.PutIndexLater(ctx, back, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribers.Update(ctx, back.ID, func(s *notifier.Subscriber) error {
+		s.Email = fullSubscriber(2).Email
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := later.Apply(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Subscribers.FindByAddress(ctx, fullSubscriber(2).Email); err != nil || got.ID != back.ID {
+		t.Errorf("the address set back while its drop waited: %v, %v; want it found", got, err)
 	}
 
 	// An import stopped before its index: the rows are there, unfound.
