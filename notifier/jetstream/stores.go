@@ -90,7 +90,10 @@ const kvOperationHeader = "KV-Operation"
 func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 	before, err := s.write(ctx, sub)
 	if errors.Is(err, errUnchanged) {
-		return nil
+		// Nothing to write, but the index may lack the addresses: a write
+		// whose answer was lost, retried by its caller, finds itself done.
+		// Reading the shards writes nothing when they have them.
+		before, err = nil, nil
 	}
 	if err != nil {
 		return err

@@ -509,3 +509,28 @@ func TestIndexLater(t *testing.T) {
 		}
 	}
 }
+
+// A Put that changes nothing still makes sure the index has the
+// subscriber's addresses: a caller retrying a write whose answer was lost
+// finds the record done, and must not leave it unfound by address.
+func TestUnchangedPutRestoresTheIndex(t *testing.T) {
+	c := startConn(t, t.TempDir())
+	ctx := context.Background()
+	s := fullSubscriber(5)
+	if err := c.Subscribers.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	h := notifier.AddressKey(s.Email)
+	if err := c.Subscribers.updateShard(ctx, shardOf(h), []indexChange{{hash: h, id: s.ID, drop: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribers.FindByAddress(ctx, s.Email); !errors.Is(err, notifier.ErrNotFound) {
+		t.Fatalf("found after its entry was dropped: %v", err)
+	}
+	if err := c.Subscribers.Put(ctx, fullSubscriber(5)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Subscribers.FindByAddress(ctx, s.Email); err != nil || got.ID != s.ID {
+		t.Errorf("after the same Put again: %v, %v; want it found", got, err)
+	}
+}
