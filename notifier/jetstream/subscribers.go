@@ -119,16 +119,21 @@ type indexChange struct {
 
 // applyIndex applies changes, one compare-and-set write per shard touched.
 func (s *Subscribers) applyIndex(ctx context.Context, changes []indexChange) error {
-	byShard := map[string][]indexChange{}
-	for _, c := range changes {
-		byShard[shardOf(c.hash)] = append(byShard[shardOf(c.hash)], c)
-	}
-	for key, cs := range byShard {
+	for key, cs := range byShard(changes) {
 		if err := s.updateShard(ctx, key, cs); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// byShard groups changes by the shard they change, in their order.
+func byShard(changes []indexChange) map[string][]indexChange {
+	m := map[string][]indexChange{}
+	for _, c := range changes {
+		m[shardOf(c.hash)] = append(m[shardOf(c.hash)], c)
+	}
+	return m
 }
 
 func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexChange) error {
@@ -247,12 +252,9 @@ func (l *IndexLater) Apply(ctx context.Context, workers int) error {
 	if err != nil {
 		return fmt.Errorf("index the addresses: %w", err)
 	}
-	byShard := map[string][]indexChange{}
-	for _, c := range changes {
-		byShard[shardOf(c.hash)] = append(byShard[shardOf(c.hash)], c)
-	}
-	keys := make(chan string, len(byShard))
-	for k := range byShard {
+	shards := byShard(changes)
+	keys := make(chan string, len(shards))
+	for k := range shards {
 		keys <- k
 	}
 	close(keys)
@@ -266,7 +268,7 @@ func (l *IndexLater) Apply(ctx context.Context, workers int) error {
 		go func() {
 			defer wg.Done()
 			for k := range keys {
-				if err := l.s.updateShard(ctx, k, byShard[k]); err != nil {
+				if err := l.s.updateShard(ctx, k, shards[k]); err != nil {
 					once.Do(func() { first = err; cancel() })
 					return
 				}
