@@ -7,7 +7,9 @@
 # and the fan-out's CPU per email. With "email,webhook" every subscriber
 # also has a webhook to one net/http endpoint of the sink process, and the
 # blaster posts as many webhooks over 32 keep-alive connections beside its
-# emails (Varsel's 32 webhook workers). Everything listens on 127.0.0.1.
+# emails (Varsel's 32 webhook workers), and each fan-out's timeline says
+# when the first and last of each channel came and how many emails were in
+# when the webhooks ended. Everything listens on 127.0.0.1.
 # Usage: bash tools/external.sh [rounds] [subscribers] [email|email,webhook]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,10 +50,12 @@ fanout() {
     VARSEL_DATA_DIR="$d" "$V" publish - --nats nats://127.0.0.1:14223 >/dev/null
   # The sink answers when the last email is in: a loop polling /stats
   # would take CPU from the fan-out that the blaster's run does not pay.
-  curl -sf "http://127.0.0.1:9099/wait?emails=$n&hooks=$hooks&timeout=300s" >/dev/null
+  local timeline
+  timeline=$(curl -sf "http://127.0.0.1:9099/wait?emails=$n&hooks=$hooks&timeout=300s&since=$(echo "$t0 * 1000000000 / 1" | bc)" | tail -n 1)
   t1=$(now); c1=$(awk '{print $14+$15}' /proc/$pid/stat)
   local m=$((n + hooks)) what=emails
   [ "$hooks" -gt 0 ] && what="messages (emails and webhooks)"
+  [ "$hooks" -gt 0 ] && echo "  timeline: $timeline"
   echo "varsel serve: $m $what in $(echo "$t1 - $t0" | bc -l | xargs printf '%.2f') s = $(echo "$m / ($t1 - $t0)" | bc -l | xargs printf '%.0f')/s, CPU $(( (c1 - c0) * 10000 / m )) µs per message"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }

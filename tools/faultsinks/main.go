@@ -43,9 +43,16 @@ type counts struct {
 	// -hook-sink request came, in Unix nanoseconds: when each channel of a
 	// fan-out ended.
 	lastEmail, lastSinkHook atomic.Int64
-	failed                  atomic.Int64
-	started                 time.Time
-	lastHappy               time.Time
+	// firstEmail and firstSinkHook are when the first of each came: with
+	// the last, where a fan-out's time went (planning before the first).
+	firstEmail, firstSinkHook atomic.Int64
+	// emailsIn counts emails taken; emailsAtLastHook is that count when
+	// the last -hook-sink request came: how far the emails were when the
+	// webhooks ended.
+	emailsIn, emailsAtLastHook atomic.Int64
+	failed                     atomic.Int64
+	started                    time.Time
+	lastHappy                  time.Time
 	// maxGap is the longest wait between two healthy deliveries: the
 	// stall a fault caused.
 	maxGap time.Duration
@@ -102,7 +109,10 @@ func main() {
 			_ = http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if _, err := io.Copy(io.Discard, r.Body); err == nil {
 					c.sinkHooks.Add(1)
-					c.lastSinkHook.Store(time.Now().UnixNano())
+					now := time.Now().UnixNano()
+					c.firstSinkHook.CompareAndSwap(0, now)
+					c.lastSinkHook.Store(now)
+					c.emailsAtLastHook.Store(c.emailsIn.Load())
 				}
 			}))
 		}()
@@ -144,14 +154,17 @@ func main() {
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"emails_delivered": len(c.emails), "emails_total": total(c.emails), "emails_greylisted_rcpts": c.refused.Load(),
 			"hooks_delivered": len(c.hooks), "hooks_failed_requests": c.failed.Load(), "hook_sink_requests": c.sinkHooks.Load(),
+			"first_email_at": unixNano(c.firstEmail.Load()), "first_hook_sink_at": unixNano(c.firstSinkHook.Load()),
 			"last_email_at": unixNano(c.lastEmail.Load()), "last_hook_sink_at": unixNano(c.lastSinkHook.Load()),
-			"last_healthy_at": c.lastHappy, "max_gap_ms": c.maxGap.Milliseconds(),
+			"emails_at_last_hook_sink": c.emailsAtLastHook.Load(), "last_healthy_at": c.lastHappy, "max_gap_ms": c.maxGap.Milliseconds(),
 		})
 	})
 	// /wait?emails=N&hooks=M answers once N addresses have their email
 	// and the -hook-sink endpoint took M requests (or after timeout=, 60s
 	// by default, with 504), so a script can time a fan-out without
-	// polling /stats in a loop that would take CPU from the run.
+	// polling /stats in a loop that would take CPU from the run. With
+	// since= (Unix nanoseconds) it adds when the first and last of each
+	// came.
 	http.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		var want [2]int
@@ -181,6 +194,19 @@ func main() {
 			hooks := int(c.sinkHooks.Load())
 			if emails >= want[0] && hooks >= want[1] {
 				fmt.Fprintf(w, "%d emails, %d webhook requests\n", emails, hooks)
+				if since, err := strconv.ParseInt(q.Get("since"), 10, 64); err == nil && since > 0 {
+					// Where the fan-out's time went, in seconds from since
+					// (Unix nanoseconds): the webhooks may end long before
+					// the emails, and slow them while they run.
+					at := func(t int64) string {
+						if t == 0 {
+							return "-"
+						}
+						return fmt.Sprintf("%.2f s", time.Duration(t-since).Seconds())
+					}
+					fmt.Fprintf(w, "first email %s, first webhook %s, last webhook %s (%d emails in by then), last email %s\n",
+						at(c.firstEmail.Load()), at(c.firstSinkHook.Load()), at(c.lastSinkHook.Load()), c.emailsAtLastHook.Load(), at(c.lastEmail.Load()))
+				}
 				return
 			}
 			if time.Now().After(deadline) {
@@ -245,7 +271,10 @@ func (s *session) Data(r io.Reader) error {
 	for _, to := range s.to {
 		s.c.emails[to]++
 	}
-	s.c.lastEmail.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	s.c.firstEmail.CompareAndSwap(0, now)
+	s.c.emailsIn.Add(1)
+	s.c.lastEmail.Store(now)
 	s.c.happy()
 	s.c.mu.Unlock()
 	return nil
