@@ -34,8 +34,9 @@ func TestCASLost(t *testing.T) {
 // On a three-node cluster, several writers creating one subscriber again
 // after it was removed all succeed: a create over the removal's marker is
 // an update whose refusal NATS reports with a code of its own (10164), a
-// conflict like any other.
-func TestCreatorsOfARemovedSubscriberOnACluster(t *testing.T) {
+// conflict like any other. And the address index survives a late drop
+// there too (its check reads the stream's leader).
+func TestSubscriberWritersOnACluster(t *testing.T) {
 	_, urls := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -44,6 +45,7 @@ func TestCreatorsOfARemovedSubscriberOnACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	t.Run("a late drop", func(t *testing.T) { checkLateDrops(t, c) })
 	for round := range 5 {
 		id := fmt.Sprintf("sub-%05d", 100+round)
 		s := fullSubscriber(100 + round)

@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,4 +153,45 @@ func eachJSON[T any](ctx context.Context, js jetstream.JetStream, kv jetstream.K
 			return nil
 		}
 	}
+}
+
+// leaderGetJSON reads the newest revision of key into v from the leader of
+// the bucket's stream, through the stream message-get API that only the
+// leader answers, rather than a direct get that any replica may answer
+// from behind: for a check that must see every write made before it.
+// found is false when the key is missing, deleted or purged.
+func leaderGetJSON(ctx context.Context, js jetstream.JetStream, bucket, key string, v any) (found bool, err error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msg, err := js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	if err != nil {
+		return false, fmt.Errorf("get %s %q from the leader: %w", bucket, key, err)
+	}
+	var resp struct {
+		Error *struct {
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Message struct {
+			Header []byte `json:"hdrs"`
+			Data   []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return false, fmt.Errorf("get %s %q from the leader: %w", bucket, key, err)
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrCode == int(jetstream.JSErrCodeMessageNotFound) {
+			return false, nil
+		}
+		return false, fmt.Errorf("get %s %q from the leader: %s (%d)", bucket, key, resp.Error.Description, resp.Error.ErrCode)
+	}
+	if bytes.Contains(resp.Message.Header, []byte(kvOperationHeader+":")) {
+		return false, nil // a delete or purge marker
+	}
+	if err := json.Unmarshal(resp.Message.Data, v); err != nil {
+		return false, fmt.Errorf("decode %s %q: %w", bucket, key, err)
+	}
+	return true, nil
 }

@@ -194,10 +194,57 @@ func (s *Subscribers) reindex(ctx context.Context, id string, before, after []st
 	if slices.Equal(before, after) {
 		return nil // most updates (a failure count, an opt-out) change no address
 	}
-	if err := s.applyIndex(ctx, indexChanges(id, before, after)); err != nil {
+	changes := indexChanges(id, before, after)
+	if err := s.applyIndex(ctx, changes); err != nil {
+		return fmt.Errorf("index subscriber %s: %w", id, err)
+	}
+	if err := s.readdDropped(ctx, changes); err != nil {
 		return fmt.Errorf("index subscriber %s: %w", id, err)
 	}
 	return nil
+}
+
+// readdDropped points the index again at the subscribers of changes' drops
+// for the addresses they have by now. A record's writes are ordered (they
+// are compare-and-set), the index writes that follow them are not: a
+// writer that drops an address after another writer gave it back (an
+// update undone at once, a removal racing a re-import) would leave that
+// subscriber unfound by it for good, and a sign-up from it would make a
+// second subscriber. The record is read after the drops were written, from
+// the stream's leader: a writer that gives the address back after that
+// read writes its own index entry after those drops. An entry re-added for
+// an address that is then taken away again stays, stale, and lookups skip
+// it (FindAllByAddress checks the subscriber has the address).
+func (s *Subscribers) readdDropped(ctx context.Context, changes []indexChange) error {
+	has := map[string]map[string]bool{} // id -> hashes it has now
+	var readd []indexChange
+	for _, c := range changes {
+		if !c.drop {
+			continue
+		}
+		now, ok := has[c.id]
+		if !ok {
+			now = map[string]bool{}
+			var sub notifier.Subscriber
+			found, err := leaderGetJSON(ctx, s.js, s.kv.Bucket(), c.id, &sub)
+			if err != nil {
+				return err
+			}
+			if found {
+				for _, a := range sub.Addresses() {
+					now[notifier.AddressKey(a)] = true
+				}
+			}
+			has[c.id] = now
+		}
+		if now[c.hash] {
+			readd = append(readd, indexChange{hash: c.hash, id: c.id})
+		}
+	}
+	if len(readd) == 0 {
+		return nil
+	}
+	return s.applyIndex(ctx, readd)
 }
 
 // indexChanges points every address in after at id, and drops id from the
@@ -241,17 +288,13 @@ func (l *IndexLater) add(cs []indexChange) {
 // Apply writes the gathered changes, workers shards at a time, and starts
 // over empty. Until it has, the subscribers written are not found by
 // address (sign-up's check for an existing subscriber, inbound SMS). A
-// drop of an address that its subscriber has again by now (another writer
-// set it back while the change waited) is not applied.
+// dropped address that its subscriber has again by now (another writer set
+// it back while the change waited) is indexed again (readdDropped).
 func (l *IndexLater) Apply(ctx context.Context, workers int) error {
 	l.mu.Lock()
 	changes := l.changes
 	l.changes = nil
 	l.mu.Unlock()
-	changes, err := l.s.stillDropped(ctx, changes)
-	if err != nil {
-		return fmt.Errorf("index the addresses: %w", err)
-	}
 	shards := byShard(changes)
 	keys := make(chan string, len(shards))
 	for k := range shards {
@@ -276,39 +319,13 @@ func (l *IndexLater) Apply(ctx context.Context, workers int) error {
 		}()
 	}
 	wg.Wait()
+	if first == nil {
+		first = l.s.readdDropped(ctx, changes)
+	}
 	if first != nil {
 		return fmt.Errorf("index the addresses: %w", first)
 	}
 	return nil
-}
-
-// stillDropped leaves out the drops whose subscriber has the address again.
-func (s *Subscribers) stillDropped(ctx context.Context, changes []indexChange) ([]indexChange, error) {
-	has := map[string]map[string]bool{} // id -> hashes it has now
-	out := changes[:0]
-	for _, c := range changes {
-		if c.drop {
-			now, ok := has[c.id]
-			if !ok {
-				now = map[string]bool{}
-				sub, err := s.Get(ctx, c.id)
-				if err != nil && !errors.Is(err, notifier.ErrNotFound) {
-					return nil, err
-				}
-				if sub != nil {
-					for _, a := range sub.Addresses() {
-						now[notifier.AddressKey(a)] = true
-					}
-				}
-				has[c.id] = now
-			}
-			if now[c.hash] {
-				continue
-			}
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 // IndexAddresses indexes every stored subscriber's addresses once: for a

@@ -534,3 +534,53 @@ func TestUnchangedPutRestoresTheIndex(t *testing.T) {
 		t.Errorf("after the same Put again: %v, %v; want it found", got, err)
 	}
 }
+
+// An index drop written after another writer gave the address back (the
+// two writers' record writes are ordered, their index writes are not)
+// leaves the subscriber found by it: by an update undone at once, and by a
+// removal that a re-creation overtook.
+func TestALateDropKeepsAnAddressGivenBack(t *testing.T) {
+	checkLateDrops(t, startConn(t, t.TempDir()))
+}
+
+func checkLateDrops(t *testing.T, c *Conn) {
+	t.Helper()
+	ctx := context.Background()
+	s := fullSubscriber(40)
+	if err := c.Subscribers.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	found := func(addr string) bool {
+		t.Helper()
+		got, err := c.Subscribers.FindByAddress(ctx, addr)
+		if err != nil && !errors.Is(err, notifier.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil && got.ID == s.ID
+	}
+	// A writer moved the email away and another set it back; the first
+	// one's index changes come last.
+	if err := c.Subscribers.reindex(ctx, s.ID, s.Addresses(), []string{"elsewhere@example.com", s.Phone}); err != nil {
+		t.Fatal(err)
+	}
+	if !found(s.Email) {
+		t.Errorf("%s not found after a late drop: the record still has it", notifier.MaskEmail(s.Email))
+	}
+	// A removal whose index drops come after the subscriber was made again.
+	if err := c.Subscribers.reindex(ctx, s.ID, s.Addresses(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range s.Addresses() {
+		if !found(a) {
+			t.Errorf("%s not found after a removal's late drops: the subscriber was made again with it", maskAddress(a))
+		}
+	}
+	// The drops of a removal that nothing overtook stand.
+	if err := c.Subscribers.Delete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	h := notifier.AddressKey(s.Email)
+	if m, _, err := c.Subscribers.shard(ctx, shardOf(h)); err != nil || slices.Contains(m[h], s.ID) {
+		t.Errorf("the removed subscriber's index entry: %v, %v; want it dropped", m[h], err)
+	}
+}
