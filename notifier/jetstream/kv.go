@@ -155,18 +155,40 @@ func eachJSON[T any](ctx context.Context, js jetstream.JetStream, kv jetstream.K
 	}
 }
 
-// leaderGetJSON reads the newest revision of key into v from the leader of
+// leaderGet reads the newest revision of key in bucket from the leader of
 // the bucket's stream, through the stream message-get API that only the
 // leader answers, rather than a direct get that any replica may answer
-// from behind: for a check that must see every write made before it.
-// found is false when the key is missing, deleted or purged.
-func leaderGetJSON(ctx context.Context, js jetstream.JetStream, bucket, key string, v any) (found bool, err error) {
+// from behind: for a check that must see every write acknowledged before
+// it. found is false when the key is missing, deleted or purged. A read
+// that fails for want of a leader (an election, a node going away) is
+// tried again for a few seconds, as a write's retries would be.
+func leaderGet(ctx context.Context, js jetstream.JetStream, bucket, key string) (data []byte, rev uint64, found bool, err error) {
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
+	for attempt := 0; ; attempt++ {
+		data, rev, found, err = leaderGetOnce(ctx, js, bucket, req)
+		if err == nil || attempt >= leaderGetTries-1 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(100*time.Millisecond<<attempt, time.Second)):
+		}
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("get %s %q from the leader: %w", bucket, key, err)
+	}
+	return data, rev, found, nil
+}
+
+// leaderGetTries bounds leaderGet's attempts: about 5 s of waits.
+const leaderGetTries = 8
+
+func leaderGetOnce(ctx context.Context, js jetstream.JetStream, bucket string, req []byte) ([]byte, uint64, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	msg, err := js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
 	if err != nil {
-		return false, fmt.Errorf("get %s %q from the leader: %w", bucket, key, err)
+		return nil, 0, false, err
 	}
 	var resp struct {
 		Error *struct {
@@ -174,23 +196,34 @@ func leaderGetJSON(ctx context.Context, js jetstream.JetStream, bucket, key stri
 			Description string `json:"description"`
 		} `json:"error"`
 		Message struct {
+			Seq    uint64 `json:"seq"`
 			Header []byte `json:"hdrs"`
 			Data   []byte `json:"data"`
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return false, fmt.Errorf("get %s %q from the leader: %w", bucket, key, err)
+		return nil, 0, false, err
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrCode == int(jetstream.JSErrCodeMessageNotFound) {
-			return false, nil
+			return nil, 0, false, nil
 		}
-		return false, fmt.Errorf("get %s %q from the leader: %s (%d)", bucket, key, resp.Error.Description, resp.Error.ErrCode)
+		return nil, 0, false, fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
 	}
 	if bytes.Contains(resp.Message.Header, []byte(kvOperationHeader+":")) {
-		return false, nil // a delete or purge marker
+		// A delete or purge marker: the key's revision, but no value.
+		return nil, resp.Message.Seq, false, nil
 	}
-	if err := json.Unmarshal(resp.Message.Data, v); err != nil {
+	return resp.Message.Data, resp.Message.Seq, true, nil
+}
+
+// leaderGetJSON is leaderGet decoding the value into v.
+func leaderGetJSON(ctx context.Context, js jetstream.JetStream, bucket, key string, v any) (found bool, err error) {
+	data, _, found, err := leaderGet(ctx, js, bucket, key)
+	if err != nil || !found {
+		return false, err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
 		return false, fmt.Errorf("decode %s %q: %w", bucket, key, err)
 	}
 	return true, nil

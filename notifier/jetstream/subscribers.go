@@ -96,18 +96,37 @@ func (s *Subscribers) shard(ctx context.Context, key string) (map[string][]strin
 	if err != nil {
 		return nil, 0, err
 	}
+	m, err := decodeShard(key, e.Value())
+	return m, e.Revision(), err
+}
+
+// leaderShard is shard read from the stream's leader (see leaderGet).
+func (s *Subscribers) leaderShard(ctx context.Context, key string) (map[string][]string, uint64, error) {
+	b, rev, found, err := leaderGet(ctx, s.js, s.idx.Bucket(), key)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !found {
+		// Missing, or a removal's marker, which a create writes over.
+		return map[string][]string{}, 0, nil
+	}
+	m, err := decodeShard(key, b)
+	return m, rev, err
+}
+
+func decodeShard(key string, b []byte) (map[string][]string, error) {
 	m := map[string][]string{}
-	if err := json.Unmarshal(e.Value(), &m); err != nil {
+	if err := json.Unmarshal(b, &m); err != nil {
 		// A shard written when an address had one id.
 		one := map[string]string{}
-		if err1 := json.Unmarshal(e.Value(), &one); err1 != nil {
-			return nil, 0, fmt.Errorf("address index %s: %w", key, err)
+		if err1 := json.Unmarshal(b, &one); err1 != nil {
+			return nil, fmt.Errorf("address index %s: %w", key, err)
 		}
 		for h, id := range one {
 			m[h] = []string{id}
 		}
 	}
-	return m, e.Revision(), nil
+	return m, nil
 }
 
 // indexChange is what to do to one hash: point it at id, or (drop) remove
@@ -136,27 +155,30 @@ func byShard(changes []indexChange) map[string][]indexChange {
 	return m
 }
 
+// updateShard applies cs to one shard with compare-and-set. The shard is
+// read with a direct get, which on a cluster any replica may answer from
+// behind, and a read that finds nothing to change writes nothing, so no
+// compare-and-set would catch a stale one: an add that finds its entry
+// there reads the shard again from the leader before it is taken as done
+// (an entry dropped a moment ago on another node would otherwise stay
+// dropped). A drop that finds nothing to drop is left at that: the worst a
+// stale read leaves is a stale entry, which lookups skip.
 func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexChange) error {
+	adds := slices.ContainsFunc(cs, func(c indexChange) bool { return !c.drop })
+	fromLeader := false
 	for range maxCASRetries {
-		m, rev, err := s.shard(ctx, key)
+		read := s.shard
+		if fromLeader {
+			read = s.leaderShard
+		}
+		m, rev, err := read(ctx, key)
 		if err != nil {
 			return err
 		}
-		changed := false
-		for _, c := range cs {
-			ids := m[c.hash]
-			i, has := slices.BinarySearch(ids, c.id)
-			switch {
-			case !c.drop && !has:
-				m[c.hash], changed = slices.Insert(ids, i, c.id), true
-			case c.drop && has:
-				if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
-					delete(m, c.hash)
-				} else {
-					m[c.hash] = ids
-				}
-				changed = true
-			}
+		changed := applyShard(m, cs)
+		if !changed && adds && !fromLeader {
+			fromLeader = true
+			continue
 		}
 		if !changed {
 			return nil
@@ -170,6 +192,7 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 			if !casLost(err) {
 				return fmt.Errorf("address index %s: %w", key, err)
 			}
+			fromLeader = true
 			continue
 		}
 		b, _ := json.Marshal(m)
@@ -184,8 +207,32 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 		if !casLost(err) {
 			return fmt.Errorf("address index %s: %w", key, err)
 		}
+		// Another writer won, or the read came from a replica behind:
+		// read the leader's from now on.
+		fromLeader = true
 	}
 	return fmt.Errorf("address index %s: %w", key, notifier.ErrConflict)
+}
+
+// applyShard applies cs to the shard m and reports whether it changed.
+func applyShard(m map[string][]string, cs []indexChange) bool {
+	changed := false
+	for _, c := range cs {
+		ids := m[c.hash]
+		i, has := slices.BinarySearch(ids, c.id)
+		switch {
+		case !c.drop && !has:
+			m[c.hash], changed = slices.Insert(ids, i, c.id), true
+		case c.drop && has:
+			if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
+				delete(m, c.hash)
+			} else {
+				m[c.hash] = ids
+			}
+			changed = true
+		}
+	}
+	return changed
 }
 
 // reindex points the index at id for every address in after, and drops the
@@ -198,7 +245,7 @@ func (s *Subscribers) reindex(ctx context.Context, id string, before, after []st
 	if err := s.applyIndex(ctx, changes); err != nil {
 		return fmt.Errorf("index subscriber %s: %w", id, err)
 	}
-	if err := s.readdDropped(ctx, changes); err != nil {
+	if err := s.readdDropped(ctx, changes, 1); err != nil {
 		return fmt.Errorf("index subscriber %s: %w", id, err)
 	}
 	return nil
@@ -212,34 +259,59 @@ func (s *Subscribers) reindex(ctx context.Context, id string, before, after []st
 // subscriber unfound by it for good, and a sign-up from it would make a
 // second subscriber. The record is read after the drops were written, from
 // the stream's leader: a writer that gives the address back after that
-// read writes its own index entry after those drops. An entry re-added for
+// read writes its own index entry after those drops (and, finding an entry
+// there, confirms it on the leader: see updateShard). The records are read
+// workers at a time. An entry re-added for
 // an address that is then taken away again stays, stale, and lookups skip
 // it (FindAllByAddress checks the subscriber has the address).
-func (s *Subscribers) readdDropped(ctx context.Context, changes []indexChange) error {
-	has := map[string]map[string]bool{} // id -> hashes it has now
-	var readd []indexChange
+func (s *Subscribers) readdDropped(ctx context.Context, changes []indexChange, workers int) error {
+	dropped := map[string][]string{} // id -> hashes dropped
 	for _, c := range changes {
-		if !c.drop {
-			continue
+		if c.drop {
+			dropped[c.id] = append(dropped[c.id], c.hash)
 		}
-		now, ok := has[c.id]
-		if !ok {
-			now = map[string]bool{}
-			var sub notifier.Subscriber
-			found, err := leaderGetJSON(ctx, s.js, s.kv.Bucket(), c.id, &sub)
-			if err != nil {
-				return err
-			}
-			if found {
-				for _, a := range sub.Addresses() {
-					now[notifier.AddressKey(a)] = true
+	}
+	if len(dropped) == 0 {
+		return nil
+	}
+	ids := make(chan string, len(dropped))
+	for id := range dropped {
+		ids <- id
+	}
+	close(ids)
+	var mu sync.Mutex
+	var readd []indexChange
+	var first error
+	var wg sync.WaitGroup
+	for range min(max(workers, 1), len(dropped)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				var sub notifier.Subscriber
+				found, err := leaderGetJSON(ctx, s.js, s.kv.Bucket(), id, &sub)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
 				}
+				if found {
+					has := map[string]bool{}
+					for _, a := range sub.Addresses() {
+						has[notifier.AddressKey(a)] = true
+					}
+					for _, h := range dropped[id] {
+						if has[h] {
+							readd = append(readd, indexChange{hash: h, id: id})
+						}
+					}
+				}
+				mu.Unlock()
 			}
-			has[c.id] = now
-		}
-		if now[c.hash] {
-			readd = append(readd, indexChange{hash: c.hash, id: c.id})
-		}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
 	}
 	if len(readd) == 0 {
 		return nil
@@ -320,7 +392,7 @@ func (l *IndexLater) Apply(ctx context.Context, workers int) error {
 	}
 	wg.Wait()
 	if first == nil {
-		first = l.s.readdDropped(ctx, changes)
+		first = l.s.readdDropped(ctx, changes, workers)
 	}
 	if first != nil {
 		return fmt.Errorf("index the addresses: %w", first)
