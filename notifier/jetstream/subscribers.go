@@ -261,9 +261,9 @@ func (s *Subscribers) reindex(ctx context.Context, id string, before, after []st
 // the stream's leader: a writer that gives the address back after that
 // read writes its own index entry after those drops (and, finding an entry
 // there, confirms it on the leader: see updateShard). The records are read
-// workers at a time. An entry re-added for
-// an address that is then taken away again stays, stale, and lookups skip
-// it (FindAllByAddress checks the subscriber has the address).
+// workers at a time; after a failed read the rest are not. An entry
+// re-added for an address that is then taken away again stays, stale, and
+// lookups skip it (FindAllByAddress checks the subscriber has the address).
 func (s *Subscribers) readdDropped(ctx context.Context, changes []indexChange, workers int) error {
 	dropped := map[string][]string{} // id -> hashes dropped
 	for _, c := range changes {
@@ -288,6 +288,12 @@ func (s *Subscribers) readdDropped(ctx context.Context, changes []indexChange, w
 		go func() {
 			defer wg.Done()
 			for id := range ids {
+				mu.Lock()
+				failed := first != nil
+				mu.Unlock()
+				if failed {
+					return
+				}
 				var sub notifier.Subscriber
 				found, err := leaderGetJSON(ctx, s.js, s.kv.Bucket(), id, &sub)
 				mu.Lock()
