@@ -170,22 +170,41 @@ func sameSubscriber(a, b notifier.Subscriber) bool {
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
-// Update implements notifier.SubscriberStore.
+// Update implements notifier.SubscriberStore. A subscriber that the read
+// does not find is looked for on the stream's leader before the update is
+// refused: on a cluster the read may come from a replica that has not yet
+// stored a subscriber created a moment before (it was seen in tests).
 func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.Subscriber) error) (*notifier.Subscriber, error) {
 	var before []string
-	sub, err := updateJSON(ctx, s.kv, id, false, func(sub *notifier.Subscriber) error {
+	change := func(sub *notifier.Subscriber) error {
 		before = sub.Addresses()
 		if err := fn(sub); err != nil {
 			return err
 		}
 		sub.UpdatedAt = time.Now().UTC()
 		return nil
-	})
+	}
+	sub, err := updateJSON(ctx, s.kv, id, false, change)
+	for try := 1; errors.Is(err, notifier.ErrNotFound) && try <= staleReadTries; try++ {
+		if _, _, found, lerr := leaderGet(ctx, s.js, s.kv.Bucket(), id); lerr != nil || !found {
+			break // gone indeed (or not known better): not found
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(try) * 10 * time.Millisecond):
+		}
+		sub, err = updateJSON(ctx, s.kv, id, false, change)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return sub, s.reindex(ctx, id, before, sub.Addresses())
 }
+
+// staleReadTries bounds how often Update reads again a subscriber that the
+// leader has and a replica did not yet (10 ms, 20 ms, … between tries).
+const staleReadTries = 5
 
 // Delete implements notifier.SubscriberStore.
 func (s *Subscribers) Delete(ctx context.Context, id string) error {

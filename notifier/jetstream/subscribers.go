@@ -172,6 +172,12 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 			read = s.leaderShard
 		}
 		m, rev, err := read(ctx, key)
+		if err != nil && !fromLeader {
+			// No replica answered the direct get (on a cluster just formed
+			// none may listen yet): the leader's read waits for one.
+			fromLeader = true
+			m, rev, err = s.leaderShard(ctx, key)
+		}
 		if err != nil {
 			return err
 		}
