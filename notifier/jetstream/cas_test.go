@@ -51,6 +51,7 @@ func TestSubscriberWritersOnACluster(t *testing.T) {
 	defer c.Close()
 	t.Run("a late drop", func(t *testing.T) { checkLateDrops(t, c) })
 	t.Run("an add on a node behind", func(t *testing.T) { checkAddsOnFollowers(t, c, servers, urls) })
+	t.Run("a new subscriber read on a node behind", func(t *testing.T) { checkReadsOnFollowers(t, c, servers, urls) })
 	for round := range 5 {
 		id := fmt.Sprintf("sub-%05d", 100+round)
 		s := fullSubscriber(100 + round)
@@ -200,6 +201,64 @@ func checkAddsOnFollowers(t *testing.T, c *Conn, servers []*server.Server, urls 
 		}
 		if lost > 0 {
 			t.Errorf("an add through a follower right after a drop was lost %d times in 150", lost)
+		}
+	}
+}
+
+// checkReadsOnFollowers: a subscriber created through the leader of the
+// subscribers stream is found at once through each other node, alone and
+// with others (a send's read), though the direct get there may be answered
+// by a replica that has not stored it yet.
+func checkReadsOnFollowers(t *testing.T, c *Conn, servers []*server.Server, urls []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := c.JS.Stream(ctx, "KV_"+SubscribersKV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("the subscribers stream's cluster: %v, %v", info, err)
+	}
+	var leader *Conn
+	var followers []*Conn
+	for i, s := range servers {
+		conn, err := Connect(ctx, Config{URL: urls[i], Replicas: 3}, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(conn.Close)
+		if s.Name() == info.Cluster.Leader {
+			leader = conn
+		} else {
+			followers = append(followers, conn)
+		}
+	}
+	if leader == nil {
+		t.Fatalf("leader %q not among the servers", info.Cluster.Leader)
+	}
+	n := 0
+	for _, f := range followers {
+		missed := 0
+		for range 60 {
+			n++
+			sub := fullSubscriber(7000 + n)
+			if err := leader.Subscribers.Put(ctx, sub); err != nil {
+				t.Fatal(err)
+			}
+			many, err := f.Subscribers.GetMany(ctx, []string{sub.ID, fullSubscriber(1).ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := many[sub.ID]; got == nil || got.Email != sub.Email {
+				missed++
+			}
+			if got, err := f.Subscribers.Get(ctx, sub.ID); err != nil || got.Email != sub.Email {
+				missed++
+			}
+		}
+		if missed > 0 {
+			t.Errorf("a subscriber just created was not found through a follower %d times in 120 reads", missed)
 		}
 	}
 }

@@ -31,13 +31,35 @@ type Subscribers struct {
 
 var _ notifier.SubscriberStore = (*Subscribers)(nil)
 
-// Get implements notifier.SubscriberStore.
+// Get implements notifier.SubscriberStore. A subscriber the read does not
+// find is looked for on the stream's leader (confirmMissing).
 func (s *Subscribers) Get(ctx context.Context, id string) (*notifier.Subscriber, error) {
 	sub := new(notifier.Subscriber)
-	if _, err := getJSON(ctx, s.kv, id, sub); err != nil {
+	_, err := getJSON(ctx, s.kv, id, sub)
+	if errors.Is(err, notifier.ErrNotFound) {
+		found, lerr := s.confirmMissing(ctx, id, sub)
+		switch {
+		case lerr != nil:
+			// Not known to be gone: a sender tries again later rather
+			// than skip someone as removed.
+			return nil, fmt.Errorf("subscriber %q: %w", id, lerr)
+		case found:
+			return sub, nil
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return sub, nil
+}
+
+// confirmMissing reads from the stream's leader a subscriber that a read
+// did not find: on a cluster that read is a direct get, which a replica
+// behind may answer, and a subscriber created a moment before would be
+// taken for removed (a send skipped, an update refused). Missing is rare
+// (a removal, a sign-up's first look), so the cost is too.
+func (s *Subscribers) confirmMissing(ctx context.Context, id string, sub *notifier.Subscriber) (bool, error) {
+	return leaderGetJSON(ctx, s.js, s.kv.Bucket(), id, sub)
 }
 
 var _ notifier.SubscriberBatcher = (*Subscribers)(nil)
@@ -75,6 +97,21 @@ func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*no
 			continue
 		}
 		out[id] = sub
+	}
+	for _, subj := range subjects {
+		id := strings.TrimPrefix(subj, prefix)
+		if _, ok := out[id]; ok {
+			continue
+		}
+		// Not found: removed, or not yet on the replica that answered.
+		sub := new(notifier.Subscriber)
+		found, err := s.confirmMissing(ctx, id, sub)
+		switch {
+		case err != nil:
+			out[id] = nil // read alone, to fail with its own error
+		case found:
+			out[id] = sub
+		}
 	}
 	return out, nil
 }
@@ -186,7 +223,7 @@ func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.S
 	}
 	sub, err := updateJSON(ctx, s.kv, id, false, change)
 	for try := 1; errors.Is(err, notifier.ErrNotFound) && try <= staleReadTries; try++ {
-		if _, _, found, lerr := leaderGet(ctx, s.js, s.kv.Bucket(), id); lerr != nil || !found {
+		if found, lerr := s.confirmMissing(ctx, id, new(notifier.Subscriber)); lerr != nil || !found {
 			break // gone indeed (or not known better): not found
 		}
 		select {
