@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/varsel/varsel/notifier"
@@ -50,8 +49,19 @@ func TestSubscriberWritersOnACluster(t *testing.T) {
 	}
 	defer c.Close()
 	t.Run("a late drop", func(t *testing.T) { checkLateDrops(t, c) })
-	t.Run("an add on a node behind", func(t *testing.T) { checkAddsOnFollowers(t, c, servers, urls) })
-	t.Run("a new subscriber read on a node behind", func(t *testing.T) { checkReadsOnFollowers(t, c, servers, urls) })
+	// A connection to each node, to write through a stream's leader and
+	// read or write at once through the others.
+	nodes := map[string]*Conn{}
+	for i, s := range servers {
+		conn, err := Connect(ctx, Config{URL: urls[i], Replicas: 3}, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		nodes[s.Name()] = conn
+	}
+	t.Run("an add on a node behind", func(t *testing.T) { checkAddsOnFollowers(t, nodes) })
+	t.Run("a new subscriber read on a node behind", func(t *testing.T) { checkReadsOnFollowers(t, nodes) })
 	for round := range 5 {
 		id := fmt.Sprintf("sub-%05d", 100+round)
 		s := fullSubscriber(100 + round)
@@ -85,38 +95,10 @@ var loadRecord = []byte(`{"id":"load","email":"load@example.com","locale":"en"}`
 // direct get may be answered by a replica that has not applied the drop
 // yet, and found nothing to do (it failed 7 and 36 times in 300 on the
 // two followers before the add confirmed such a read on the leader).
-func checkAddsOnFollowers(t *testing.T, c *Conn, servers []*server.Server, urls []string) {
+func checkAddsOnFollowers(t *testing.T, nodes map[string]*Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := c.JS.Stream(ctx, "KV_"+AddressesKV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil || info.Cluster == nil {
-		t.Fatalf("the index stream's cluster: %v, %v", info, err)
-	}
-	connect := func(url string) *Conn {
-		t.Helper()
-		c, err := Connect(ctx, Config{URL: url, Replicas: 3}, quietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		return c
-	}
-	var leader *Conn
-	var followers []*Conn
-	for i, s := range servers {
-		if s.Name() == info.Cluster.Leader {
-			leader = connect(urls[i])
-		} else {
-			followers = append(followers, connect(urls[i]))
-		}
-	}
-	if leader == nil || len(followers) != 2 {
-		t.Fatalf("leader %q not among the servers", info.Cluster.Leader)
-	}
+	leader, followers := byLeader(t, nodes, "KV_"+AddressesKV)
 	// Other writes to the stream, so that the replicas lag a little.
 	stop := make(chan struct{})
 	var load sync.WaitGroup
@@ -209,34 +191,10 @@ func checkAddsOnFollowers(t *testing.T, c *Conn, servers []*server.Server, urls 
 // subscribers stream is found at once through each other node, alone and
 // with others (a send's read), though the direct get there may be answered
 // by a replica that has not stored it yet.
-func checkReadsOnFollowers(t *testing.T, c *Conn, servers []*server.Server, urls []string) {
+func checkReadsOnFollowers(t *testing.T, nodes map[string]*Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := c.JS.Stream(ctx, "KV_"+SubscribersKV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil || info.Cluster == nil {
-		t.Fatalf("the subscribers stream's cluster: %v, %v", info, err)
-	}
-	var leader *Conn
-	var followers []*Conn
-	for i, s := range servers {
-		conn, err := Connect(ctx, Config{URL: urls[i], Replicas: 3}, quietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(conn.Close)
-		if s.Name() == info.Cluster.Leader {
-			leader = conn
-		} else {
-			followers = append(followers, conn)
-		}
-	}
-	if leader == nil {
-		t.Fatalf("leader %q not among the servers", info.Cluster.Leader)
-	}
+	leader, followers := byLeader(t, nodes, "KV_"+SubscribersKV)
 	n := 0
 	for _, f := range followers {
 		missed := 0
@@ -256,9 +214,51 @@ func checkReadsOnFollowers(t *testing.T, c *Conn, servers []*server.Server, urls
 			if got, err := f.Subscribers.Get(ctx, sub.ID); err != nil || got.Email != sub.Email {
 				missed++
 			}
+			// And an update made at once through the follower (its read of
+			// the record may come from a replica without it).
+			n++
+			next := fullSubscriber(7000 + n)
+			if err := leader.Subscribers.Put(ctx, next); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Subscribers.Update(ctx, next.ID, func(s *notifier.Subscriber) error { s.Name = "Kari"; return nil }); err != nil {
+				t.Errorf("update %s through a follower right after its creation: %v", next.ID, err)
+			}
 		}
 		if missed > 0 {
 			t.Errorf("a subscriber just created was not found through a follower %d times in 120 reads", missed)
 		}
 	}
+}
+
+// byLeader splits the connections of nodes into the one to the leader of
+// stream and those to the others.
+func byLeader(t *testing.T, nodes map[string]*Conn, stream string) (leader *Conn, followers []*Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var any *Conn
+	for _, c := range nodes {
+		any = c
+		break
+	}
+	st, err := any.JS.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("the cluster of %s: %v, %v", stream, info, err)
+	}
+	for name, c := range nodes {
+		if name == info.Cluster.Leader {
+			leader = c
+		} else {
+			followers = append(followers, c)
+		}
+	}
+	if leader == nil || len(followers) != len(nodes)-1 {
+		t.Fatalf("the leader of %s, %q, is not among the nodes", stream, info.Cluster.Leader)
+	}
+	return leader, followers
 }

@@ -59,6 +59,8 @@ func (s *Subscribers) Get(ctx context.Context, id string) (*notifier.Subscriber,
 // taken for removed (a send skipped, an update refused). Missing is rare
 // (a removal, a sign-up's first look), so the cost is too.
 func (s *Subscribers) confirmMissing(ctx context.Context, id string, sub *notifier.Subscriber) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, confirmBudget)
+	defer cancel()
 	return leaderGetJSON(ctx, s.js, s.kv.Bucket(), id, sub)
 }
 
@@ -98,9 +100,14 @@ func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*no
 		}
 		out[id] = sub
 	}
+	leaderFailed := false
 	for _, subj := range subjects {
 		id := strings.TrimPrefix(subj, prefix)
 		if _, ok := out[id]; ok {
+			continue
+		}
+		if leaderFailed {
+			out[id] = nil // read alone, to fail with its own error
 			continue
 		}
 		// Not found: removed, or not yet on the replica that answered.
@@ -108,7 +115,8 @@ func (s *Subscribers) GetMany(ctx context.Context, ids []string) (map[string]*no
 		found, err := s.confirmMissing(ctx, id, sub)
 		switch {
 		case err != nil:
-			out[id] = nil // read alone, to fail with its own error
+			leaderFailed = true // the others would wait as long
+			out[id] = nil
 		case found:
 			out[id] = sub
 		}
@@ -210,7 +218,9 @@ func sameSubscriber(a, b notifier.Subscriber) bool {
 // Update implements notifier.SubscriberStore. A subscriber that the read
 // does not find is looked for on the stream's leader before the update is
 // refused: on a cluster the read may come from a replica that has not yet
-// stored a subscriber created a moment before (it was seen in tests).
+// stored a subscriber created a moment before (it was seen in tests). Then
+// the update is made on the leader's copy, with compare-and-set on its
+// revision.
 func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.Subscriber) error) (*notifier.Subscriber, error) {
 	var before []string
 	change := func(sub *notifier.Subscriber) error {
@@ -222,16 +232,8 @@ func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.S
 		return nil
 	}
 	sub, err := updateJSON(ctx, s.kv, id, false, change)
-	for try := 1; errors.Is(err, notifier.ErrNotFound) && try <= staleReadTries; try++ {
-		if found, lerr := s.confirmMissing(ctx, id, new(notifier.Subscriber)); lerr != nil || !found {
-			break // gone indeed (or not known better): not found
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(try) * 10 * time.Millisecond):
-		}
-		sub, err = updateJSON(ctx, s.kv, id, false, change)
+	if errors.Is(err, notifier.ErrNotFound) {
+		sub, err = s.updateOnLeader(ctx, id, change, err)
 	}
 	if err != nil {
 		return nil, err
@@ -239,9 +241,44 @@ func (s *Subscribers) Update(ctx context.Context, id string, fn func(*notifier.S
 	return sub, s.reindex(ctx, id, before, sub.Addresses())
 }
 
-// staleReadTries bounds how often Update reads again a subscriber that the
-// leader has and a replica did not yet (10 ms, 20 ms, … between tries).
-const staleReadTries = 5
+// updateOnLeader is updateJSON reading the leader's copy: for a subscriber
+// that a direct get did not find (notFound is that error).
+func (s *Subscribers) updateOnLeader(ctx context.Context, id string, change func(*notifier.Subscriber) error, notFound error) (*notifier.Subscriber, error) {
+	for range maxCASRetries {
+		lctx, cancel := context.WithTimeout(ctx, confirmBudget)
+		data, rev, found, err := leaderGet(lctx, s.js, s.kv.Bucket(), id)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("update subscriber %q: %w", id, err)
+		}
+		if !found {
+			return nil, notFound
+		}
+		sub := new(notifier.Subscriber)
+		if err := json.Unmarshal(data, sub); err != nil {
+			return nil, fmt.Errorf("decode %s %q: %w", s.kv.Bucket(), id, err)
+		}
+		if err := change(sub); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(sub)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s %q: %w", s.kv.Bucket(), id, err)
+		}
+		if _, err = s.kv.Update(ctx, id, b, rev); err == nil {
+			return sub, nil
+		}
+		if !casLost(err) {
+			return nil, fmt.Errorf("write %s %q: %w", s.kv.Bucket(), id, err)
+		}
+	}
+	return nil, fmt.Errorf("update %s %q: %w", s.kv.Bucket(), id, notifier.ErrConflict)
+}
+
+// confirmBudget bounds a leader read made to confirm what a direct get did
+// not find: with no leader (an election) leaderGet would try for about 5
+// s, and a send or a page waits on it.
+const confirmBudget = 1500 * time.Millisecond
 
 // Delete implements notifier.SubscriberStore.
 func (s *Subscribers) Delete(ctx context.Context, id string) error {

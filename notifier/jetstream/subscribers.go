@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/varsel/varsel/notifier"
@@ -172,7 +173,7 @@ func (s *Subscribers) updateShard(ctx context.Context, key string, cs []indexCha
 			read = s.leaderShard
 		}
 		m, rev, err := read(ctx, key)
-		if err != nil && !fromLeader {
+		if err != nil && !fromLeader && errors.Is(err, nats.ErrNoResponders) {
 			// No replica answered the direct get (on a cluster just formed
 			// none may listen yet): the leader's read waits for one.
 			fromLeader = true
