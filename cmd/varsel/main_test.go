@@ -89,10 +89,18 @@ func TestNewUserTour(t *testing.T) {
 		t.Fatalf("publish: %v %s", err, out)
 	}
 	emails := filepath.Join(dir, "outbox", "email", "styreweb-2019-09-16-1100")
-	// Subscribers of styreweb with an email address in the demo file.
+	// Subscribers of styreweb with an email address in the demo file. An
+	// email being written is a hidden temporary file beside them until
+	// it is renamed: only the finished ones count.
 	waitFor(t, "outbox email", func() bool {
 		entries, _ := os.ReadDir(emails)
-		return len(entries) >= 5
+		done := 0
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".eml") && !strings.HasPrefix(e.Name(), ".") {
+				done++
+			}
+		}
+		return done >= 5
 	})
 	waitFor(t, "sms and webhook lines", func() bool {
 		sms, _ := os.ReadFile(filepath.Join(dir, "outbox", "sms.jsonl"))
