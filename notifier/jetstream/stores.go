@@ -134,12 +134,6 @@ const kvOperationHeader = "KV-Operation"
 // generated is not given). A Put that changes nothing writes nothing.
 func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 	before, err := s.write(ctx, sub)
-	if errors.Is(err, errUnchanged) {
-		// Nothing to write, but the index may lack the addresses: a write
-		// whose answer was lost, retried by its caller, finds itself done.
-		// Reading the shards writes nothing when they have them.
-		before, err = nil, nil
-	}
 	if err != nil {
 		return err
 	}
@@ -152,9 +146,6 @@ func (s *Subscribers) Put(ctx context.Context, sub *notifier.Subscriber) error {
 // indexes them.
 func (s *Subscribers) PutIndexLater(ctx context.Context, sub *notifier.Subscriber, later *IndexLater) error {
 	before, err := s.write(ctx, sub)
-	if errors.Is(err, errUnchanged) {
-		before, err = nil, nil
-	}
 	if err != nil {
 		return err
 	}
@@ -162,8 +153,11 @@ func (s *Subscribers) PutIndexLater(ctx context.Context, sub *notifier.Subscribe
 	return nil
 }
 
-// write stores sub as Put does and returns the addresses it had before;
-// errUnchanged when it writes nothing.
+// write stores sub as Put does and returns the addresses it had before.
+// When nothing changes it writes nothing and returns none: the index may
+// still lack the subscriber's addresses (a write whose answer was lost,
+// retried by its caller, finds itself done), so the caller adds them all,
+// which reads the shards and writes nothing when they have them.
 func (s *Subscribers) write(ctx context.Context, sub *notifier.Subscriber) ([]string, error) {
 	if !notifier.ValidID(sub.ID) {
 		return nil, fmt.Errorf("put subscriber: invalid id %q", sub.ID)
@@ -200,6 +194,9 @@ func (s *Subscribers) write(ctx context.Context, sub *notifier.Subscriber) ([]st
 		}
 		return nil
 	})
+	if errors.Is(err, errUnchanged) {
+		return nil, nil
+	}
 	return before, err
 }
 
