@@ -3,7 +3,7 @@
 # the built binary, an external nats-server built from the module cache,
 # and loopback sinks (tools/faultsinks) that greylist, fail and count.
 # Everything listens on 127.0.0.1. Usage: bash tools/reliability.sh [scenario...]
-# Scenarios (default all): failing kill_one restart lock natsdown
+# Scenarios (default all): failing kill_one restart lock natsdown cluster
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -120,5 +120,48 @@ natsdown() {
   stop_all
 }
 
-scenarios=${*:-failing kill_one restart lock natsdown}
+# cluster: three nats-server processes clustered with JetStream (R3), two
+# serve instances given all three, and the node leading the job queue
+# killed -9 mid fan-out, as an outside check of issue 12 would do it.
+CLUSTER=nats://127.0.0.1:14231,nats://127.0.0.1:14232,nats://127.0.0.1:14233
+start_node() { # k (1-3)
+  "$work/nats-server" -js -sd "$work/js$1" -a 127.0.0.1 -p "1423$1" -m "1823$1" --server_name "n$1" \
+    --cluster_name varsel --cluster "nats://127.0.0.1:1623$1" \
+    --routes nats://127.0.0.1:16231,nats://127.0.0.1:16232,nats://127.0.0.1:16233 >"$work/n$1.log" 2>&1 &
+  echo $! >"$work/n$1.pid"
+}
+leader_of() { # stream: the server name of its leader, from any live node's /jsz
+  local k
+  for k in 1 2 3; do
+    curl -sf "http://127.0.0.1:1823$k/jsz?streams=true" 2>/dev/null | python3 -c "
+import json,sys
+for a in json.load(sys.stdin).get('account_details') or []:
+    for st in a.get('stream_detail') or []:
+        if st['name'] == '$1' and (st.get('cluster') or {}).get('leader'):
+            print(st['cluster']['leader']); sys.exit(0)
+sys.exit(1)" && return 0
+  done
+  return 1
+}
+cluster() {
+  echo "== a node of a three-node NATS cluster killed -9 mid fan-out (R3, two instances, 20,000 emails)"
+  local k
+  for k in 1 2 3; do start_node "$k"; done
+  for k in 1 2 3; do until curl -sf "http://127.0.0.1:1823$k/healthz?js-enabled-only=true" >/dev/null; do sleep 0.1; done; done
+  sinks -emails 20000 -grey-every 0 -hooks 0
+  NATS=$CLUSTER serve a VARSEL_HTTP_ADDR=127.0.0.1:18080 VARSEL_NATS_REPLICAS=3
+  NATS=$CLUSTER serve b VARSEL_HTTP_ADDR=127.0.0.1:18081 VARSEL_NATS_REPLICAS=3
+  local ti; ti=$(now); ready 127.0.0.1:18080; ready 127.0.0.1:18081; echo "both instances ready in $(since "$ti") s"
+  ti=$(now); VARSEL_NATS_REPLICAS=3 "$V" subscribers import "$work/faults.csv" --nats $CLUSTER >/dev/null
+  echo "20,000 subscribers imported on R3 in $(since "$ti") s"
+  local what=${KILL_STREAM:-VARSEL_DELIVERIES} leader; leader=$(leader_of "$what")
+  t0=$(now); event cluster-1 | VARSEL_NATS_REPLICAS=3 "$V" publish - --nats $CLUSTER >/dev/null
+  wait_field emails_delivered 5000 60
+  kill -9 "$(cat "$work/$leader.pid")"; tk=$(now)
+  echo "killed $leader (the leader of $what) with $(field emails_delivered) of 20,000 in, $(since "$t0") s after the publish"
+  wait_field emails_delivered 20000 120 && echo "all 20,000 delivered $(since "$tk") s after the kill; longest pause between deliveries $(field max_gap_ms) ms; $(( $(field emails_total) - 20000 )) duplicates"
+  stop_all; rm -rf "$work"/js1 "$work"/js2 "$work"/js3
+}
+
+scenarios=${*:-failing kill_one restart lock natsdown cluster}
 for s in $scenarios; do $s; done
