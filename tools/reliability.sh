@@ -160,6 +160,7 @@ cluster() {
   kill -9 "$(cat "$work/$leader.pid")"; tk=$(now)
   echo "killed $leader (the leader of $what) with $(field emails_delivered) of 20,000 in, $(since "$t0") s after the publish"
   wait_field emails_delivered 20000 120 && echo "all 20,000 delivered $(since "$tk") s after the kill; longest pause between deliveries $(field max_gap_ms) ms; $(( $(field emails_total) - 20000 )) duplicates"
+  [ -n "${SHOW_LOGS:-}" ] && grep -h . "$work/a.log" "$work/b.log" | cut -c1-400 | tail -n 40
   stop_all; rm -rf "$work"/js1 "$work"/js2 "$work"/js3
 }
 

@@ -138,3 +138,31 @@ func TestNodeOfAThreeNodeClusterDiesMidFanOut(t *testing.T) {
 		t.Errorf("%d duplicates, more than the %d sends that can be in flight or unrecorded", duplicates, limit)
 	}
 }
+
+// TestInstancesStartingTogetherOnANewCluster starts two instances at the
+// same moment on a new three-node cluster, as `docker compose up` does:
+// both set up every stream and bucket (R3) and are ready within seconds.
+// Asked one after the other, the instances kept in step and met on most
+// streams, and NATS answers neither of two equal creates that meet: they
+// took 66 s (`setup` asks for everything at once).
+func TestInstancesStartingTogetherOnANewCluster(t *testing.T) {
+	_, urls := startCluster(t, 3)
+	start := time.Now()
+	took := make(chan time.Duration, 2)
+	for range 2 {
+		go func() {
+			c, err := Connect(context.Background(), Config{URL: strings.Join(urls, ","), Replicas: 3}, quietLogger())
+			if err != nil {
+				t.Error(err)
+			} else {
+				c.Close()
+			}
+			took <- time.Since(start)
+		}()
+	}
+	a, b := <-took, <-took
+	t.Logf("both instances set up in %s and %s", a.Round(time.Millisecond), b.Round(time.Millisecond))
+	if b > 15*time.Second {
+		t.Errorf("the second instance took %s to set up, want under 15 s", b.Round(time.Millisecond))
+	}
+}

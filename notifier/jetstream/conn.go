@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -282,12 +283,31 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
 		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour, MaxBytes: 256 << 20,
 	}}
-	for _, sc := range streams {
-		if err := whileClusterForms(ctx, func() error { _, err := c.JS.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
-			return fmt.Errorf("create stream %s: %w", sc.Name, err)
-		}
+	// Every stream and bucket is asked for at once. Instances started
+	// together on a new cluster ask for the same ones, and NATS 2.15
+	// answers neither of two equal creates of a replicated stream that
+	// meet: both wait out their timeout (setupCallFor), and the next ask
+	// finds the stream made. One after the other, the instances kept in
+	// step and met on most of them: two took 66 s to start on a new
+	// three-node cluster. At once, the meetings overlap.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		kvs  = map[string]jetstream.KeyValue{}
+	)
+	failed := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
 	}
-	kvs := map[string]jetstream.KeyValue{}
+	for _, sc := range streams {
+		wg.Go(func() {
+			if err := whileClusterForms(ctx, func() error { _, err := c.createOrUpdateStream(ctx, sc); return err }); err != nil {
+				failed(fmt.Errorf("create stream %s: %w", sc.Name, err))
+			}
+		})
+	}
 	for _, name := range buckets {
 		cfg := jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}
 		switch name {
@@ -300,19 +320,30 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 			// minute after it settles, without a lasting marker.
 			cfg.TTL, cfg.LimitMarkerTTL = retention, time.Second
 		}
-		var kv jetstream.KeyValue
-		err := whileClusterForms(ctx, func() (err error) {
-			if name == SubscribersKV {
-				kv, err = c.erasableBucket(ctx, name, replicas)
-			} else {
-				kv, err = c.JS.CreateOrUpdateKeyValue(ctx, cfg)
+		wg.Go(func() {
+			var kv jetstream.KeyValue
+			err := whileClusterForms(ctx, func() (err error) {
+				if name == SubscribersKV {
+					kv, err = c.erasableBucket(ctx, name, replicas)
+				} else {
+					call, cancel := context.WithTimeout(ctx, setupCallFor)
+					defer cancel()
+					kv, err = c.JS.CreateOrUpdateKeyValue(call, cfg)
+				}
+				return err
+			})
+			if err != nil {
+				failed(fmt.Errorf("create bucket %s: %w", name, err))
+				return
 			}
-			return err
+			mu.Lock()
+			kvs[name] = kv
+			mu.Unlock()
 		})
-		if err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-		kvs[name] = kv
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	c.useBuckets(kvs)
 	return nil
@@ -405,6 +436,21 @@ func dispatchConsumerNames[C ~string](ch C) []string {
 	return []string{dispatchConsumer + string(ch), dispatchConsumer + string(ch) + "-many"}
 }
 
+// setupCallFor bounds how long set-up waits for the answer to one create
+// or update of a stream or bucket before asking again: one that met an
+// equal request from another instance gets none (see setup), and asking
+// again finds the stream made. A slow cluster's answer that comes later
+// only makes the next ask find it.
+const setupCallFor = 2 * time.Second
+
+// createOrUpdateStream is JS.CreateOrUpdateStream waiting at most
+// setupCallFor.
+func (c *Conn) createOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupCallFor)
+	defer cancel()
+	return c.JS.CreateOrUpdateStream(ctx, cfg)
+}
+
 // clusterFormingFor bounds how long set-up waits for a cluster whose
 // nodes are still finding each other (all of them starting together after
 // an outage, say).
@@ -424,6 +470,7 @@ func whileClusterForms(ctx context.Context, fn func() error) error {
 		if err == nil || !forming || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
-		time.Sleep(wait)
+		// Not in step with another instance doing the same.
+		time.Sleep(wait/2 + mathrand.N(wait))
 	}
 }

@@ -149,7 +149,7 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
 			}
 		}
-		if st, err = c.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if st, err = c.createOrUpdateStream(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("create bucket %s: %w", bucket, err)
 		}
 		cons, err := backup.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
@@ -174,7 +174,7 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 		if err := c.JS.DeleteStream(ctx, backupName); err != nil {
 			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
 		}
-	} else if st, err = c.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+	} else if st, err = c.createOrUpdateStream(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", bucket, err)
 	}
 	kv, err := c.JS.KeyValue(ctx, bucket)
