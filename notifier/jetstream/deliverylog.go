@@ -328,17 +328,25 @@ func putLines(b *logBatch) {
 	b.lines = nil
 }
 
-// store writes one batch. A failed write is tried again for a while: the
-// sends are made, and only a stored record keeps them from being made
-// again. It returns the batch's id.
+// store writes one batch. A failed write is tried again for a while
+// (storeFor): the sends are made, and only a stored record keeps them from
+// being made again. It returns the batch's id.
+//
+// The first tries wait only a second for the acknowledgement: on a
+// cluster, a publish to a stream whose leader has just died gets no answer
+// at all until a new leader is elected (NATS's election timeout is 4–9 s),
+// and waiting 5 s for each answer put up to 5 s more on top of the
+// election. The batch's id makes a repeat of a write that was stored after
+// all count once.
 func (s *Deliveries) store(b *logBatch) (string, error) {
 	id := newBatchID()
 	msg := nats.NewMsg(logSubject(b.event))
 	msg.Data = b.lines.Bytes()
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	var err error
-	for attempt, wait := 0, 100*time.Millisecond; attempt < 8; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	until := time.Now().Add(storeFor)
+	for wait, patience := 100*time.Millisecond, time.Second; ; wait, patience = min(2*wait, time.Second), min(2*patience, 5*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		var ack *jetstream.PubAck
 		ack, err = s.js.PublishMsg(ctx, msg)
 		cancel()
@@ -346,11 +354,18 @@ func (s *Deliveries) store(b *logBatch) (string, error) {
 			s.indexed(b.event, ack.Sequence, b.recs)
 			return id, nil
 		}
+		if time.Now().Add(wait).After(until) {
+			break
+		}
 		s.logger.Warn("delivery log not stored yet, trying again", "event", b.event, "records", len(b.recs), "error", err)
 		time.Sleep(wait)
 	}
 	return id, fmt.Errorf("store %d delivery records of %s: %w", len(b.recs), b.event, err)
 }
+
+// storeFor is how long store tries to write a batch: longer than a NATS
+// cluster takes to elect a stream's new leader, with room.
+const storeFor = 45 * time.Second
 
 // after counts a stored batch in the event's summary (under the batch's
 // id, so a repeat counts once) and updates the short-lived bucket entries
