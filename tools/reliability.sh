@@ -130,8 +130,14 @@ start_node() { # k (1-3)
     --routes nats://127.0.0.1:16231,nats://127.0.0.1:16232,nats://127.0.0.1:16233 >"$work/n$1.log" 2>&1 &
   echo $! >"$work/n$1.pid"
 }
-leader_of() { # stream: the server name of its leader, from any live node's /jsz
+leader_of() { # stream (or meta): the server name of its leader, from any live node's /jsz
   local k
+  if [ "$1" = meta ]; then
+    for k in 1 2 3; do
+      curl -sf "http://127.0.0.1:1823$k/jsz" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['meta_cluster']['leader'])" && return 0
+    done
+    return 1
+  fi
   for k in 1 2 3; do
     curl -sf "http://127.0.0.1:1823$k/jsz?streams=true" 2>/dev/null | python3 -c "
 import json,sys
