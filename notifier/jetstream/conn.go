@@ -283,13 +283,14 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 		Subjects: []string{RejectedSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
 		MaxAge: 90 * 24 * time.Hour, Duplicates: 24 * time.Hour, MaxBytes: 256 << 20,
 	}}
-	// Every stream and bucket is asked for at once. Instances started
-	// together on a new cluster ask for the same ones, and NATS 2.15
-	// answers neither of two equal creates of a replicated stream that
-	// meet: both wait out their timeout (setupCallFor), and the next ask
-	// finds the stream made. One after the other, the instances kept in
-	// step and met on most of them: two took 66 s to start on a new
-	// three-node cluster. At once, the meetings overlap.
+	// Every stream and bucket is made at once, each by a create that is
+	// turned into an update only when the stream exists with another
+	// config (createOrUpdateStream): instances started together on a new
+	// cluster ask for the same ones, and in NATS 2.15 an update that
+	// meets a create of a replicated stream still in flight takes the
+	// create's answer with it, and gives none itself. nats.go's
+	// CreateOrUpdateStream asks for the update first: two instances took
+	// 66–82 s to start on a new three-node cluster.
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -326,9 +327,7 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 				if name == SubscribersKV {
 					kv, err = c.erasableBucket(ctx, name, replicas)
 				} else {
-					call, cancel := context.WithTimeout(ctx, setupCallFor)
-					defer cancel()
-					kv, err = c.JS.CreateOrUpdateKeyValue(call, cfg)
+					kv, err = c.createOrUpdateKeyValue(ctx, cfg)
 				}
 				return err
 			})
@@ -437,18 +436,30 @@ func dispatchConsumerNames[C ~string](ch C) []string {
 }
 
 // setupCallFor bounds how long set-up waits for the answer to one create
-// or update of a stream or bucket before asking again: one that met an
-// equal request from another instance gets none (see setup), and asking
-// again finds the stream made. A slow cluster's answer that comes later
-// only makes the next ask find it.
-const setupCallFor = 2 * time.Second
+// or update of a stream or bucket before asking again.
+const setupCallFor = 5 * time.Second
 
-// createOrUpdateStream is JS.CreateOrUpdateStream waiting at most
-// setupCallFor.
+// createOrUpdateStream creates the stream, or updates it when it exists
+// with another config; see setup for why not JS.CreateOrUpdateStream.
 func (c *Conn) createOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupCallFor)
 	defer cancel()
-	return c.JS.CreateOrUpdateStream(ctx, cfg)
+	st, err := c.JS.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return c.JS.UpdateStream(ctx, cfg)
+	}
+	return st, err
+}
+
+// createOrUpdateKeyValue is createOrUpdateStream for a bucket.
+func (c *Conn) createOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupCallFor)
+	defer cancel()
+	kv, err := c.JS.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return c.JS.UpdateKeyValue(ctx, cfg)
+	}
+	return kv, err
 }
 
 // clusterFormingFor bounds how long set-up waits for a cluster whose
@@ -471,6 +482,10 @@ func whileClusterForms(ctx context.Context, fn func() error) error {
 			return err
 		}
 		// Not in step with another instance doing the same.
-		time.Sleep(wait/2 + mathrand.N(wait))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait/2 + mathrand.N(wait)):
+		}
 	}
 }

@@ -354,8 +354,8 @@ func (s *Deliveries) store(b *logBatch) (string, error) {
 			s.indexed(b.event, ack.Sequence, b.recs)
 			return id, nil
 		}
-		if time.Now().Add(wait).After(until) {
-			break
+		if time.Now().Add(wait).After(until) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) {
+			break // out of time, or no try can succeed
 		}
 		s.logger.Warn("delivery log not stored yet, trying again", "event", b.event, "records", len(b.recs), "error", err)
 		time.Sleep(wait)

@@ -177,12 +177,38 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 	} else if st, err = c.createOrUpdateStream(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", bucket, err)
 	}
-	kv, err := c.JS.KeyValue(ctx, bucket)
+	kv, err := openMade(ctx, c.JS, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
 	return erasingKV{KeyValue: kv, st: st}, nil
 }
+
+// openMade opens a bucket whose stream was just made. On a cluster the
+// create may be answered for another instance's create still in flight:
+// the stream is then not found for a moment, and its info goes unanswered
+// until its leader is elected. So each look waits a second, and looking
+// goes on for madeWithin.
+func openMade(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
+	until := time.Now().Add(madeWithin)
+	for {
+		look, cancel := context.WithTimeout(ctx, time.Second)
+		kv, err := js.KeyValue(look, bucket)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(until) ||
+			!(errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, context.DeadlineExceeded)) {
+			return kv, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// madeWithin is how long openMade looks for a bucket just made.
+const madeWithin = 15 * time.Second
 
 // moveComplete is the last message of a whole backup of a bucket being
 // moved ("$" is never in a key).
