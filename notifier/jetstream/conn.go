@@ -291,6 +291,18 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 	// create's answer with it, and gives none itself. nats.go's
 	// CreateOrUpdateStream asks for the update first: two instances took
 	// 66–82 s to start on a new three-node cluster.
+	// A cluster just started answers nothing until it has elected its
+	// meta leader: asked before that, every create waited out its 5 s.
+	// So JetStream is asked first, a second at a time, until it answers.
+	err := whileClusterForms(ctx, func() error {
+		ask, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := c.JS.AccountInfo(ask)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

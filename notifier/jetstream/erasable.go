@@ -92,11 +92,24 @@ func (e erasingKV) erase(ctx context.Context, rev uint64) {
 func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) (jetstream.KeyValue, error) {
 	cfg := erasableStream(bucket, replicas)
 	backupName, backupSubj := "VARSEL_MOVE_"+bucket, "varsel.move."+bucket+"."
-	st, err := c.JS.Stream(ctx, cfg.Name)
+	// A second for each look: on a new cluster a stream another instance
+	// has just made answers nothing until its leader is elected, and the
+	// caller asks again.
+	look := func(name string) (jetstream.Stream, error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return c.JS.Stream(ctx, name)
+	}
+	st, err := look(cfg.Name)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
-	backup, berr := c.JS.Stream(ctx, backupName)
+	backup, berr := look(backupName)
+	if berr != nil && !errors.Is(berr, jetstream.ErrStreamNotFound) {
+		// Not known to be missing: taking it for missing would skip a
+		// move left halfway.
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, berr)
+	}
 	if st != nil && st.CachedInfo().Config.DenyDelete {
 		// The old stream is still there: (re)make the backup whole, from
 		// it, whatever an earlier start that stopped midway left.
