@@ -286,14 +286,14 @@ func (c *Conn) setup(ctx context.Context, replicas int, retention time.Duration)
 	// Every stream and bucket is made at once, each by a create that is
 	// turned into an update only when the stream exists with another
 	// config (createOrUpdateStream): instances started together on a new
-	// cluster ask for the same ones, and in NATS 2.15 an update that
-	// meets a create of a replicated stream still in flight takes the
-	// create's answer with it, and gives none itself. nats.go's
-	// CreateOrUpdateStream asks for the update first: two instances took
-	// 66–82 s to start on a new three-node cluster.
-	// A cluster just started answers nothing until it has elected its
-	// meta leader: asked before that, every create waited out its 5 s.
-	// So JetStream is asked first, a second at a time, until it answers.
+	// cluster ask for the same ones, and in NATS 2.15 an update that meets
+	// a create of a replicated stream still in flight takes the create's
+	// answer with it and gives none itself (nats.go's CreateOrUpdateStream
+	// asks for the update first: two instances took 66–82 s to start on a
+	// new three-node cluster). And a cluster just started answers nothing
+	// until it has elected its meta leader, so every create asked before
+	// that waited out its 5 s: JetStream is asked first, a second at a
+	// time, until it answers.
 	err := whileClusterForms(ctx, func() error {
 		ask, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
@@ -479,16 +479,20 @@ func (c *Conn) createOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValu
 // an outage, say).
 const clusterFormingFor = 30 * time.Second
 
+// errNotMadeYet marks what fn of whileClusterForms found missing that a
+// create still in flight on the cluster will make.
+var errNotMadeYet = errors.New("not made yet")
+
 // whileClusterForms runs fn until it succeeds or fails for a reason other
 // than a cluster still forming: no suitable peers yet, no meta leader yet,
-// or no answer from JetStream. (10005 is the server's "no suitable peers
-// for placement", 10008 "JetStream cluster not available".)
+// no answer from JetStream, or errNotMadeYet. (10005 is the server's "no
+// suitable peers for placement", 10008 "JetStream cluster not available".)
 func whileClusterForms(ctx context.Context, fn func() error) error {
 	deadline := time.Now().Add(clusterFormingFor)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		err := fn()
 		var apiErr *jetstream.APIError
-		forming := errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
+		forming := errors.Is(err, errNotMadeYet) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
 			(errors.As(err, &apiErr) && (apiErr.ErrorCode == 10005 || apiErr.ErrorCode == 10008 || apiErr.Code == 503))
 		if err == nil || !forming || time.Now().After(deadline) || ctx.Err() != nil {
 			return err

@@ -200,28 +200,19 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 // openMade opens a bucket whose stream was just made. On a cluster the
 // create may be answered for another instance's create still in flight:
 // the stream is then not found for a moment, and its info goes unanswered
-// until its leader is elected. So each look waits a second, and looking
-// goes on for madeWithin.
-func openMade(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
-	until := time.Now().Add(madeWithin)
-	for {
+// until its leader is elected. So each look waits a second, and a bucket
+// not found yet counts as the cluster still forming (whileClusterForms).
+func openMade(ctx context.Context, js jetstream.JetStream, bucket string) (kv jetstream.KeyValue, err error) {
+	err = whileClusterForms(ctx, func() error {
 		look, cancel := context.WithTimeout(ctx, time.Second)
-		kv, err := js.KeyValue(look, bucket)
-		cancel()
-		if err == nil || ctx.Err() != nil || time.Now().After(until) ||
-			!(errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, context.DeadlineExceeded)) {
-			return kv, err
+		defer cancel()
+		if kv, err = js.KeyValue(look, bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("%w: %w", errNotMadeYet, err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return err
+	})
+	return kv, err
 }
-
-// madeWithin is how long openMade looks for a bucket just made.
-const madeWithin = 15 * time.Second
 
 // moveComplete is the last message of a whole backup of a bucket being
 // moved ("$" is never in a key).
