@@ -90,6 +90,16 @@ type Conn struct {
 	mu          sync.Mutex
 	onReconnect []func()
 	onClose     []func()
+	// id names this connection's instance where one must be told from
+	// another (the claim on a bucket move).
+	idOnce sync.Once
+	id     string
+}
+
+// instanceID is this instance's name for claims: random, made once.
+func (c *Conn) instanceID() string {
+	c.idOnce.Do(func() { c.id = rand.Text() })
+	return c.id
 }
 
 // OnReconnect registers fn to be called (in its own goroutine) whenever the

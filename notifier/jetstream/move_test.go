@@ -1,0 +1,169 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// oldStore starts a server whose store holds an ordinary subscribers
+// bucket of n keys, as an older version made it, and returns its URL.
+func oldStore(t *testing.T, n int) string {
+	t.Helper()
+	srv, err := StartServer(filepath.Join(t.TempDir(), "jetstream"), "127.0.0.1:0", quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	c := rawConn(t, srv.ClientURL())
+	old, err := c.JS.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: SubscribersKV, History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := old.Put(context.Background(), fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv.ClientURL()
+}
+
+// rawConn is a connection with no set-up made, as an instance starts.
+func rawConn(t *testing.T, url string) *Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return &Conn{NC: nc, JS: js, logger: quietLogger()}
+}
+
+// movedWhole checks the bucket holds the n keys, each once, in an
+// erasable stream, and the backup is gone.
+func movedWhole(t *testing.T, url string, n int) {
+	t.Helper()
+	c := rawConn(t, url)
+	ctx := context.Background()
+	st, err := c.JS.Stream(ctx, "KV_"+SubscribersKV)
+	if err != nil {
+		t.Fatalf("after the move: %v", err)
+	}
+	if info := st.CachedInfo(); info.Config.DenyDelete || info.State.Msgs != uint64(n) {
+		t.Errorf("after the move the stream denies deletes: %v, holds %d messages for %d subscribers", info.Config.DenyDelete, info.State.Msgs, n)
+	}
+	kv, err := c.JS.KeyValue(ctx, SubscribersKV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		if e, err := kv.Get(ctx, fmt.Sprintf("s%05d", i)); err != nil || string(e.Value()) != fmt.Sprintf(`{"id":"s%05d"}`, i) {
+			t.Errorf("subscriber %d after the move: %v", i, err)
+		}
+	}
+	if _, err := c.JS.Stream(ctx, "VARSEL_MOVE_"+SubscribersKV); err == nil {
+		t.Error("the backup stream of the move is left behind")
+	}
+}
+
+// setupBucket is the subscribers bucket's part of set-up, as setup runs it.
+func setupBucket(ctx context.Context, c *Conn) error {
+	return whileClusterForms(ctx, func() error {
+		_, err := c.erasableBucket(ctx, SubscribersKV, 1)
+		return err
+	})
+}
+
+// TestInstancesMovingABucketTogetherLoseNoSubscriber: two instances
+// started on a store to move, together or one while the other copies,
+// leave the move to one of them; before, the second purged the backup
+// the first was filling, and the first restored what was left (908 of
+// 5,000 subscribers lost), or one waited for ever on a backup deleted
+// under it.
+func TestInstancesMovingABucketTogetherLoseNoSubscriber(t *testing.T) {
+	const n = 3000
+	for _, midCopy := range []bool{false, true} {
+		url := oldStore(t, n)
+		a, b := rawConn(t, url), rawConn(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var wg sync.WaitGroup
+		var errA, errB error
+		wg.Go(func() { errA = setupBucket(ctx, a) })
+		for midCopy {
+			st, err := b.JS.Stream(ctx, "VARSEL_MOVE_"+SubscribersKV)
+			if err == nil && st.CachedInfo().State.Msgs >= n/2 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		wg.Go(func() { errB = setupBucket(ctx, b) })
+		wg.Wait()
+		cancel()
+		if errA != nil || errB != nil {
+			t.Fatalf("mid-copy %v: set-up failed: %v; %v", midCopy, errA, errB)
+		}
+		movedWhole(t, url, n)
+	}
+}
+
+// TestMoveLeftByAStoppedInstanceIsTakenOver: a move whose instance
+// stopped (its beat gone for moveStale) is finished by the next one,
+// whether it stopped while copying or while restoring, and nothing is
+// restored twice.
+func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
+	defer func(d time.Duration) { moveStale = d }(moveStale)
+	moveStale = 500 * time.Millisecond
+	const n = 500
+	ctx := context.Background()
+	for _, stopped := range []string{"copying", "restoring"} {
+		url := oldStore(t, n)
+		gone := rawConn(t, url)
+		m := &bucketMove{c: gone, bucket: SubscribersKV, cfg: erasableStream(SubscribersKV, 1), replicas: 1,
+			name: "VARSEL_MOVE_" + SubscribersKV, subj: "varsel.move." + SubscribersKV + ".", me: "gone"}
+		if _, err := gone.JS.CreateStream(ctx, m.backupConfig(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if stopped == "copying" {
+			for i := range n / 2 {
+				if _, err := gone.JS.Publish(ctx, m.subj+fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		} else {
+			if _, err := m.copyFrom(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := gone.JS.Publish(ctx, m.subj+moveComplete, nil); err != nil {
+				t.Fatal(err)
+			}
+			// The old stream replaced, and a part restored.
+			if err := gone.JS.DeleteStream(ctx, m.cfg.Name); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := gone.JS.CreateStream(ctx, m.cfg); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n / 2 {
+				if _, err := gone.JS.Publish(ctx, "$KV."+SubscribersKV+"."+fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		next := rawConn(t, url)
+		start := time.Now()
+		if err := setupBucket(ctx, next); err != nil {
+			t.Fatalf("stopped while %s: the next instance's set-up: %v", stopped, err)
+		}
+		if took := time.Since(start); took < moveStale {
+			t.Errorf("stopped while %s: taken over after %v, before its beat was gone for %v", stopped, took, moveStale)
+		}
+		movedWhole(t, url, n)
+	}
+}
