@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -95,71 +95,89 @@ func (e erasingKV) erase(ctx context.Context, rev uint64) {
 func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) (jetstream.KeyValue, error) {
 	m := &bucketMove{c: c, bucket: bucket, cfg: erasableStream(bucket, replicas), replicas: replicas,
 		name: "VARSEL_MOVE_" + bucket, subj: "varsel.move." + bucket + ".", me: c.instanceID()}
-	waiting := false
+	var (
+		waiting bool
+		seen    uint64    // the backup's last sequence when last looked at
+		since   time.Time // when it was last seen to change, on this clock
+	)
 	for {
 		st, backup, err := m.look(ctx)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case backup == nil && (st == nil || !st.CachedInfo().Config.DenyDelete):
+		if backup == nil && (st == nil || !st.CachedInfo().Config.DenyDelete) {
 			// Nothing to move, or moved.
 			if st, err = c.createOrUpdateStream(ctx, m.cfg); err != nil {
 				return nil, fmt.Errorf("create bucket %s: %w", bucket, err)
 			}
-		case backup == nil:
-			// An ordinary bucket to move: claim the move by making the
-			// backup. A create that finds it made for another instance
-			// says so, and the next look finds that one's claim.
-			if _, err := c.JS.CreateStream(ctx, m.backupConfig(nil)); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				continue
-			} else if err != nil {
+			return m.open(ctx, st)
+		}
+		if backup == nil {
+			// An ordinary bucket to move: make the backup (every instance
+			// makes the same one), then claim the move.
+			if _, err := c.JS.CreateStream(ctx, m.backupConfig()); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
 			}
 			continue
-		case backup.CachedInfo().Config.Metadata[moverKey] != m.me:
-			if m.alive(ctx, backup) {
-				if !waiting {
-					c.logger.Info("another instance is moving the bucket to an erasable stream; waiting for it", "bucket", bucket)
-					waiting = true
-				}
+		}
+		owner, claimSeq, err := m.claimant(ctx, backup)
+		if err != nil {
+			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+		}
+		if owner == m.me {
+			st, err := m.run(ctx, backup)
+			if errors.Is(err, errMoveLost) {
+				// Look again after a beat: the claim may be another's now.
 				select {
 				case <-ctx.Done():
 					return nil, ctx.Err()
-				case <-time.After(moveBeat):
+				case <-time.After(moveBeat()):
 				}
-				continue
-			}
-			// Its mover stopped (or an older version left it): take the
-			// move over, and finish it from where it stopped.
-			c.logger.Warn("taking over a bucket move whose instance stopped", "bucket", bucket)
-			if _, err := c.JS.UpdateStream(ctx, m.backupConfig(backup.CachedInfo().Config.Metadata)); err != nil {
-				return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
-			}
-			continue
-		default:
-			st, err = m.run(ctx, st, backup)
-			if errors.Is(err, errMoveLost) {
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
+			return m.open(ctx, st)
 		}
-		kv, err := openMade(ctx, c.JS, bucket)
-		if err != nil {
-			return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+		if last := backup.CachedInfo().State.LastSeq; owner != "" && (last != seen || since.IsZero()) {
+			seen, since = last, time.Now()
 		}
-		return erasingKV{KeyValue: kv, st: st}, nil
+		if owner != "" && time.Since(since) < moveStale {
+			// Its claimant writes to it (copies, or a beat a second).
+			if !waiting {
+				c.logger.Info("another instance is moving the bucket to an erasable stream; waiting for it", "bucket", bucket)
+				waiting = true
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(moveBeat()):
+			}
+			continue
+		}
+		// Not claimed yet, or its claimant stopped writing for moveStale:
+		// claim it. Of instances claiming at once one wins (the claim is
+		// a compare-and-set on its subject); the rest look again.
+		if owner != "" {
+			c.logger.Warn("taking over a bucket move whose instance stopped", "bucket", bucket)
+		}
+		if _, err := c.JS.Publish(ctx, m.subj+moveClaim, []byte(m.me), jetstream.WithExpectLastSequencePerSubject(claimSeq)); err != nil && !casLost(err) {
+			return nil, fmt.Errorf("move bucket %s: %w", bucket, err)
+		}
+		seen, since = 0, time.Time{}
 	}
 }
 
-// A bucket's move into an erasable stream is claimed by the instance that
-// makes the backup stream: the stream names it in its metadata, and it
-// beats in the stream (the subject "$alive") every moveBeat while it
-// works. Only it purges, copies, deletes and restores, and it checks the
-// claim is still its own before each removal. The others wait until the
-// move is done, and take it over once the beat has stopped for moveStale.
+// A bucket's move into an erasable stream is made by the instance whose
+// claim (the last message on the backup's subject "$claim") names it; a
+// claim is a compare-and-set, so of instances claiming at once one wins.
+// The claimant writes a beat into the backup every moveBeat while it works;
+// the others wait, and claim the move for themselves once nothing has been
+// written to the backup for moveStale. A claimant gives up when its own
+// last beat is older than a third of that, checked before each removal
+// and each restored entry, so two instances never both make the move
+// unless a request of one is held on the way for longer than that.
 type bucketMove struct {
 	c          *Conn
 	bucket     string
@@ -167,124 +185,190 @@ type bucketMove struct {
 	replicas   int
 	name, subj string // the backup stream and its subject prefix
 	me         string // this instance
+
+	beatMu   sync.Mutex
+	lastBeat time.Time // when this instance's last beat was stored
 }
 
+// The backup's subjects after its prefix: the copies under moveKeys (an
+// older version put them straight under the prefix), and the marks.
 const (
-	moverKey  = "varsel_mover"
+	moveKeys  = "$k."
+	moveClaim = "$claim"
 	moveAlive = "$alive"
-	moveBeat  = time.Second
 )
 
-// moveStale is a variable for the tests.
+// moveStale is a variable for the tests; a claimant beats 15 times in it.
 var moveStale = 15 * time.Second
 
-// errMoveLost: another instance took the move over.
-var errMoveLost = errors.New("the move was taken over by another instance")
+func moveBeat() time.Duration { return moveStale / 15 }
+
+// errMoveLost: this instance's claim on the move went, or went stale.
+var errMoveLost = errors.New("the move's claim was lost")
 
 // look finds the bucket's stream and the move's backup; nil for missing.
-// Each look waits a second: on a new cluster a stream another instance
-// has just made answers nothing until its leader is elected, and the
-// caller asks again.
+// The backup is looked at first: it goes last, so a move that ends
+// between the two looks is seen as ended. Each look waits a second: on a
+// new cluster a stream another instance has just made answers nothing
+// until its leader is elected, and the caller asks again.
 func (m *bucketMove) look(ctx context.Context) (st, backup jetstream.Stream, err error) {
-	get := func(name string) (jetstream.Stream, error) {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		s, err := m.c.JS.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, nil
-		}
-		return s, err
-	}
-	if st, err = get(m.cfg.Name); err != nil {
-		return nil, nil, fmt.Errorf("open bucket %s: %w", m.bucket, err)
-	}
 	// A backup not known to be missing is never taken for missing: that
 	// would skip a move left halfway.
-	if backup, err = get(m.name); err != nil {
+	if backup, err = m.stream(ctx, m.name); err != nil {
+		return nil, nil, fmt.Errorf("open bucket %s: %w", m.bucket, err)
+	}
+	if st, err = m.stream(ctx, m.cfg.Name); err != nil {
 		return nil, nil, fmt.Errorf("open bucket %s: %w", m.bucket, err)
 	}
 	return st, backup, nil
 }
 
-// backupConfig is the backup stream's config, claimed by this instance
-// (with the rest of the metadata it had).
-func (m *bucketMove) backupConfig(metadata map[string]string) jetstream.StreamConfig {
-	md := maps.Clone(metadata)
-	if md == nil {
-		md = map[string]string{}
+func (m *bucketMove) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	s, err := m.c.JS.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
 	}
-	md[moverKey] = m.me
+	return s, err
+}
+
+func (m *bucketMove) open(ctx context.Context, st jetstream.Stream) (jetstream.KeyValue, error) {
+	kv, err := openMade(ctx, m.c.JS, m.bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", m.bucket, err)
+	}
+	return erasingKV{KeyValue: kv, st: st}, nil
+}
+
+func (m *bucketMove) backupConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{Name: m.name, Subjects: []string{m.subj + ">"},
-		Storage: jetstream.FileStorage, Replicas: m.replicas, Metadata: md}
+		Storage: jetstream.FileStorage, Replicas: m.replicas}
 }
 
-// alive reports whether the backup's mover wrote to it (a copy or a beat)
-// within moveStale; a backup without either counts from its making.
-func (m *bucketMove) alive(ctx context.Context, backup jetstream.Stream) bool {
-	info := backup.CachedInfo()
-	times := []time.Time{info.Created, info.State.LastTime}
-	if beat, err := backup.GetLastMsgForSubject(ctx, m.subj+moveAlive); err == nil {
-		times = append(times, beat.Time)
-	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return true // not known to have stopped: ask again
+// claimant is the instance the move's claim names ("" for none) and the
+// claim's sequence (0 for none).
+func (m *bucketMove) claimant(ctx context.Context, backup jetstream.Stream) (string, uint64, error) {
+	c, err := backup.GetLastMsgForSubject(ctx, m.subj+moveClaim)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", 0, nil
 	}
-	return time.Since(slices.MaxFunc(times, time.Time.Compare)) < moveStale
+	if err != nil {
+		return "", 0, err
+	}
+	return string(c.Data), c.Sequence, nil
 }
 
-// owned checks the claim is still this instance's.
+// owned checks the claim is still this instance's and its beat is fresh.
 func (m *bucketMove) owned(ctx context.Context, backup jetstream.Stream) error {
-	info, err := backup.Info(ctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) || (err == nil && info.Config.Metadata[moverKey] != m.me) {
+	if err := m.fresh(); err != nil {
+		return err
+	}
+	owner, _, err := m.claimant(ctx, backup)
+	if errors.Is(err, jetstream.ErrStreamNotFound) || (err == nil && owner != m.me) {
 		return errMoveLost
 	}
 	return err
+}
+
+// fresh fails when this instance's last stored beat is older than a third
+// of moveStale: the others may soon take the move over.
+func (m *bucketMove) fresh() error {
+	m.beatMu.Lock()
+	defer m.beatMu.Unlock()
+	if time.Since(m.lastBeat) > moveStale/3 {
+		return errMoveLost
+	}
+	return nil
+}
+
+// beat writes a beat into the backup every moveBeat until stop is called.
+func (m *bucketMove) beat(ctx context.Context) (stop func()) {
+	beating, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	m.beatMu.Lock()
+	m.lastBeat = time.Now()
+	m.beatMu.Unlock()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(moveBeat())
+		defer t.Stop()
+		for {
+			sent := time.Now()
+			ask, cancelAsk := context.WithTimeout(beating, moveBeat())
+			if _, err := m.c.JS.Publish(ask, m.subj+moveAlive, nil); err == nil {
+				m.beatMu.Lock()
+				m.lastBeat = sent
+				m.beatMu.Unlock()
+			}
+			cancelAsk()
+			select {
+			case <-beating.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // run makes the move as its claimant: the backup (re)made whole from the
 // old stream while that is there, then a new erasable stream in place of
 // whatever stream is there, restored from the backup, and the backup
 // removed. Run again after a stop, it goes on from the step it stopped in.
-func (m *bucketMove) run(ctx context.Context, st, backup jetstream.Stream) (jetstream.Stream, error) {
-	beating, stop := context.WithCancel(context.WithoutCancel(ctx))
-	beaten := make(chan struct{})
-	go func() {
-		defer close(beaten)
-		for {
-			ask, cancel := context.WithTimeout(beating, moveBeat)
-			_, _ = m.c.JS.Publish(ask, m.subj+moveAlive, nil)
-			cancel()
-			select {
-			case <-beating.Done():
-				return
-			case <-time.After(moveBeat):
-			}
-		}
-	}()
-	defer func() { stop(); <-beaten }()
+func (m *bucketMove) run(ctx context.Context, backup jetstream.Stream) (jetstream.Stream, error) {
+	defer m.beat(ctx)()
 	fail := func(err error) (jetstream.Stream, error) {
 		if errors.Is(err, errMoveLost) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("move bucket %s: %w", m.bucket, err)
 	}
+	st, err := m.stream(ctx, m.cfg.Name) // as it is now that the move is ours
+	if err != nil {
+		return fail(err)
+	}
 	if st != nil && st.CachedInfo().Config.DenyDelete {
 		if err := m.owned(ctx, backup); err != nil {
 			return fail(err)
 		}
-		if err := backup.Purge(ctx); err != nil {
+		// What came before this instance's claim (an earlier claimant's
+		// copies, in either form), and its own copies after it, go.
+		_, claimSeq, err := m.claimant(ctx, backup)
+		if err != nil {
 			return fail(err)
+		}
+		for _, opt := range []jetstream.StreamPurgeOpt{jetstream.WithPurgeSequence(claimSeq),
+			jetstream.WithPurgeSubject(m.subj + moveKeys + ">"), jetstream.WithPurgeSubject(m.subj + moveComplete)} {
+			if err := backup.Purge(ctx, opt); err != nil {
+				return fail(err)
+			}
 		}
 		n, err := m.copyFrom(ctx)
 		if err != nil {
 			return fail(err)
 		}
 		// The backup is whole: only now may the old stream go.
+		if err := m.owned(ctx, backup); err != nil {
+			return fail(err)
+		}
 		if _, err := m.c.JS.Publish(ctx, m.subj+moveComplete, nil); err != nil {
 			return fail(err)
 		}
 		m.c.logger.Info("moving bucket to an erasable stream", "bucket", m.bucket, "keys", n)
 	}
 	if _, err := backup.GetLastMsgForSubject(ctx, m.subj+moveComplete); errors.Is(err, jetstream.ErrMsgNotFound) {
+		if st != nil {
+			// The erasable stream is made only after a whole backup: this
+			// backup was made after a move that had ended.
+			if err := m.owned(ctx, backup); err != nil {
+				return fail(err)
+			}
+			if err := m.c.JS.DeleteStream(ctx, m.name); err != nil {
+				return fail(err)
+			}
+			return st, nil
+		}
 		// Never completed, and the old stream is gone: nothing to
 		// restore that is known whole.
 		return nil, fmt.Errorf("move bucket %s: the backup %s is incomplete; restore it by hand", m.bucket, m.name)
@@ -299,8 +383,7 @@ func (m *bucketMove) run(ctx context.Context, st, backup jetstream.Stream) (jets
 	if err := m.c.JS.DeleteStream(ctx, m.cfg.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fail(err)
 	}
-	st, err := m.c.createOrUpdateStream(ctx, m.cfg)
-	if err != nil {
+	if st, err = m.c.createOrUpdateStream(ctx, m.cfg); err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", m.bucket, err)
 	}
 	if err := m.restore(ctx, backup); err != nil {
@@ -335,7 +418,7 @@ func (m *bucketMove) copyFrom(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("read %s: %w", k, err)
 		}
-		if _, err := m.c.JS.Publish(ctx, m.subj+k, e.Value()); err != nil {
+		if _, err := m.c.JS.Publish(ctx, m.subj+moveKeys+k, e.Value()); err != nil {
 			return n, err
 		}
 		n++
@@ -367,7 +450,14 @@ func (m *bucketMove) restore(ctx context.Context, backup jetstream.Stream) error
 		if err != nil {
 			return err
 		}
-		if key := msg.Subject()[len(m.subj):]; key != moveComplete && key != moveAlive {
+		key := msg.Subject()[len(m.subj):]
+		if k, ok := strings.CutPrefix(key, moveKeys); ok || !strings.HasPrefix(key, "$") {
+			if ok {
+				key = k
+			}
+			if err := m.fresh(); err != nil {
+				return err
+			}
 			kv := nats.NewMsg("$KV." + m.bucket + "." + key)
 			kv.Data = msg.Data()
 			if _, err := m.c.JS.PublishMsg(ctx, kv); err != nil {

@@ -114,29 +114,33 @@ func TestInstancesMovingABucketTogetherLoseNoSubscriber(t *testing.T) {
 }
 
 // TestMoveLeftByAStoppedInstanceIsTakenOver: a move whose instance
-// stopped (its beat gone for moveStale) is finished by the next one,
-// whether it stopped while copying or while restoring, and nothing is
+// stopped (nothing written to its backup for moveStale) is finished by
+// the next one, whether it stopped while copying (in this version's form
+// or, unclaimed, in the last one's) or while restoring, and nothing is
 // restored twice.
 func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
 	defer func(d time.Duration) { moveStale = d }(moveStale)
 	moveStale = 500 * time.Millisecond
 	const n = 500
 	ctx := context.Background()
-	for _, stopped := range []string{"copying", "restoring"} {
+	for _, stopped := range []string{"copying", "copying, unclaimed, as the last version did", "restoring"} {
 		url := oldStore(t, n)
 		gone := rawConn(t, url)
 		m := &bucketMove{c: gone, bucket: SubscribersKV, cfg: erasableStream(SubscribersKV, 1), replicas: 1,
 			name: "VARSEL_MOVE_" + SubscribersKV, subj: "varsel.move." + SubscribersKV + ".", me: "gone"}
-		if _, err := gone.JS.CreateStream(ctx, m.backupConfig(nil)); err != nil {
+		if _, err := gone.JS.CreateStream(ctx, m.backupConfig()); err != nil {
 			t.Fatal(err)
 		}
-		if stopped == "copying" {
-			for i := range n / 2 {
-				if _, err := gone.JS.Publish(ctx, m.subj+fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
-					t.Fatal(err)
-				}
+		prefix := m.subj + moveKeys
+		if stopped != "copying, unclaimed, as the last version did" {
+			if _, err := gone.JS.Publish(ctx, m.subj+moveClaim, []byte(m.me)); err != nil {
+				t.Fatal(err)
 			}
 		} else {
+			prefix = m.subj
+		}
+		switch stopped {
+		case "restoring":
 			if _, err := m.copyFrom(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -150,8 +154,11 @@ func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
 			if _, err := gone.JS.CreateStream(ctx, m.cfg); err != nil {
 				t.Fatal(err)
 			}
+			prefix = "$KV." + SubscribersKV + "."
+			fallthrough
+		default:
 			for i := range n / 2 {
-				if _, err := gone.JS.Publish(ctx, "$KV."+SubscribersKV+"."+fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
+				if _, err := gone.JS.Publish(ctx, prefix+fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -161,8 +168,8 @@ func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
 		if err := setupBucket(ctx, next); err != nil {
 			t.Fatalf("stopped while %s: the next instance's set-up: %v", stopped, err)
 		}
-		if took := time.Since(start); took < moveStale {
-			t.Errorf("stopped while %s: taken over after %v, before its beat was gone for %v", stopped, took, moveStale)
+		if took := time.Since(start); took < moveStale && stopped != "copying, unclaimed, as the last version did" {
+			t.Errorf("stopped while %s: taken over after %v, before its backup stood still for %v", stopped, took, moveStale)
 		}
 		movedWhole(t, url, n)
 	}
