@@ -93,8 +93,7 @@ func (e erasingKV) erase(ctx context.Context, rev uint64) {
 // nothing: the next start finishes it. Instances started together on a
 // store to move leave it to one of them (bucketMove).
 func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) (jetstream.KeyValue, error) {
-	m := &bucketMove{c: c, bucket: bucket, cfg: erasableStream(bucket, replicas), replicas: replicas,
-		name: "VARSEL_MOVE_" + bucket, subj: "varsel.move." + bucket + ".", me: c.instanceID()}
+	m := newBucketMove(c, bucket, replicas)
 	var (
 		waiting bool
 		seen    uint64    // the backup's last sequence when last looked at
@@ -182,7 +181,6 @@ type bucketMove struct {
 	c          *Conn
 	bucket     string
 	cfg        jetstream.StreamConfig
-	replicas   int
 	name, subj string // the backup stream and its subject prefix
 	me         string // this instance
 
@@ -190,12 +188,20 @@ type bucketMove struct {
 	lastBeat time.Time // when this instance's last beat was stored
 }
 
+func newBucketMove(c *Conn, bucket string, replicas int) *bucketMove {
+	return &bucketMove{c: c, bucket: bucket, cfg: erasableStream(bucket, replicas),
+		name: "VARSEL_MOVE_" + bucket, subj: "varsel.move." + bucket + ".", me: c.instanceID()}
+}
+
 // The backup's subjects after its prefix: the copies under moveKeys (an
-// older version put them straight under the prefix), and the marks.
+// older version put them straight under the prefix), and the marks, which
+// no key can be ("$" is never in a key): the claim, the beat, and the last
+// message of a whole backup.
 const (
-	moveKeys  = "$k."
-	moveClaim = "$claim"
-	moveAlive = "$alive"
+	moveKeys     = "$k."
+	moveClaim    = "$claim"
+	moveAlive    = "$alive"
+	moveComplete = "$complete"
 )
 
 // moveStale is a variable for the tests; a claimant beats 15 times in it.
@@ -243,7 +249,7 @@ func (m *bucketMove) open(ctx context.Context, st jetstream.Stream) (jetstream.K
 
 func (m *bucketMove) backupConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{Name: m.name, Subjects: []string{m.subj + ">"},
-		Storage: jetstream.FileStorage, Replicas: m.replicas}
+		Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas}
 }
 
 // claimant is the instance the move's claim names ("" for none) and the
@@ -486,7 +492,3 @@ func openMade(ctx context.Context, js jetstream.JetStream, bucket string) (kv je
 	})
 	return kv, err
 }
-
-// moveComplete is the last message of a whole backup of a bucket being
-// moved ("$" is never in a key).
-const moveComplete = "$complete"

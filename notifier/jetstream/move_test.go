@@ -126,8 +126,8 @@ func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
 	for _, stopped := range []string{"copying", "copying, unclaimed, as the last version did", "restoring"} {
 		url := oldStore(t, n)
 		gone := rawConn(t, url)
-		m := &bucketMove{c: gone, bucket: SubscribersKV, cfg: erasableStream(SubscribersKV, 1), replicas: 1,
-			name: "VARSEL_MOVE_" + SubscribersKV, subj: "varsel.move." + SubscribersKV + ".", me: "gone"}
+		m := newBucketMove(gone, SubscribersKV, 1)
+		m.me = "gone"
 		if _, err := gone.JS.CreateStream(ctx, m.backupConfig()); err != nil {
 			t.Fatal(err)
 		}
