@@ -109,6 +109,13 @@ func (c *Conn) erasableBucket(ctx context.Context, bucket string, replicas int) 
 			if st, err = c.createOrUpdateStream(ctx, m.cfg); err != nil {
 				return nil, fmt.Errorf("create bucket %s: %w", bucket, err)
 			}
+			// A whole move of a small bucket may have begun between the
+			// two looks: its restore would overwrite what is written now.
+			if backup, err = m.stream(ctx, m.name); err != nil {
+				return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+			} else if backup != nil {
+				continue
+			}
 			return m.open(ctx, st)
 		}
 		if backup == nil {
@@ -364,9 +371,14 @@ func (m *bucketMove) run(ctx context.Context, backup jetstream.Stream) (jetstrea
 		m.c.logger.Info("moving bucket to an erasable stream", "bucket", m.bucket, "keys", n)
 	}
 	if _, err := backup.GetLastMsgForSubject(ctx, m.subj+moveComplete); errors.Is(err, jetstream.ErrMsgNotFound) {
-		if st != nil {
-			// The erasable stream is made only after a whole backup: this
-			// backup was made after a move that had ended.
+		copies, err := m.copies(ctx, backup)
+		if err != nil {
+			return fail(err)
+		}
+		if st != nil && !copies {
+			// The erasable stream is made only after a whole backup, and
+			// this one holds no copy: it was made after a move that had
+			// ended.
 			if err := m.owned(ctx, backup); err != nil {
 				return fail(err)
 			}
@@ -375,8 +387,9 @@ func (m *bucketMove) run(ctx context.Context, backup jetstream.Stream) (jetstrea
 			}
 			return st, nil
 		}
-		// Never completed, and the old stream is gone: nothing to
-		// restore that is known whole.
+		// Never completed, and the old stream is gone (or replaced by a
+		// restore the version before this one began before it marked its
+		// backups whole): nothing to restore that is known whole.
 		return nil, fmt.Errorf("move bucket %s: the backup %s is incomplete; restore it by hand", m.bucket, m.name)
 	} else if err != nil {
 		return fail(err)
@@ -402,6 +415,21 @@ func (m *bucketMove) run(ctx context.Context, backup jetstream.Stream) (jetstrea
 		return fail(err)
 	}
 	return st, nil
+}
+
+// copies reports whether the backup holds any copy of an entry, in either
+// form (every subject but the marks).
+func (m *bucketMove) copies(ctx context.Context, backup jetstream.Stream) (bool, error) {
+	info, err := backup.Info(ctx, jetstream.WithSubjectFilter(m.subj+">"))
+	if err != nil {
+		return false, err
+	}
+	for subj := range info.State.Subjects {
+		if mark := subj[len(m.subj):]; mark != moveClaim && mark != moveAlive {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // copyFrom copies every entry of the old bucket into the backup.

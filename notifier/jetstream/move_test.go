@@ -2,8 +2,10 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,6 +103,9 @@ func TestInstancesMovingABucketTogetherLoseNoSubscriber(t *testing.T) {
 			if err == nil && st.CachedInfo().State.Msgs >= n/2 {
 				break
 			}
+			if ctx.Err() != nil {
+				t.Fatal("the first instance's backup was never seen half full")
+			}
 			time.Sleep(time.Millisecond)
 		}
 		wg.Go(func() { errB = setupBucket(ctx, b) })
@@ -172,5 +177,97 @@ func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
 			t.Errorf("stopped while %s: taken over after %v, before its backup stood still for %v", stopped, took, moveStale)
 		}
 		movedWhole(t, url, n)
+	}
+}
+
+// TestBackupBesideAMovedBucket: a backup found beside a bucket already
+// erasable is removed when it holds no copy (made after the move had
+// ended), and kept, with set-up refused, when it holds copies but was
+// never marked whole (the version before this one marked none): then
+// nobody knows whether the bucket or the backup is whole.
+func TestBackupBesideAMovedBucket(t *testing.T) {
+	defer func(d time.Duration) { moveStale = d }(moveStale)
+	moveStale = 300 * time.Millisecond
+	const n = 200
+	ctx := context.Background()
+	for _, copies := range []bool{false, true} {
+		url := oldStore(t, n)
+		if err := setupBucket(ctx, rawConn(t, url)); err != nil {
+			t.Fatal(err)
+		}
+		gone := rawConn(t, url)
+		m := newBucketMove(gone, SubscribersKV, 1)
+		m.me = "gone"
+		if _, err := gone.JS.CreateStream(ctx, m.backupConfig()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gone.JS.Publish(ctx, m.subj+moveClaim, []byte(m.me)); err != nil {
+			t.Fatal(err)
+		}
+		if copies {
+			for i := range n {
+				if _, err := gone.JS.Publish(ctx, m.subj+fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		err := setupBucket(ctx, rawConn(t, url))
+		if !copies {
+			if err != nil {
+				t.Fatalf("a backup with no copy: %v", err)
+			}
+			movedWhole(t, url, n)
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "restore it by hand") {
+			t.Errorf("a backup with copies never marked whole, beside a moved bucket: set-up says %v", err)
+		}
+		if st, err := gone.JS.Stream(ctx, m.name); err != nil || st.CachedInfo().State.Msgs < n {
+			t.Errorf("the backup with the copies is gone or emptied (%v)", err)
+		}
+	}
+}
+
+// TestClaimantWithAStaleBeatStopsRestoring: a claimant whose own last
+// stored beat is older than a third of moveStale (the others may be
+// taking the move over) writes nothing more.
+func TestClaimantWithAStaleBeatStopsRestoring(t *testing.T) {
+	url := oldStore(t, 0)
+	c := rawConn(t, url)
+	ctx := context.Background()
+	m := newBucketMove(c, SubscribersKV, 1)
+	backup, err := c.JS.CreateStream(ctx, m.backupConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := c.JS.Publish(ctx, m.subj+moveKeys+fmt.Sprintf("s%05d", i), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.JS.DeleteStream(ctx, m.cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.JS.CreateStream(ctx, m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.lastBeat = time.Now().Add(-moveStale / 2)
+	if err := m.restore(ctx, backup); !errors.Is(err, errMoveLost) {
+		t.Errorf("restore with a stale beat: %v, want errMoveLost", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("restore with a stale beat wrote %d entries", info.State.Msgs)
+	}
+	m.lastBeat = time.Now()
+	if err := m.restore(ctx, backup); err != nil {
+		t.Fatalf("restore with a fresh beat: %v", err)
+	}
+	if info, _ := st.Info(ctx); info.State.Msgs != 10 {
+		t.Errorf("restore with a fresh beat wrote %d of 10 entries", info.State.Msgs)
 	}
 }
