@@ -83,6 +83,24 @@ func setupBucket(ctx context.Context, c *Conn) error {
 	})
 }
 
+// stoppedMover makes the move's backup as an instance "gone" that then
+// stopped, with its claim or, as the last version left it, without.
+func stoppedMover(t *testing.T, url string, claimed bool) (*Conn, *bucketMove) {
+	t.Helper()
+	gone := rawConn(t, url)
+	m := newBucketMove(gone, SubscribersKV, 1)
+	m.me = "gone"
+	if _, err := gone.JS.CreateStream(context.Background(), m.backupConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if claimed {
+		if _, err := gone.JS.Publish(context.Background(), m.subj+moveClaim, []byte(m.me)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return gone, m
+}
+
 // TestInstancesMovingABucketTogetherLoseNoSubscriber: two instances
 // started on a store to move, together or one while the other copies,
 // leave the move to one of them; before, the second purged the backup
@@ -130,18 +148,10 @@ func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
 	ctx := context.Background()
 	for _, stopped := range []string{"copying", "copying, unclaimed, as the last version did", "restoring"} {
 		url := oldStore(t, n)
-		gone := rawConn(t, url)
-		m := newBucketMove(gone, SubscribersKV, 1)
-		m.me = "gone"
-		if _, err := gone.JS.CreateStream(ctx, m.backupConfig()); err != nil {
-			t.Fatal(err)
-		}
+		unclaimed := stopped == "copying, unclaimed, as the last version did"
+		gone, m := stoppedMover(t, url, !unclaimed)
 		prefix := m.subj + moveKeys
-		if stopped != "copying, unclaimed, as the last version did" {
-			if _, err := gone.JS.Publish(ctx, m.subj+moveClaim, []byte(m.me)); err != nil {
-				t.Fatal(err)
-			}
-		} else {
+		if unclaimed {
 			prefix = m.subj
 		}
 		switch stopped {
@@ -173,7 +183,7 @@ func TestMoveLeftByAStoppedInstanceIsTakenOver(t *testing.T) {
 		if err := setupBucket(ctx, next); err != nil {
 			t.Fatalf("stopped while %s: the next instance's set-up: %v", stopped, err)
 		}
-		if took := time.Since(start); took < moveStale && stopped != "copying, unclaimed, as the last version did" {
+		if took := time.Since(start); took < moveStale && !unclaimed {
 			t.Errorf("stopped while %s: taken over after %v, before its backup stood still for %v", stopped, took, moveStale)
 		}
 		movedWhole(t, url, n)
@@ -195,15 +205,7 @@ func TestBackupBesideAMovedBucket(t *testing.T) {
 		if err := setupBucket(ctx, rawConn(t, url)); err != nil {
 			t.Fatal(err)
 		}
-		gone := rawConn(t, url)
-		m := newBucketMove(gone, SubscribersKV, 1)
-		m.me = "gone"
-		if _, err := gone.JS.CreateStream(ctx, m.backupConfig()); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := gone.JS.Publish(ctx, m.subj+moveClaim, []byte(m.me)); err != nil {
-			t.Fatal(err)
-		}
+		gone, m := stoppedMover(t, url, true)
 		if copies {
 			for i := range n {
 				if _, err := gone.JS.Publish(ctx, m.subj+fmt.Sprintf("s%05d", i), []byte(fmt.Sprintf(`{"id":"s%05d"}`, i))); err != nil {
