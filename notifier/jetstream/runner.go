@@ -438,6 +438,13 @@ func (r *Runner) handleJob(ctx context.Context, msg jetstream.Msg, redelivered b
 		sends.Add(1)
 		send := func() {
 			defer sends.Done()
+			if r.Conn.NC.IsClosed() {
+				// Closed under the job (the process going down): nothing
+				// sent now could be recorded, so it would only be sent
+				// again when the job is handed out again.
+				outs[i].again = time.Second
+				return
+			}
 			v, err := r.Dispatcher.Handle(ctx, dj)
 			switch {
 			case err != nil:
