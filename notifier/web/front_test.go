@@ -80,6 +80,31 @@ func TestFrontPageLikeTheBest(t *testing.T) {
 	}
 }
 
+// TestHistoryDuringTheOnlyIncident: while the one incident of the last 90
+// days is open, the history under it says there is no other, never that
+// there is none (the page showed "No incidents in the last 90 days" under
+// the open one).
+func TestHistoryDuringTheOnlyIncident(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now().UTC().Truncate(time.Minute)
+	cases := []struct{ lang, none, other string }{
+		{"nb", "Ingen hendelser de siste 90 dagene.", "Ingen andre hendelser de siste 90 dagene."},
+		{"en", "No incidents in the last 90 days.", "No other incidents in the last 90 days."},
+	}
+	for _, c := range cases {
+		if _, page := f.do(t, http.MethodGet, "/?lang="+c.lang, "", nil); !strings.Contains(text(page), c.none) {
+			t.Fatalf("%s front page with no incident lacks %q:\n%s", c.lang, c.none, text(page))
+		}
+	}
+	f.publish(t, recentEvent("only-1", "incident.opened", "only", "investigating", "major", now.Add(-time.Hour), now.Add(-time.Hour), ""))
+	for _, c := range cases {
+		_, page := f.do(t, http.MethodGet, "/?lang="+c.lang, "", nil)
+		if seen := text(page); !strings.Contains(seen, c.other) || strings.Contains(seen, c.none) {
+			t.Errorf("%s front page during the only incident: want %q, never %q:\n%s", c.lang, c.other, c.none, seen)
+		}
+	}
+}
+
 // TestNotFoundIsAPageInTheReadersLanguage: an unknown incident and an
 // unknown path answer 404 with a page, styled, in the reader's language.
 func TestNotFoundIsAPageInTheReadersLanguage(t *testing.T) {
