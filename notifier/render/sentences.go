@@ -14,11 +14,12 @@ var abbreviations = map[string]bool{
 	"kl": true, "ca": true, "f.eks": true, "bl.a": true, "nr": true, "jf": true, "dvs": true,
 	"mht": true, "evt": true, "tlf": true, "pga": true, "ref": true, "iht": true, "ihht": true,
 	"mv": true, "osv": true, "mnd": true, "min": true, "sek": true, "t.o.m": true, "f.o.m": true,
+	"inkl": true, "eks": true, "hhv": true, "o.l": true, "m.m": true, "vedr": true, "pr": true,
 	// English
 	"mr": true, "mrs": true, "ms": true, "dr": true, "st": true, "e.g": true, "i.e": true,
 	"etc": true, "vs": true, "approx": true, "no": true, "inc": true, "ltd": true, "jan": true,
 	"feb": true, "mar": true, "apr": true, "jun": true, "jul": true, "aug": true, "sep": true,
-	"sept": true, "oct": true, "nov": true, "dec": true,
+	"sept": true, "oct": true, "nov": true, "dec": true, "a.m": true, "p.m": true, "incl": true,
 }
 
 // sentenceEnds are the characters that end a sentence; closers may follow

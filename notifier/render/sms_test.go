@@ -162,6 +162,10 @@ func TestSentences(t *testing.T) {
 		{"Det var «død». Så kom den tilbake.", []string{"Det var «død».", "Så kom den tilbake."}},
 		{"A line without a stop\nAnother line.", []string{"A line without a stop.", "Another line."}},
 		{"Mr. Smith called. We answered.", []string{"Mr. Smith called.", "We answered."}},
+		// The clock's words are not a sentence's end: "3 p.m." cut from
+		// "Norwegian time" reads as the reader's own clock.
+		{"Logins fail since approx. 3 p.m. Norwegian time. We are on it.", []string{"Logins fail since approx. 3 p.m. Norwegian time.", "We are on it."}},
+		{"Nede siden ca. kl. 15, inkl. Appen. Vi jobber med det.", []string{"Nede siden ca. kl. 15, inkl. Appen.", "Vi jobber med det."}},
 		{"Here is a summary:\n- one\n- two", nil},
 		{"First.\n\nHere is a summary:\n- one", []string{"First."}},
 		{"ends in lower case. and goes on", []string{"ends in lower case. and goes on."}},
