@@ -172,6 +172,42 @@ func TestFreeTextFallbackIsHonest(t *testing.T) {
 	}
 }
 
+// TestContactAndTitleSayTheirOwnLanguage: a contact text or title in fewer
+// languages than the message is marked as what it is (the contact was
+// shown to a Norwegian reader as Norwegian, with no note and lang="nb").
+func TestContactAndTitleSayTheirOwnLanguage(t *testing.T) {
+	r := newTestRenderer(t, Config{})
+	ev := everyType()[0]
+	ev.ID = "contact-only-en"
+	ev.Incident.Title = notifier.Localized{"en": "Slow logins"}
+	ev.Incident.Message = notifier.Localized{"en": "We are on it.", "nb": "Vi jobber med saken."}
+	ev.Incident.Contact = notifier.Localized{"en": "Email ops@example.com if you are blocked."}
+	m, err := r.Render(ev, nil, &notifier.Subscriber{ID: "x", Locale: "nb"}, notifier.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Trenger du hjelp? Email ops@example.com if you are blocked. (bare på engelsk)"; !strings.Contains(m.Text, want) {
+		t.Errorf("text part lacks %q:\n%s", want, m.Text)
+	}
+	for _, want := range []string{`<span lang="en">Email ops@example.com if you are blocked.</span>`, "(bare på engelsk)", `lang="en">Slow logins</h1>`} {
+		if !strings.Contains(m.HTML, want) {
+			t.Errorf("HTML part lacks %s", want)
+		}
+	}
+	if strings.Contains(m.Text, "Meldingen under er bare") {
+		t.Errorf("the message is in Norwegian, yet the note says it is not:\n%s", m.Text)
+	}
+	// In the reader's language: no note.
+	ev.ID = "contact-both"
+	ev.Incident.Contact = notifier.Localized{"en": "Email ops@example.com.", "nb": "Send e-post til ops@example.com."}
+	if m, err = r.Render(ev, nil, &notifier.Subscriber{ID: "x", Locale: "nb"}, notifier.Email); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(m.Text+m.HTML, "bare på") || !strings.Contains(m.HTML, `<span lang="nb">Send e-post til ops@example.com.</span>`) {
+		t.Errorf("a Norwegian contact is marked as another language:\n%s", m.Text)
+	}
+}
+
 func TestTemplatesDirOverridesFileByFile(t *testing.T) {
 	dir := writeOverride(t, "webhook.tmpl", `{{define "webhook.incident"}}Own text: {{.Title}}{{end}}{{define "webhook.letter"}}{{.Title}}{{end}}`)
 	r := newTestRenderer(t, Config{TemplatesDir: dir})

@@ -49,6 +49,13 @@ type view struct {
 	SMSComponents string
 	Message       string
 	Contact       string
+	// TitleLocale and ContactLocale are the languages the title and the
+	// contact text are in (each may have fewer languages than the
+	// message); ContactLanguageName names the contact's in the reader's
+	// language when it is not the reader's, else "".
+	TitleLocale         string
+	ContactLocale       string
+	ContactLanguageName string
 
 	StartedAt    string
 	ResolvedAt   string // when it closed; "" while open
@@ -153,9 +160,14 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 		v.Maintenance = ev.Type.IsMaintenance()
 		v.Closed = in.Status.Closed()
 		v.Postmortem = ev.Type == notifier.IncidentPostmortem
-		v.Title, _ = text(in.Title)
+		v.Title, v.TitleLocale = text(in.Title)
 		v.Message, v.ContentLocale = text(in.Message)
-		v.Contact, _ = text(in.Contact)
+		v.Contact, v.ContactLocale = text(in.Contact)
+		if v.ContactLocale != "" && v.ContactLocale != ls.locale {
+			if v.ContactLanguageName, err = ls.languageName(v.ContactLocale); err != nil {
+				return nil, err
+			}
+		}
 		v.Status, v.Impact = string(in.Status), string(in.Impact)
 		if r.cfg.Site != nil && len(r.cfg.Site.Components) > 0 {
 			// Without a catalogue there are only ids, which are keys,
@@ -231,6 +243,9 @@ func (r *Renderer) buildView(ev *notifier.Event, inc *notifier.IncidentState, ls
 	}
 	if v.ContentLocale == "" {
 		v.ContentLocale = ls.locale
+	}
+	if v.TitleLocale == "" {
+		v.TitleLocale = ls.locale
 	}
 	return v, nil
 }
