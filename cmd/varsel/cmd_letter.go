@@ -27,9 +27,15 @@ func offlineRenderer(logger *slog.Logger) (*render.Renderer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The site's name and components, as serve names them in what it
+	// sends: a preview without them showed another footer than the one sent.
+	site, err := siteFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	return render.New(render.Config{PublicURL: envOr("VARSEL_PUBLIC_URL", "http://localhost:8080"),
 		DefaultLocale: envOr("VARSEL_DEFAULT_LOCALE", "en"), DefaultTimezone: envOr("VARSEL_TIMEZONE", "Europe/Oslo"),
-		TemplatesDir: os.Getenv("VARSEL_TEMPLATES_DIR")}, tokens, logger)
+		TemplatesDir: os.Getenv("VARSEL_TEMPLATES_DIR"), Site: site}, tokens, logger)
 }
 
 func envOr(name, def string) string {

@@ -167,6 +167,24 @@ func TestTemplatesCheck(t *testing.T) {
 	}
 }
 
+// TestLetterPreviewNamesTheSite: with VARSEL_SITE_FILE the preview's
+// footer names the site as the letter serve sends does (it said
+// "driftsmeldinger" where the sent letter said «Driftsmeldinger»).
+func TestLetterPreviewNamesTheSite(t *testing.T) {
+	t.Setenv("VARSEL_SITE_FILE", filepath.Join("..", "..", "examples", "site.toml"))
+	out, err := varsel(t, "letter", "preview", filepath.Join("..", "..", "examples", "led", "letter.json"), "--locale", "nb")
+	if err != nil {
+		t.Fatalf("letter preview: %v\n%s", err, out)
+	}
+	if want := "Du får denne e-posten fordi du abonnerer på «Driftsmeldinger»."; !strings.Contains(out, want) {
+		t.Errorf("preview lacks %q:\n%s", want, out)
+	}
+	t.Setenv("VARSEL_SITE_FILE", filepath.Join(t.TempDir(), "missing.toml"))
+	if out, err = varsel(t, "letter", "preview", filepath.Join("..", "..", "examples", "led", "letter.json")); err == nil || !strings.Contains(err.Error(), "VARSEL_SITE_FILE") {
+		t.Errorf("preview with a missing site file: %v, want an error naming VARSEL_SITE_FILE\n%s", err, out)
+	}
+}
+
 // TestDemoSummaryWaitsForThePipeline: the demo prints its summary only
 // once every example event is planned and every delivery is recorded.
 func TestDemoSummaryWaitsForThePipeline(t *testing.T) {
