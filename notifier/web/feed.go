@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/xml"
+	"html"
 	"net/http"
 	"net/url"
 	"slices"
@@ -127,13 +128,7 @@ func (s *server) feed(w http.ResponseWriter, r *http.Request) {
 		}
 		incTitle, _ := rd.loc.Text(st.Incident.Title, rd.Locale)
 		for _, u := range st.Updates {
-			msg, lang := rd.loc.Text(u.Message, rd.Locale)
-			if u.HoldingSince != nil {
-				msg = strings.TrimSpace(rd.T("HoldingUpdate", "Time", rd.Time(*u.HoldingSince)) + " " + msg)
-			}
-			if lang != "" && notifier.BaseLanguage(lang) == rd.Locale {
-				lang = ""
-			}
+			content := feedContent(rd, u)
 			label := rd.Status(u.Status)
 			if u.Type == notifier.IncidentPostmortem {
 				label = rd.T("LabelPostmortem")
@@ -142,7 +137,7 @@ func (s *server) feed(w http.ResponseWriter, r *http.Request) {
 				Title: incTitle + " — " + label, ID: id + "#" + u.EventID,
 				Updated: u.Time.UTC().Format(time.RFC3339), updated: u.Time,
 				Link:    atomLink{Href: link, Rel: "alternate", Type: "text/html"},
-				Content: atomText{Type: "text", Lang: lang, Body: msg},
+				Content: content,
 			})
 			if u.Time.After(updated) {
 				updated = u.Time
@@ -170,4 +165,64 @@ func (s *server) feed(w http.ResponseWriter, r *http.Request) {
 	if err := enc.Encode(f); err != nil {
 		s.logger.Error("write feed", "error", err)
 	}
+}
+
+// feedContent is an entry's text: the update as its email says it, in
+// paragraphs: the holding line, the message, the data statement the
+// update makes and the next update it promises (a feed reader reads each
+// entry alone). A message in another language than the feed's is marked:
+// the entry's xml:lang when it is all there is, else an HTML entry whose
+// message paragraph has its own lang, as the fixed phrases are the
+// feed's.
+func feedContent(rd reader, u notifier.Update) atomText {
+	msg, lang := rd.loc.Text(u.Message, rd.Locale)
+	if lang != "" && notifier.BaseLanguage(lang) == rd.Locale {
+		lang = ""
+	}
+	var before, after []string
+	if u.HoldingSince != nil {
+		before = append(before, rd.T("HoldingUpdate", "Time", rd.Time(*u.HoldingSince)))
+	}
+	if data := rd.Data(u.Data); len(data) > 0 {
+		after = append(after, rd.T("LabelData")+": "+strings.Join(data, " "))
+	}
+	if u.NextUpdateAt != nil && !u.Status.Closed() {
+		after = append(after, rd.T("NextUpdate", "Time", rd.Time(*u.NextUpdateAt)))
+	}
+	if lang == "" || len(before)+len(after) == 0 {
+		var paras []string
+		paras = append(paras, before...)
+		if msg != "" {
+			paras = append(paras, msg)
+		}
+		paras = append(paras, after...)
+		return atomText{Type: "text", Lang: lang, Body: strings.Join(paras, "\n\n")}
+	}
+	var b strings.Builder
+	para := func(lang, text string) {
+		b.WriteString("<p")
+		if lang != "" {
+			b.WriteString(` lang="` + html.EscapeString(lang) + `"`)
+		}
+		b.WriteString(">")
+		for i, line := range strings.Split(text, "\n") {
+			if i > 0 {
+				b.WriteString("<br>")
+			}
+			b.WriteString(html.EscapeString(line))
+		}
+		b.WriteString("</p>")
+	}
+	for _, t := range before {
+		para("", t)
+	}
+	for p := range strings.SplitSeq(msg, "\n\n") {
+		if p = strings.TrimSpace(p); p != "" {
+			para(lang, p)
+		}
+	}
+	for _, t := range after {
+		para("", t)
+	}
+	return atomText{Type: "html", Body: b.String()}
 }

@@ -274,3 +274,53 @@ func checkRFC4287(t *testing.T, path, body string) {
 		}
 	}
 }
+
+// TestFeedEntriesSayWhatTheEmailSays: a feed entry carries its update's
+// data statement and promised next update, as the email of it does (the
+// seeds' entries had only the free text), in the feed's language; a
+// message in another language keeps its own lang beside the fixed phrases.
+func TestFeedEntriesSayWhatTheEmailSays(t *testing.T) {
+	f := newFixture(t)
+	f.replay(t, "styreweb")
+	_, _, _, nb := fetchFeed(t, f, "/feed.atom?lang=nb")
+	content := map[string]string{}
+	for _, e := range nb.Entries {
+		content[e.ID[strings.LastIndex(e.ID, "#")+1:]] = e.Content.Value
+	}
+	for id, want := range map[string][]string{
+		"styreweb-2019-09-17-1000": {"Neste oppdatering kommer senest 17.09.2019 kl. 12:00."},
+		"styreweb-2019-09-18-0740": {"Dataene dine: Vi har vurdert risikoen for dataene dine som lav.", "Vi planlegger å gjenopprette dataene fra sikkerhetskopien fra 15.09.2019 kl. 03:00"},
+		"styreweb-2019-09-18-2200": {"Vi gjenoppretter nå dataene fra sikkerhetskopien fra 15.09.2019 kl. 03:00"},
+		"styreweb-2019-09-19-0400": {"Dataene er gjenopprettet fra sikkerhetskopien fra 15.09.2019 kl. 03:00"},
+		"styreweb-2019-09-17-1600": {"Statusen fra 17.09.2019 kl. 14:00 gjelder fortsatt.", "Neste oppdatering kommer senest 17.09.2019 kl. 18:00."},
+	} {
+		got, ok := content[id]
+		if !ok {
+			t.Errorf("no entry %s in the Norwegian feed", id)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("entry %s lacks %q:\n%s", id, w, got)
+			}
+		}
+	}
+	if strings.Contains(content["styreweb-2019-09-19-0400"], "Neste oppdatering") {
+		t.Errorf("the resolution promises an update:\n%s", content["styreweb-2019-09-19-0400"])
+	}
+
+	// English text in the Norwegian feed beside Norwegian phrases.
+	next := time.Date(2019, 9, 18, 12, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	f.publish(t, `{"id":"a2","type":"incident.updated","time":"2019-09-18T10:00:00Z","incident":{"id":"api-slow","title":{"en":"Slow API","nb":"Tregt API"},"status":"identified","impact":"minor","components":["api"],"started_at":"2019-09-18T08:45:00Z","message":{"en":"Found it.\n\nFixing it."},"next_update_at":"`+next+`"}}`)
+	_, body, _, nb := fetchFeed(t, f, "/feed.atom?lang=nb")
+	for _, e := range nb.Entries {
+		if strings.HasSuffix(e.ID, "#a2") {
+			want := `<p lang="en">Found it.</p><p lang="en">Fixing it.</p><p>Neste oppdatering kommer senest 18.09.2019 kl. 14:00.</p>`
+			if e.Content.Type != "html" || e.Content.Value != want {
+				t.Errorf("entry a2: %s %q, want html %q\n%s", e.Content.Type, e.Content.Value, want, body)
+			}
+			return
+		}
+	}
+	t.Errorf("no entry a2:\n%s", body)
+}
