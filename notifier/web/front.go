@@ -148,8 +148,21 @@ func (s *server) components(rd reader, all []*notifier.IncidentState) []componen
 
 // notFound answers 404 with a page in the reader's language.
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	rd := s.readerFor(r)
+	var other *reader
+	if m, ok := mirrorOf(r); ok && m.both {
+		o := rd
+		o.Locale = "nb"
+		if rd.Locale == "nb" {
+			o.Locale = "en"
+		}
+		other = &o
+	}
 	s.renderStatus(w, http.StatusNotFound, "notfound.html", struct {
 		reader
 		PublicURL string
-	}{s.readerFor(r), s.cfg.PublicURL})
+		// Other is the page's text in the other language (the mirror's
+		// root 404.html), nil for one language.
+		Other *reader
+	}{rd, s.cfg.PublicURL, other})
 }

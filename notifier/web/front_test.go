@@ -157,6 +157,14 @@ func TestMirrorStandsAlone(t *testing.T) {
 	if !strings.Contains(string(root), `lang="nb"`) {
 		t.Error("the root page is not in the default language (nb)")
 	}
+	// A static host serves 404.html for every missing path, whatever the
+	// reader's language: it says so in both (it was in the default only).
+	notFound, _ := os.ReadFile(filepath.Join(dir, "404.html"))
+	for _, want := range []string{"Fant ikke siden", `<div lang="en"><h2>Page not found</h2>`, `href="en/index.html"`, `href="nb/index.html"`} {
+		if !strings.Contains(string(notFound), want) {
+			t.Errorf("404.html lacks %s:\n%s", want, notFound)
+		}
+	}
 }
 
 func testLocalizer(t *testing.T) Localizer {

@@ -24,8 +24,13 @@ import (
 
 // mirrorPage marks a request rendered for the static mirror: base is the
 // path from the page's file to the mirror's root ("", "../", "../../"),
-// file its path under the language directory ("index.html").
-type mirrorPage struct{ base, file string }
+// file its path under the language directory ("index.html"); both marks
+// the root's 404.html, which a static host serves for every missing path
+// whatever the reader's language, so it says so in both.
+type mirrorPage struct {
+	base, file string
+	both       bool
+}
 
 type mirrorKey struct{}
 

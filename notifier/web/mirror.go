@@ -46,30 +46,33 @@ func (m *Mirror) Write(ctx context.Context, dir string) (int, error) {
 	if !slices.Contains(mirrorLanguages, def) {
 		def = "en"
 	}
-	type page struct{ file, path, base, own string }
+	type page struct {
+		file, path, base, own string
+		both                  bool
+	}
 	pages := []page{
-		{"index.html", "/?lang=" + def, "", "index.html"},
-		{"404.html", "/404?lang=" + def, "", "index.html"},
+		{"index.html", "/?lang=" + def, "", "index.html", false},
+		{"404.html", "/404?lang=" + def, "", "index.html", true},
 	}
 	for _, lang := range mirrorLanguages {
 		pages = append(pages,
-			page{lang + "/index.html", "/?lang=" + lang, "../", "index.html"},
-			page{lang + "/feed.atom", "/feed.atom?lang=" + lang, "../", "feed.atom"})
+			page{lang + "/index.html", "/?lang=" + lang, "../", "index.html", false},
+			page{lang + "/feed.atom", "/feed.atom?lang=" + lang, "../", "feed.atom", false})
 		for _, st := range m.s.deps.Status.Incidents() {
 			id := st.Incident.ID
-			pages = append(pages, page{lang + "/incidents/" + id + ".html", "/incidents/" + id + "?lang=" + lang, "../../", "incidents/" + id + ".html"})
+			pages = append(pages, page{lang + "/incidents/" + id + ".html", "/incidents/" + id + "?lang=" + lang, "../../", "incidents/" + id + ".html", false})
 			for _, l := range st.Letters {
-				pages = append(pages, page{lang + "/letters/" + l + ".html", "/letters/" + l + "?lang=" + lang, "../../", "letters/" + l + ".html"})
+				pages = append(pages, page{lang + "/letters/" + l + ".html", "/letters/" + l + "?lang=" + lang, "../../", "letters/" + l + ".html", false})
 			}
 		}
 	}
-	pages = append(pages, page{"api/v1/status.json", "/api/v1/status", "../../", ""})
+	pages = append(pages, page{"api/v1/status.json", "/api/v1/status", "../../", "", false})
 	written := map[string]bool{}
 	for _, p := range pages {
 		if written[p.file] {
 			continue // a letter about two incidents
 		}
-		req := httptest.NewRequestWithContext(withMirror(ctx, mirrorPage{base: p.base, file: p.own}), http.MethodGet, p.path, nil)
+		req := httptest.NewRequestWithContext(withMirror(ctx, mirrorPage{base: p.base, file: p.own, both: p.both}), http.MethodGet, p.path, nil)
 		rec := httptest.NewRecorder()
 		m.h.ServeHTTP(rec, req)
 		want := http.StatusOK
