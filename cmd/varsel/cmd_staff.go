@@ -75,7 +75,7 @@ func cmdStaff(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		}
 		verb := "added"
 		if replaced {
-			verb = "replaced (new name, language and password)"
+			verb = "replaced (new name, language and password; its sessions end at once)"
 		}
 		fmt.Fprintf(stdout, "staff %s %s: %s, console in %s\n", account.Email, verb, account.Name, account.Locale)
 	case "list":

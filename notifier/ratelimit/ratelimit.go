@@ -49,6 +49,25 @@ func New(every time.Duration, burst, max int) *KeyLimiter {
 func (l *KeyLimiter) Allow(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.bucket(key, now)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Has says whether key's bucket holds a token at now, taking none, for a
+// limit on failures only (Has before trying, Allow after a failure).
+// Asking makes key the most recently used.
+func (l *KeyLimiter) Has(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bucket(key, now).tokens >= 1
+}
+
+// bucket is key's bucket, refilled to now and made the most recently used.
+func (l *KeyLimiter) bucket(key string, now time.Time) *bucket {
 	b := l.keys[key]
 	switch {
 	case b != nil:
@@ -66,11 +85,7 @@ func (l *KeyLimiter) Allow(key string, now time.Time) bool {
 		l.keys[key] = b
 	}
 	l.pushFront(b)
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b
 }
 
 // Len is how many keys the limiter remembers; never more than its max.

@@ -21,10 +21,14 @@ import (
 
 // Session is a signed-in staff member's session.
 type Session struct {
-	Email     string    `json:"email"`
-	CSRF      string    `json:"csrf"` // the token every form of this session carries
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Email string `json:"email"`
+	// Credential is credentialOf the account's password hash at sign-in:
+	// a new password (staff add again) or an account removed and added
+	// again has another, and ends the session.
+	Credential string    `json:"credential"`
+	CSRF       string    `json:"csrf"` // the token every form of this session carries
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
 // SessionStore keeps sessions by key (a hash of the cookie's value, so the
@@ -51,13 +55,20 @@ const (
 // DefaultLifetime is how long a session lasts from sign-in.
 const DefaultLifetime = 12 * time.Hour
 
-// Sign-in limits: per client network and per account.
+// Sign-in limits. Every attempt counts against the client's network.
+// Failures count against the account from that network, so one network
+// cannot lock the owner out from another (the limit was the account's
+// alone: five wrong passwords from anywhere refused the right one from
+// everywhere), and against the account from everywhere, at a rate no
+// single network's failures reach, which bounds guessing from many.
 const (
-	attemptsPerIPEvery      = 30 * time.Second
-	attemptsPerIPBurst      = 10
-	attemptsPerAccountEvery = 2 * time.Minute
-	attemptsPerAccountBurst = 5
-	limiterKeys             = 10000
+	attemptsPerIPEvery         = 30 * time.Second
+	attemptsPerIPBurst         = 10
+	failuresPerAccountNetEvery = 2 * time.Minute
+	failuresPerAccountNetBurst = 5
+	failuresPerAccountEvery    = 6 * time.Second
+	failuresPerAccountBurst    = 100
+	limiterKeys                = 10000
 )
 
 // Manager signs staff in and out and guards handlers with sessions and
@@ -71,7 +82,8 @@ type Manager struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	perIP    *ratelimit.KeyLimiter
-	perEmail *ratelimit.KeyLimiter
+	// failures per account and client network, and per account.
+	failedHere, failed *ratelimit.KeyLimiter
 }
 
 // NewManager returns a Manager. secure sets the Secure flag on cookies; set
@@ -79,8 +91,9 @@ type Manager struct {
 func NewManager(accounts AccountStore, sessions SessionStore, secure bool, logger *slog.Logger) *Manager {
 	return &Manager{accounts: accounts, sessions: sessions, secure: secure, lifetime: DefaultLifetime,
 		logger: logger.With("component", "staff"), now: time.Now,
-		perIP:    ratelimit.New(attemptsPerIPEvery, attemptsPerIPBurst, limiterKeys),
-		perEmail: ratelimit.New(attemptsPerAccountEvery, attemptsPerAccountBurst, limiterKeys)}
+		perIP:      ratelimit.New(attemptsPerIPEvery, attemptsPerIPBurst, limiterKeys),
+		failedHere: ratelimit.New(failuresPerAccountNetEvery, failuresPerAccountNetBurst, limiterKeys),
+		failed:     ratelimit.New(failuresPerAccountEvery, failuresPerAccountBurst, limiterKeys)}
 }
 
 // Accounts returns the account store.
@@ -99,6 +112,13 @@ func sessionKey(cookie string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// credentialOf names an account's password hash without holding it: every
+// NewAccount salts anew, so each password set has its own.
+func credentialOf(a *Account) string {
+	sum := sha256.Sum256([]byte("varsel session credential\x00" + a.PasswordHash))
+	return hex.EncodeToString(sum[:16])
+}
+
 // SignIn checks email and password and, when they are right, starts a
 // session and sets its cookie. Failures say nothing about which part was
 // wrong: ErrBadCredentials, or ErrTooManyAttempts once the client network
@@ -106,25 +126,31 @@ func sessionKey(cookie string) string {
 func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Request, email, password string) (*Account, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	now := m.now()
-	if !m.perIP.Allow(ratelimit.ClientKey(r), now) || !m.perEmail.Allow(email, now) {
+	client := ratelimit.ClientKey(r)
+	here := email + " " + client
+	if !m.perIP.Allow(client, now) || !m.failedHere.Has(here, now) || !m.failed.Has(email, now) {
 		m.logger.Warn("sign-in refused: too many attempts", "account", notifier.MaskEmail(email))
 		return nil, ErrTooManyAttempts
+	}
+	failed := func() (*Account, error) {
+		m.failedHere.Allow(here, now)
+		m.failed.Allow(email, now)
+		m.logger.Info("sign-in failed", "account", notifier.MaskEmail(email))
+		return nil, ErrBadCredentials
 	}
 	a, err := m.accounts.Get(ctx, email)
 	if errors.Is(err, notifier.ErrNotFound) {
 		_ = bcryptCompareDummy(password)
-		m.logger.Info("sign-in failed", "account", notifier.MaskEmail(email))
-		return nil, ErrBadCredentials
+		return failed()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read staff account: %w", err)
 	}
 	if !a.CheckPassword(password) {
-		m.logger.Info("sign-in failed", "account", notifier.MaskEmail(email))
-		return nil, ErrBadCredentials
+		return failed()
 	}
 	cookie := randomToken()
-	s := &Session{Email: a.Email, CSRF: randomToken(), CreatedAt: now.UTC(), ExpiresAt: now.Add(m.lifetime).UTC()}
+	s := &Session{Email: a.Email, Credential: credentialOf(a), CSRF: randomToken(), CreatedAt: now.UTC(), ExpiresAt: now.Add(m.lifetime).UTC()}
 	if err := m.sessions.Put(ctx, sessionKey(cookie), s); err != nil {
 		return nil, fmt.Errorf("store session: %w", err)
 	}
@@ -166,6 +192,15 @@ func (m *Manager) Current(r *http.Request) (*Session, *Account, bool) {
 	a, err := m.accounts.Get(r.Context(), s.Email)
 	if err != nil {
 		// Removed staff lose their sessions at once.
+		return nil, nil, false
+	}
+	if subtle.ConstantTimeCompare([]byte(s.Credential), []byte(credentialOf(a))) != 1 {
+		// The password changed, or the account was removed and added
+		// again, since this session began (or it began before sessions
+		// named their credential): it ends.
+		if err := m.sessions.Delete(r.Context(), sessionKey(c.Value)); err != nil && !errors.Is(err, notifier.ErrNotFound) {
+			m.logger.Warn("ended session not deleted", "error", err)
+		}
 		return nil, nil, false
 	}
 	return s, a, true

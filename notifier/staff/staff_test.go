@@ -175,6 +175,65 @@ func TestSignInSessionsAndCSRF(t *testing.T) {
 	if res, _ := b.do(http.MethodGet, "/app", nil); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("GET after the account was removed: %d", res.StatusCode)
 	}
+	// Nor does adding it again bring them back (a cookie taken before the
+	// removal worked again once the account was back), even with the same
+	// password: staff add hashes it anew.
+	again, err := staff.NewAccount("kari@example.com", "Kari Nordmann", "nb", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Staff.Put(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := b.do(http.MethodGet, "/app", nil); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("GET with the old session after the account was added again: %d, want the sign-in page", res.StatusCode)
+	}
+}
+
+// TestNewPasswordEndsSessions: a session ends when its account gets a new
+// password (staff add again, as security.md tells to rotate one), or is
+// removed and added again; the staff member's own new sign-in works.
+func TestNewPasswordEndsSessions(t *testing.T) {
+	c := stores(t)
+	ctx := context.Background()
+	a, err := staff.NewAccount("kari@example.com", "Kari Nordmann", "nb", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Staff.Put(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	m := staff.NewManager(c.Staff, c.Sessions, false, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(console(m))
+	defer srv.Close()
+	signIn := func(password string) *browser {
+		b := &browser{t: t, base: srv.URL, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		_, token := b.do(http.MethodGet, "/login", nil)
+		if res, body := b.do(http.MethodPost, "/login", url.Values{"csrf": {token}, "email": {"kari@example.com"}, "password": {password}}); res.StatusCode != 200 {
+			t.Fatalf("sign-in: %d %s", res.StatusCode, body)
+		}
+		return b
+	}
+	stolen, other := signIn("correct horse battery"), signIn("correct horse battery")
+	if res, _ := stolen.do(http.MethodGet, "/app", nil); res.StatusCode != 200 {
+		t.Fatalf("signed in: %d", res.StatusCode)
+	}
+	rotated, err := staff.NewAccount("kari@example.com", "Kari Nordmann", "nb", "a brand new passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Staff.Put(ctx, rotated); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]*browser{"first": stolen, "second": other} {
+		if res, _ := b.do(http.MethodGet, "/app", nil); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("%s session after a new password: %d, want the sign-in page", name, res.StatusCode)
+		}
+	}
+	fresh := signIn("a brand new passphrase")
+	if res, _ := fresh.do(http.MethodGet, "/app", nil); res.StatusCode != 200 {
+		t.Errorf("sign-in with the new password: %d", res.StatusCode)
+	}
 }
 
 func TestSignInIsRateLimited(t *testing.T) {
@@ -193,5 +252,43 @@ func TestSignInIsRateLimited(t *testing.T) {
 	}
 	if limited != 3 {
 		t.Errorf("%d of 8 attempts on one account refused, want the 3 after the first 5", limited)
+	}
+}
+
+// TestWrongPasswordsElsewhereDoNotLockTheOwnerOut: failures from one
+// network limit that network, not the account's owner on another (five
+// wrong passwords from anywhere refused the right one from everywhere);
+// a right password does not use the budget up.
+func TestWrongPasswordsElsewhereDoNotLockTheOwnerOut(t *testing.T) {
+	c := stores(t)
+	a, err := staff.NewAccount("ops@example.com", "Ops", "en", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Staff.Put(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	m := staff.NewManager(c.Staff, c.Sessions, false, slog.New(slog.DiscardHandler))
+	from := func(addr, password string) error {
+		req := httptest.NewRequest(http.MethodPost, "/login", nil)
+		req.RemoteAddr = addr
+		_, err := m.SignIn(context.Background(), httptest.NewRecorder(), req, "ops@example.com", password)
+		return err
+	}
+	for i := range 6 {
+		err := from("198.51.100.7:999", "not the password "+string(rune('a'+i)))
+		if want := staff.ErrBadCredentials; i == 5 {
+			want = staff.ErrTooManyAttempts
+			if !errors.Is(err, want) {
+				t.Errorf("attacker's attempt %d: %v, want %v", i+1, err, want)
+			}
+		} else if !errors.Is(err, want) {
+			t.Errorf("attacker's attempt %d: %v, want %v", i+1, err, want)
+		}
+	}
+	for i := range 7 {
+		if err := from("192.0.2.10:1234", "correct horse battery"); err != nil {
+			t.Fatalf("the owner's sign-in %d from another network: %v", i+1, err)
+		}
 	}
 }
