@@ -26,6 +26,24 @@ func TestKeyLimiterKeepsBurstAndRate(t *testing.T) {
 	}
 }
 
+// Has looks without taking: a limit on failures asks it before trying and
+// takes a token only when the try failed.
+func TestKeyLimiterHasTakesNothing(t *testing.T) {
+	l := New(time.Minute, 1, 10)
+	t0 := time.Unix(1_000_000, 0)
+	for range 3 {
+		if !l.Has("a", t0) {
+			t.Fatal("Has took the token it looked at")
+		}
+	}
+	if !l.Allow("a", t0) || l.Has("a", t0) {
+		t.Error("Has does not see the bucket emptied by Allow")
+	}
+	if !l.Has("a", t0.Add(time.Minute)) {
+		t.Error("Has does not see the token that came back")
+	}
+}
+
 // A flood of distinct keys must never lock out a new visitor: it evicts
 // the keys used longest ago, the table stays within its cap, and a key
 // over its limit that keeps asking is still refused.
