@@ -46,7 +46,11 @@ func HoldingUpdate(st *IncidentState, now, next time.Time) (*Event, error) {
 	if len(id) > 100 {
 		id = id[:100]
 	}
-	ev := &Event{ID: id + "-holding-" + now.UTC().Format("20060102T150405Z"), Type: IncidentUpdated, Time: now, Incident: &in}
+	// The id is the promise's: a second click, or a retried request, with
+	// the same next update is the same event and is sent once (the id
+	// was the second it was made in, so two clicks a second apart both
+	// went out).
+	ev := &Event{ID: id + "-holding-" + next.UTC().Format("20060102T150405Z"), Type: IncidentUpdated, Time: now, Incident: &in}
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -138,7 +139,10 @@ type Page struct {
 	Zone    string
 	Notice  string
 	Error   string
-	c       *console
+	// Back is the console page the request came from (its Referer, when
+	// that is this console), for the error page's way back.
+	Back string
+	c    *console
 }
 
 // T is a fixed phrase in the staff member's language, with key/value pairs.
@@ -203,6 +207,9 @@ func (c *console) newPage(r *http.Request, titleID string) Page {
 	}
 	if p.Locale == "" {
 		p.Locale = "en"
+	}
+	if ref, err := url.Parse(r.Referer()); err == nil && ref.Host == r.Host && strings.HasPrefix(ref.Path, Prefix+"/") && ref.Path != r.URL.Path {
+		p.Back = (&url.URL{Path: ref.Path, RawQuery: ref.RawQuery}).String()
 	}
 	if titleID != "" {
 		p.Title = p.T(titleID)

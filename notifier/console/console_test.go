@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"io"
 	"log/slog"
@@ -217,6 +218,54 @@ func TestOpenAnIncidentInBothLanguages(t *testing.T) {
 	if d := time.Until(*ev.Incident.NextUpdateAt); d < 110*time.Minute || d > 121*time.Minute {
 		t.Errorf("next update in %s, want two hours", d)
 	}
+	// The same preview published again sends nothing, and says so (it
+	// went to the progress page as if it had gone out).
+	res, page := f.post("/console/publish", url.Values{"csrf": {f.csrf}, "event": {event}})
+	if res.StatusCode != http.StatusConflict || !strings.Contains(html.UnescapeString(page), "Dette er allerede publisert ("+eventID+"): ingenting ble sendt på nytt.") {
+		t.Errorf("publishing the same event again: %d\n%s", res.StatusCode, page)
+	}
+}
+
+// TestOldPreviewIsNotPublished: a preview fixes the update's time and its
+// promise; one left open past its promise, or for long, is refused with
+// the reason, not published with a time already passed.
+func TestOldPreviewIsNotPublished(t *testing.T) {
+	f := newFixture(t)
+	f.signIn("kari@example.com")
+	_, form := f.get("/console/incidents/new")
+	eventID := regexp.MustCompile(`name="event_id" value="([^"]+)"`).FindStringSubmatch(form)[1]
+	_, preview := f.post("/console/incidents/preview", url.Values{"csrf": {f.csrf}, "kind": {"incident"}, "new": {"true"}, "event_id": {eventID},
+		"type": {"incident.opened"}, "incident_id": {"old-preview"}, "title_nb": {"Tregt"}, "title_en": {"Slow"}, "message_nb": {"Vi ser på det."}, "message_en": {"On it."},
+		"status": {"investigating"}, "impact": {"minor"}, "components": {"web"}, "started_at": {time.Now().In(time.FixedZone("", 3600)).Add(-time.Hour).Format("2006-01-02T15:04")}, "next": {"1h"}})
+	raw := html.UnescapeString(regexp.MustCompile(`name="event" value="([^"]+)"`).FindStringSubmatch(preview)[1])
+	ev, err := notifier.DecodeEvent([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aged := func(by time.Duration) string {
+		old := *ev
+		in := *old.Incident
+		old.Time = old.Time.Add(-by)
+		next := in.NextUpdateAt.Add(-by)
+		in.NextUpdateAt, old.Incident = &next, &in
+		b, _ := json.Marshal(&old)
+		return string(b)
+	}
+	for _, c := range []struct {
+		age  time.Duration
+		want string
+	}{
+		{70 * time.Minute, "Tidspunktet for neste oppdatering ("},
+		{20 * time.Minute, "Forhåndsvisningen er 20 minutter gammel"},
+	} {
+		res, page := f.post("/console/publish", url.Values{"csrf": {f.csrf}, "event": {aged(c.age)}})
+		if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(html.UnescapeString(page), c.want) {
+			t.Errorf("a preview %s old: %d, want 422 saying %q:\n%s", c.age, res.StatusCode, c.want, page)
+		}
+	}
+	if res, _ := f.post("/console/publish", url.Values{"csrf": {f.csrf}, "event": {raw}}); res.StatusCode != 200 {
+		t.Errorf("the fresh preview: %d", res.StatusCode)
+	}
 }
 
 func TestOneLanguageNeedsAYes(t *testing.T) {
@@ -259,11 +308,20 @@ func TestHoldingUpdateInOneClick(t *testing.T) {
 	if !strings.Contains(page, "Statusen gjelder fortsatt") || !strings.Contains(page, "/console/incidents/inc/holding") {
 		t.Fatalf("dashboard has no holding button:\n%s", page)
 	}
-	res, _ := f.post("/console/incidents/inc/holding", url.Values{"csrf": {f.csrf}, "next": {"4h"}})
-	if res.StatusCode != 200 || !strings.HasPrefix(res.Request.URL.Path, "/console/progress/inc-holding-") {
+	holdingID := regexp.MustCompile(`name="event_id" value="(inc-holding-[^"]+)"`).FindStringSubmatch(page)[1]
+	res, _ := f.post("/console/incidents/inc/holding", url.Values{"csrf": {f.csrf}, "next": {"4h"}, "event_id": {holdingID}})
+	if res.StatusCode != 200 || res.Request.URL.Path != "/console/progress/"+holdingID {
 		t.Fatalf("holding: %d at %s", res.StatusCode, res.Request.URL.Path)
 	}
+	// A second click on the same button is the same event: sent once.
+	if res, page := f.post("/console/incidents/inc/holding", url.Values{"csrf": {f.csrf}, "next": {"4h"}, "event_id": {holdingID}}); res.StatusCode != http.StatusConflict ||
+		!strings.Contains(html.UnescapeString(page), "ingenting ble sendt på nytt") {
+		t.Errorf("second click: %d\n%s", res.StatusCode, page)
+	}
 	got, by := f.publishedEvent("varsel.events.incident.updated")
+	if got.ID != holdingID {
+		t.Errorf("holding update %s, want the button's id %s", got.ID, holdingID)
+	}
 	if got.Incident.HoldingSince == nil || !got.Incident.HoldingSince.Equal(two) || got.Incident.Message != nil || !strings.Contains(by, "kari@example.com") {
 		t.Errorf("holding update %+v by %q", got.Incident, by)
 	}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/varsel/varsel/notifier"
@@ -20,6 +21,10 @@ type incidentRow struct {
 type dashboardView struct {
 	Page
 	Open, Closed []incidentRow
+	// Stamp ends the id of every holding update this page can publish
+	// (ID-holding-STAMP): a second click on the same button is the same
+	// event and is sent once; a page loaded again makes new ones.
+	Stamp string
 }
 
 // dashboard lists what is open, with its promise, and what closed lately:
@@ -27,8 +32,8 @@ type dashboardView struct {
 func (c *console) dashboard(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(r, "ConsoleDashboard")
 	p.Notice = noticeFrom(p, r)
-	v := dashboardView{Page: p}
 	now := c.now()
+	v := dashboardView{Page: p, Stamp: strings.Replace(now.UTC().Format("20060102T150405.000Z"), ".", "", 1)}
 	for _, st := range c.deps.Status.Incidents() {
 		if len(st.Updates) == 0 {
 			continue

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/varsel/varsel/notifier"
@@ -33,10 +34,19 @@ func (c *console) holding(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, p, status, err.Error())
 		return
 	}
+	if id := r.PostFormValue("event_id"); strings.HasPrefix(id, st.Incident.ID+"-holding-") && notifier.ValidID(id) {
+		ev.ID = id // the button's, so a second click sends nothing twice
+	}
 	raw, _ := json.Marshal(ev)
-	if _, _, err := c.deps.Operator.PublishEventAs(r.Context(), raw, who(r)); err != nil {
+	_, duplicate, err := c.deps.Operator.PublishEventAs(r.Context(), raw, who(r))
+	if err != nil {
 		c.log.Error("holding update from the console", "incident", st.Incident.ID, "error", err)
 		c.problem(w, p, http.StatusServiceUnavailable, p.T("ConsoleUnavailable"))
+		return
+	}
+	if duplicate {
+		// A second click: the same promise is the same event.
+		c.problem(w, p, http.StatusConflict, p.T("ConsoleAlreadyPublished", "Event", ev.ID))
 		return
 	}
 	c.log.Info("holding update published from the console", "incident", st.Incident.ID, "event", ev.ID)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/varsel/varsel/notifier"
 )
@@ -138,14 +139,38 @@ func (c *console) publish(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, p, http.StatusUnprocessableEntity, p.T("ConsoleConfirmSendFirst"))
 		return
 	}
-	if _, _, err := c.deps.Operator.PublishEventAs(r.Context(), []byte(r.PostFormValue("event")), who(r)); err != nil {
+	// The preview fixed the update's time and its promise ("in 2 hours")
+	// when it was made: one left open too long would publish a time that
+	// is no longer true, or a promise already broken.
+	if in := ev.Incident; in != nil {
+		now := c.now()
+		if in.NextUpdateAt != nil && !in.NextUpdateAt.After(now) {
+			c.problem(w, p, http.StatusUnprocessableEntity, p.T("ConsolePromisePassed", "Time", p.Time(*in.NextUpdateAt)))
+			return
+		}
+		if age := now.Sub(ev.Time); age > previewFor {
+			c.problem(w, p, http.StatusUnprocessableEntity, p.T("ConsolePreviewStale", "Minutes", int(age/time.Minute)))
+			return
+		}
+	}
+	_, duplicate, err := c.deps.Operator.PublishEventAs(r.Context(), []byte(r.PostFormValue("event")), who(r))
+	if err != nil {
 		c.log.Error("publish from the console", "event", ev.ID, "error", err)
 		c.problem(w, p, http.StatusServiceUnavailable, p.T("ConsoleUnavailable"))
+		return
+	}
+	if duplicate {
+		c.log.Info("publish from the console: already published, nothing sent", "event", ev.ID, "by", p.Account.Name)
+		c.problem(w, p, http.StatusConflict, p.T("ConsoleAlreadyPublished", "Event", ev.ID))
 		return
 	}
 	c.log.Info("published from the console", "event", ev.ID, "type", ev.Type, "by", p.Account.Name)
 	http.Redirect(w, r, Prefix+"/progress/"+ev.ID, http.StatusSeeOther)
 }
+
+// previewFor is how long a preview of an incident update may be published
+// from: its time and its promise were fixed when it was made.
+const previewFor = 15 * time.Minute
 
 func (c *console) problem(w http.ResponseWriter, p Page, status int, msg string) {
 	p.Error = msg
