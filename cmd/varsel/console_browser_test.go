@@ -228,6 +228,20 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}
 	kari.shoot("03-preview-nb")
+	// A change to the form after the preview disables the preview's
+	// publish button, which would send the text before the change.
+	kari.run("edit after the preview", chromedp.SendKeys(chromedp.CSS(`[name="contact_nb"]`), " Ring oss gjerne."))
+	if disabled := value(kari, "read the publish button", chromedp.Evaluate[bool](`document.querySelector('form.publish button[type=submit]').disabled`)); !disabled {
+		t.Errorf("after the form changed, the publish button still sends the preview before the change")
+	}
+	if note := kari.text("form.publish p.warning"); !strings.Contains(note, "forhåndsvis på nytt") {
+		t.Errorf("no note that the preview is out of date: %q", note)
+	}
+	kari.run("preview again", chromedp.Click(chromedp.CSS(`form.incident button[type="submit"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`form.publish button[disabled]`)), chromedp.WaitVisible(chromedp.CSS(`section.preview`)))
+	if preview := kari.text("section.preview"); !strings.Contains(preview, "Ring oss gjerne.") {
+		t.Errorf("the new preview lacks the change:\n%s", preview)
+	}
 	kari.run("publish", chromedp.Click(chromedp.CSS(`form.publish button[type="submit"]`)))
 	sent := kari.waitDone("the opening")
 	signInToSent := time.Since(start)
