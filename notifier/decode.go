@@ -30,6 +30,13 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 // subscriber id: 1–128 letters, digits, '-' or '_', starting with a letter or digit.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
 
+// clockSkew is how far a producer's clock may run ahead of the event time
+// it writes: a start that much after the event is still taken as written.
+const clockSkew = 5 * time.Minute
+
+// furthestPromise bounds an incident's promised next update.
+const furthestPromise = 31 * 24 * time.Hour
+
 // FieldError is one problem with one field of an event or subscriber.
 type FieldError struct {
 	Field   string `json:"field"` // JSON path, e.g. "incident.status"
@@ -345,8 +352,19 @@ func (in *Incident) validate(v *ValidationError, e *Event) {
 	if in.StartedAt.IsZero() {
 		v.add("incident.started_at", "required")
 	}
+	// An incident cannot have started after the event that reports it,
+	// nor promise its next update further out than anyone would (a
+	// mistyped year published "started 02.12.2027" and "next update
+	// 02.12.2036" as if true). Maintenance plans ahead: its window is
+	// scheduled_start and scheduled_end.
+	if !e.Type.IsMaintenance() && !e.Time.IsZero() && !in.StartedAt.IsZero() && in.StartedAt.After(e.Time.Add(clockSkew)) {
+		v.add("incident.started_at", "%s is after the event time %s: an incident starts before it is reported", in.StartedAt.Format(time.RFC3339), e.Time.Format(time.RFC3339))
+	}
 	if in.NextUpdateAt != nil && !e.Time.IsZero() && in.NextUpdateAt.Before(e.Time) {
 		v.add("incident.next_update_at", "%s is before the event time %s", in.NextUpdateAt.Format(time.RFC3339), e.Time.Format(time.RFC3339))
+	}
+	if in.NextUpdateAt != nil && !e.Type.IsMaintenance() && !e.Time.IsZero() && in.NextUpdateAt.After(e.Time.Add(furthestPromise)) {
+		v.add("incident.next_update_at", "%s is more than %d days after the event time %s", in.NextUpdateAt.Format(time.RFC3339), int(furthestPromise/(24*time.Hour)), e.Time.Format(time.RFC3339))
 	}
 	if e.Type.IsMaintenance() {
 		if in.ScheduledStart == nil {

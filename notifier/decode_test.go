@@ -148,6 +148,9 @@ var badEvents = []struct {
 	{"no message and no holding", edit(validIncident, "incident.message", remove), "incident.message", "required"},
 	{"postmortem of an open incident", edit(edit(validIncident, "type", "incident.postmortem"), "incident.next_update_at", remove), "incident.status", `must be "resolved" on incident.postmortem`},
 	{"next_update_at before time", edit(validIncident, "incident.next_update_at", "2019-09-17T09:59:00+02:00"), "incident.next_update_at", "before the event time"},
+	// A mistyped year: neither is true, and both were published.
+	{"next_update_at years ahead", edit(validIncident, "incident.next_update_at", "2029-09-17T12:00:00+02:00"), "incident.next_update_at", "more than 31 days after the event time"},
+	{"started_at after the event", edit(validIncident, "incident.started_at", "2020-09-17T09:00:00+02:00"), "incident.started_at", "after the event time"},
 	{"scheduled window on incident", edit(validIncident, "incident.scheduled_start", "2019-09-20T22:00:00+02:00"), "incident.scheduled_start", "only allowed on maintenance"},
 	{"maintenance without window", edit(edit(validIncident, "type", "maintenance.scheduled"), "incident.status", "scheduled"), "incident.scheduled_start", "required for maintenance"},
 	{"maintenance ends before it starts", edit(edit(edit(edit(validIncident, "type", "maintenance.scheduled"), "incident.status", "scheduled"),

@@ -245,7 +245,7 @@ func TestOldPreviewIsNotPublished(t *testing.T) {
 	aged := func(by time.Duration) string {
 		old := *ev
 		in := *old.Incident
-		old.Time = old.Time.Add(-by)
+		old.Time, in.StartedAt = old.Time.Add(-by), in.StartedAt.Add(-by)
 		next := in.NextUpdateAt.Add(-by)
 		in.NextUpdateAt, old.Incident = &next, &in
 		b, _ := json.Marshal(&old)
