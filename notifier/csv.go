@@ -60,15 +60,18 @@ func ReadSubscribersCSV(r io.Reader) ([]*Subscriber, []RowError, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			// No field positions for a record that failed (FieldPos
+			// panicked on a quote left open to the end of the file).
+			line := 0
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				line = pe.Line
+				line = pe.StartLine
 			}
 			bad = append(bad, RowError{Line: line, Err: err})
 			continue
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) != len(header) {
 			bad = append(bad, RowError{Line: line, Err: fmt.Errorf("%d fields, the header has %d", len(rec), len(header))})
 			continue

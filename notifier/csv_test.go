@@ -37,6 +37,21 @@ func TestReadSubscribersCSV(t *testing.T) {
 	}
 }
 
+// TestReadSubscribersCSVQuoteLeftOpen: a quote opened and never closed
+// is a bad row with its line, the rows before it are read (it panicked).
+func TestReadSubscribersCSVQuoteLeftOpen(t *testing.T) {
+	subs, bad, err := ReadSubscribersCSV(strings.NewReader("id,email\nb1,b1@example.com\n\"b9,broken\nb2,b2@example.com\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 1 || subs[0].ID != "b1" {
+		t.Errorf("good rows = %+v, want b1", subs)
+	}
+	if len(bad) != 1 || !strings.HasPrefix(bad[0].Error(), "line 3") || !strings.Contains(bad[0].Error(), "quote") {
+		t.Errorf("bad rows = %v, want one at line 3 naming the quote", bad)
+	}
+}
+
 func TestReadSubscribersCSVHeader(t *testing.T) {
 	for _, in := range []string{"", "id,colour\nx,red\n", "email\na@example.com\n", "id,id\n"} {
 		if _, _, err := ReadSubscribersCSV(strings.NewReader(in)); err == nil {
