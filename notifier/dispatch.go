@@ -560,13 +560,22 @@ func fillRecord(r *DeliveryRecord, del *Delivery, evr *EventRecord) {
 	}
 }
 
-// backoff returns the delay before the next attempt: the provider's
-// Retry-After, the channel's own schedule, or exponential with jitter.
+// backoff returns the delay before the next attempt: the channel's own
+// schedule, or exponential with jitter, or the provider's Retry-After when
+// that is longer. Never shorter than the schedule: each attempt counts,
+// and a receiver answering "503, retry in 7 s" had all nine of its
+// attempts spent in a minute, where the schedule gives it a day.
 func (d *Dispatcher) backoff(del *Delivery, err error) time.Duration {
+	delay := d.scheduled(del)
 	var se *SendError
-	if errors.As(err, &se) && se.RetryAfter > 0 {
+	if errors.As(err, &se) && se.RetryAfter > delay {
 		return se.RetryAfter
 	}
+	return delay
+}
+
+// scheduled is the delay the channel's schedule gives after del's attempt.
+func (d *Dispatcher) scheduled(del *Delivery) time.Duration {
 	if b, ok := d.Channels[del.Channel].(Backoffer); ok {
 		return b.Backoff(del.Attempt)
 	}
