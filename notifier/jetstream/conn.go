@@ -470,7 +470,35 @@ func (c *Conn) createOrUpdateStream(ctx context.Context, cfg jetstream.StreamCon
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return c.JS.UpdateStream(ctx, cfg)
 	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errInsufficientResources {
+		// NATS weighs a create's reservation (MaxBytes) against the free
+		// store before it looks for the name: a stream that exists, and
+		// holds its reservation already, is refused on a disk with room
+		// for one copy of it only (a restart on a 2 GiB volume failed
+		// every time). The stream is there: update it.
+		if _, ierr := c.JS.Stream(ctx, cfg.Name); ierr == nil {
+			return c.JS.UpdateStream(ctx, cfg)
+		}
+		return nil, fmt.Errorf("%w (JetStream reserves each stream's limit, %s for %s, on the store's disk and takes at most 75 %% of its free space: give the store (VARSEL_DATA_DIR, or an external server's) more room)", err, bytesText(cfg.MaxBytes), cfg.Name)
+	}
 	return st, err
+}
+
+// errInsufficientResources is nats-server's JSInsufficientResourcesErr.
+const errInsufficientResources = 10047
+
+// bytesText is n bytes for a person: "1 GiB", "256 MiB", "unlimited".
+func bytesText(n int64) string {
+	switch {
+	case n <= 0:
+		return "no limit"
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // createOrUpdateKeyValue is createOrUpdateStream for a bucket.
