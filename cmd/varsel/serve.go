@@ -433,7 +433,20 @@ func (s *service) run(ctx context.Context) error {
 	}
 	pruneDone := make(chan struct{})
 	go func() { defer close(pruneDone); s.pruneOutbox(ctx) }()
+	runDone := make(chan struct{})
+	go func() {
+		// From the signal on /readyz answers 503, so a load balancer sends
+		// nothing more while the sends in flight finish (it said ready for
+		// the whole drain).
+		select {
+		case <-ctx.Done():
+			s.conn.Drain()
+			s.logger.Info("shutting down: finishing the sends in flight")
+		case <-runDone:
+		}
+	}()
 	err := s.runner.Run(ctx)
+	close(runDone)
 	<-mirrorDone
 	<-pruneDone
 	if remindersDone != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -94,6 +95,8 @@ type Conn struct {
 	// another (the claim on a bucket move).
 	idOnce sync.Once
 	id     string
+	// draining is set by Drain when the process begins to shut down.
+	draining atomic.Bool
 }
 
 // instanceID is this instance's name for claims: random, made once.
@@ -393,8 +396,16 @@ func (c *Conn) Secret(ctx context.Context, configured string) ([]byte, error) {
 
 // Ready reports whether NATS is connected and every stream exists.
 func (c *Conn) Ready(ctx context.Context) error {
+	if c.draining.Load() {
+		return errors.New("shutting down: finishing the sends in flight")
+	}
 	if !c.NC.IsConnected() {
 		return errors.New("nats not connected")
+	}
+	if c.Deliveries != nil {
+		if since, lastErr, failing := c.Deliveries.Failing(); failing && time.Since(since) > logFailingFor {
+			return fmt.Errorf("delivery log not written for %s: %s", time.Since(since).Round(time.Second), lastErr)
+		}
 	}
 	for _, name := range []string{EventsStream, DeliveriesStream, LogStream, RejectedStream} {
 		if _, err := c.JS.Stream(ctx, name); err != nil {
@@ -403,6 +414,15 @@ func (c *Conn) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// logFailingFor is how long writes of the delivery log may fail before
+// the process says it is not ready (a full disk, a stream without a
+// leader for longer than an election).
+const logFailingFor = 10 * time.Second
+
+// Drain marks the process as shutting down: Ready fails from now on, so a
+// load balancer sends nothing more while the sends in flight finish.
+func (c *Conn) Drain() { c.draining.Store(true) }
 
 // ClientURL is the URL other processes (the CLI) can reach this NATS at.
 func (c *Conn) ClientURL() string {

@@ -95,6 +95,26 @@ type Deliveries struct {
 	// it; see Runner.Run), when interest says someone listens (nil: always).
 	publishOutcomes atomic.Bool
 	interest        func(subject string) bool
+
+	// failing is when writes of the log began to fail, nil while they
+	// succeed (for readiness: a process that cannot record what it sends
+	// is not ready for more).
+	failing atomic.Pointer[logFailure]
+}
+
+type logFailure struct {
+	since time.Time
+	err   string
+}
+
+// Failing says since when writing the log has failed, and the last error,
+// or ok false while it is written.
+func (s *Deliveries) Failing() (since time.Time, lastErr string, ok bool) {
+	f := s.failing.Load()
+	if f == nil {
+		return time.Time{}, "", false
+	}
+	return f.since, f.err, true
 }
 
 func newDeliveries(kv jetstream.KeyValue, js jetstream.JetStream, counts *Counts, logger *slog.Logger) *Deliveries {
@@ -351,9 +371,15 @@ func (s *Deliveries) store(b *logBatch) (string, error) {
 		ack, err = s.js.PublishMsg(ctx, msg)
 		cancel()
 		if err == nil {
+			s.failing.Store(nil)
 			s.indexed(b.event, ack.Sequence, b.recs)
 			return id, nil
 		}
+		since := time.Now()
+		if f := s.failing.Load(); f != nil {
+			since = f.since
+		}
+		s.failing.Store(&logFailure{since: since, err: err.Error()})
 		if time.Now().Add(wait).After(until) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) {
 			break // out of time, or no try can succeed
 		}

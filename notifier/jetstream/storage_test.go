@@ -44,3 +44,32 @@ func TestRestartOnAStoreWithRoomForOneCopy(t *testing.T) {
 		t.Errorf("start on a store too small: %v, want the reservation named", err)
 	}
 }
+
+// TestReadySaysWhenNotReady: Ready fails while the delivery log has not
+// been written for longer than logFailingFor (a full disk: /readyz said
+// ready while nothing could be recorded), and from Drain on (it said ready
+// through the whole shutdown).
+func TestReadySaysWhenNotReady(t *testing.T) {
+	c, err := Connect(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Ready(ctx); err != nil {
+		t.Fatalf("a new store: %v", err)
+	}
+	c.Deliveries.failing.Store(&logFailure{since: time.Now().Add(-time.Second), err: "no space left on device"})
+	if err := c.Ready(ctx); err != nil {
+		t.Errorf("a log failing for a second (within a retry): %v", err)
+	}
+	c.Deliveries.failing.Store(&logFailure{since: time.Now().Add(-time.Minute), err: "no space left on device"})
+	if err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "delivery log not written for 1m0s: no space left on device") {
+		t.Errorf("a log failing for a minute: %v", err)
+	}
+	c.Deliveries.failing.Store(nil)
+	c.Drain()
+	if err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("draining: %v", err)
+	}
+}
