@@ -325,6 +325,14 @@ func classify(att *attempt, err error, to string) *notifier.SendError {
 		}
 		return se
 	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// The client names the URL twilio-go built: Twilio's host, not
+		// the one the request went to (VARSEL_TWILIO_API_URL), and a path
+		// holding the Account SID, the API's user name. Name the host it
+		// went to, without the path.
+		err = fmt.Errorf("%s %s://%s: %w", ue.Op, att.ch.base.Scheme, att.ch.base.Host, ue.Err)
+	}
 	se.Err = redact(fmt.Errorf("create message: %w", err), to)
 	switch {
 	case status >= 200 && status < 300:

@@ -202,6 +202,11 @@ func TestNotifyNetworkErrorBeforeSending(t *testing.T) {
 	if !retry || notifier.ReasonOf(err) != notifier.ReasonNetwork {
 		t.Errorf("retry=%v reason=%v err=%v, want retry and network", retry, notifier.ReasonOf(err), err)
 	}
+	// The error names the host the request went to, not twilio-go's URL
+	// with the Account SID (the API's user name) in its path.
+	if msg := err.Error(); strings.Contains(msg, testSID) || strings.Contains(msg, "api.twilio.com") || !strings.Contains(msg, "http://"+addr) {
+		t.Errorf("error %q: want the host %s and no Account SID", msg, addr)
+	}
 }
 
 // The core no-duplicate rule: Twilio accepts the message but the answer
