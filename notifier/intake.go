@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,8 +111,17 @@ var ErrRejected = errors.New("event rejected")
 func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progress func()) error {
 	now := in.now()
 	ev, err := DecodeEvent(raw)
-	if err == nil && strings.HasPrefix(subject, "varsel.events.") && subject != "varsel.events."+string(ev.Type) {
-		err = &ValidationError{Problems: []FieldError{{Field: "type", Problem: fmt.Sprintf("%q does not match the subject %s", ev.Type, subject)}}}
+	if typ := typeOf(ev, raw); typ != "" && strings.HasPrefix(subject, "varsel.events.") && subject != "varsel.events."+typ {
+		// Said beside the event's other problems, if it has any: the
+		// reason names every one.
+		mismatch := FieldError{Field: "type", Problem: fmt.Sprintf("%q does not match the subject %s", typ, subject)}
+		var ve *ValidationError
+		switch {
+		case err == nil:
+			err = &ValidationError{Problems: []FieldError{mismatch}}
+		case errors.As(err, &ve):
+			ve.Problems = append([]FieldError{mismatch}, ve.Problems...)
+		}
 	}
 	if err != nil {
 		return in.reject(ctx, subject, raw, err, now)
@@ -301,4 +311,19 @@ func metricField(path string) string {
 		t = ft
 	}
 	return label
+}
+
+// typeOf is the type an event says it has: ev's, or for one that did not
+// decode, its "type" field if that reads as a string ("" otherwise).
+func typeOf(ev *Event, raw []byte) string {
+	if ev != nil {
+		return string(ev.Type)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(raw, &head) != nil {
+		return ""
+	}
+	return head.Type
 }
