@@ -196,6 +196,9 @@ func (c *Channel) send(ctx context.Context, s *slot, msg *gomail.Msg, rcpt strin
 		if !reused {
 			if err := c.dial(ctx, s); err != nil {
 				ioErr := s.conn.Load().failure()
+				if errors.Is(err, context.DeadlineExceeded) {
+					ioErr = nil // the abort after the greeting's wait, not a fault of the wire
+				}
 				c.drop(s)
 				return c.classify("dial smtp server", nil, err, ioErr, ctx.Err(), rcpt)
 			}
@@ -248,7 +251,22 @@ func (c *Channel) dial(ctx context.Context, s *slot) error {
 		}
 		s.client = cl
 	}
-	if err := s.client.DialWithContext(ctx); err != nil {
+	// DialTimeout bounds connecting and the server's greeting: a server
+	// that takes the connection and says nothing held the send for its
+	// whole SendTimeout, and the error then spoke of a closed connection.
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	stop := context.AfterFunc(dctx, func() {
+		if tc := s.conn.Load(); tc != nil {
+			tc.abort()
+		}
+	})
+	err := s.client.DialWithContext(dctx)
+	stop()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: no greeting from the smtp server within %s", context.DeadlineExceeded, c.cfg.DialTimeout)
+		}
 		return err
 	}
 	c.logger.Debug("smtp connection opened", "addr", net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.Port)))

@@ -400,6 +400,36 @@ func TestDialFailureIsRetryable(t *testing.T) {
 	}
 }
 
+// TestSilentServerIsATimeoutOfItsGreeting: a server that takes the
+// connection and never greets is given DialTimeout, not the whole send
+// timeout, and the error says what happened (it spoke of a closed
+// connection after 30 s).
+func TestSilentServerIsATimeoutOfItsGreeting(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() }) // held open, never a word
+		}
+	}()
+	ch := newChannel(t, Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: TLSNone, DialTimeout: 300 * time.Millisecond, SendTimeout: 20 * time.Second}, nil)
+	start := time.Now()
+	_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("kari"), nil))
+	if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonTimeout || !strings.Contains(err.Error(), "no greeting from the smtp server within 300ms") {
+		t.Fatalf("retry=%v reason=%s err=%v, want a retried timeout naming the greeting", retry, notifier.ReasonOf(err), err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Notify took %v with a 300ms dial timeout", took)
+	}
+}
+
 func TestSlowServerTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	ts := startServer(t, func(ts *testServer) {
