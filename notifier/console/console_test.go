@@ -276,7 +276,7 @@ func TestOneLanguageNeedsAYes(t *testing.T) {
 	_, preview := f.post("/console/incidents/preview", url.Values{"csrf": {f.csrf}, "kind": {"incident"}, "new": {"true"}, "event_id": {eventID},
 		"type": {"incident.opened"}, "title_en": {"Login problems"}, "message_en": {"Some cannot log in."},
 		"status": {"investigating"}, "impact": {"minor"}, "components": {"web"}, "started_at": {"2026-01-01T10:00"}, "next": {"none"}})
-	if !strings.Contains(preview, "Only in one language: title, message") || !strings.Contains(preview, `name="confirm_one_language"`) {
+	if !strings.Contains(preview, "Only in one language: Title, Message") || !strings.Contains(preview, `name="confirm_one_language"`) {
 		t.Fatalf("missing translation not shown:\n%s", preview)
 	}
 	event := html.UnescapeString(regexp.MustCompile(`name="event" value="([^"]+)"`).FindStringSubmatch(preview)[1])
@@ -360,4 +360,60 @@ func TestLetterPreviewTestAndConfirm(t *testing.T) {
 	if ev.ID != eventID || ev.Letter.Sections.Apology["nb"] != "Vi beklager." {
 		t.Errorf("letter = %+v", ev.Letter)
 	}
+}
+
+// TestProblemsSpeakTheStaffMembersLanguage: the form's problems name the
+// field by its label and say what is wrong in the staff member's language,
+// once each (they were the validator's English with JSON paths and UTC
+// times, one bad value twice), and nothing typed is lost.
+func TestProblemsSpeakTheStaffMembersLanguage(t *testing.T) {
+	f := newFixture(t)
+	f.signIn("kari@example.com")
+	_, form := f.get("/console/incidents/new")
+	eventID := regexp.MustCompile(`name="event_id" value="([^"]+)"`).FindStringSubmatch(form)[1]
+	local := func(d time.Duration) string {
+		return time.Now().In(time.FixedZone("", 3600)).Add(d).Format("2006-01-02T15:04")
+	}
+	fields := url.Values{"csrf": {f.csrf}, "kind": {"incident"}, "new": {"true"}, "event_id": {eventID}, "type": {"incident.opened"},
+		"incident_id": {"problems"}, "title_nb": {"Tregt i Oslo"}, "title_en": {"Slow in Oslo"}, "message_nb": {"Vi ser på det."}, "message_en": {"On it."},
+		"status": {"investigating"}, "impact": {"minor"}, "components": {"web"}}
+	for _, c := range []struct {
+		name        string
+		set         map[string]string
+		want, never string
+	}{
+		{"a time that is not one", map[string]string{"started_at": local(-time.Hour), "next": "at", "next_at": "i morgen 14:00"},
+			"Neste oppdatering: «i morgen 14:00» er ikke en dato og et klokkeslett.", "required when"},
+		{"a promise already passed", map[string]string{"started_at": local(-time.Hour), "next": "at", "next_at": local(-30 * time.Minute)},
+			"har allerede vært.", "is before the event time"},
+		{"a time beside another choice", map[string]string{"started_at": local(-time.Hour), "next": "2h", "next_at": local(3 * time.Hour)},
+			"Neste oppdatering: du har skrevet et tidspunkt, men valgt «om to timer». Velg «klokken»", "next_at:"},
+		{"a start in the future", map[string]string{"started_at": local(365 * 24 * time.Hour), "next": "none"},
+			"er fram i tid; en hendelse starter før den meldes.", "incident.started_at"},
+		{"no start", map[string]string{"next": "none"}, "Startet (Europe/Oslo): må fylles ut.", "incident.started_at"},
+	} {
+		form := url.Values{}
+		for k, v := range fields {
+			form[k] = v
+		}
+		for k, v := range c.set {
+			form.Set(k, v)
+		}
+		res, page := f.post("/console/incidents/preview", form)
+		seen := html.UnescapeString(page)
+		if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(seen, c.want) || strings.Contains(seen, c.never) {
+			t.Errorf("%s: %d, want %q and never %q:\n%s", c.name, res.StatusCode, c.want, c.never, problemsOf(seen))
+		}
+		if !strings.Contains(seen, "Tregt i Oslo") {
+			t.Errorf("%s: the typed title is lost", c.name)
+		}
+	}
+}
+
+// problemsOf is the problem list of a console page, for a failure message.
+func problemsOf(page string) string {
+	if i := strings.Index(page, `class="error" role="alert"`); i >= 0 {
+		return page[i:min(len(page), i+800)]
+	}
+	return page
 }

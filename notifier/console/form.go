@@ -192,17 +192,19 @@ func readForm(r *http.Request) incidentForm {
 
 // event builds the event the form describes, validated as a producer's
 // would be. The problems name the form's fields where they can.
-func (c *console) event(f *incidentForm) (*notifier.Event, []string) {
+func (c *console) event(p Page, f *incidentForm) (*notifier.Event, []string) {
 	now := c.now()
 	var problems []string
+	said := map[string]bool{} // fields with a problem already, by the event's path
 	add := func(s string) { problems = append(problems, s) }
-	at := func(field, s string) *time.Time {
+	at := func(field, path, s string) *time.Time {
 		if s == "" {
 			return nil
 		}
 		t, err := c.parseLocal(s)
 		if err != nil {
-			add(field + ": " + s + " is not a date and time")
+			add(p.problem(field, "ConsoleErrNotATime", "Value", s))
+			said[path] = true
 			return nil
 		}
 		return &t
@@ -219,27 +221,49 @@ func (c *console) event(f *incidentForm) (*notifier.Event, []string) {
 		in.Status = statuses[0]
 	}
 	in.Components = append(in.Components, componentIDs(f.Components)...)
-	if t := at("started_at", f.StartedAt); t != nil {
+	if t := at("started_at", "incident.started_at", f.StartedAt); t != nil {
 		in.StartedAt = *t
 	}
+	if f.Next == "" && f.NextAt != "" {
+		f.Next = "at"
+	}
 	switch f.Next {
-	case "1h", "2h", "4h":
-		d, _ := time.ParseDuration(f.Next)
-		next := now.Add(d).Truncate(time.Minute)
-		in.NextUpdateAt = &next
-	case "at":
-		if in.NextUpdateAt = at("next_at", f.NextAt); in.NextUpdateAt == nil {
-			add("next_at: required when the next update is at a time")
+	case "1h", "2h", "4h", "none", "":
+		if f.NextAt != "" && f.Next != "" {
+			// A time typed beside another choice: which one is meant is
+			// not for Varsel to guess (it took the choice, silently).
+			add(p.problem("next_at", "ConsoleErrNextTwice", "Choice", p.Next(f.Next), "At", p.Next("at")))
+			said["incident.next_update_at"] = true
+			break
 		}
+		if f.Next != "none" && f.Next != "" {
+			d, _ := time.ParseDuration(f.Next)
+			next := now.Add(d).Truncate(time.Minute)
+			in.NextUpdateAt = &next
+		}
+	case "at":
+		if f.NextAt == "" {
+			add(p.problem("next_at", "ConsoleErrNextAtRequired"))
+			said["incident.next_update_at"] = true
+		}
+		in.NextUpdateAt = at("next_at", "incident.next_update_at", f.NextAt)
+	}
+	if in.NextUpdateAt != nil && !in.NextUpdateAt.After(now) {
+		add(p.problem("next_at", "ConsoleErrNextPassed", "Time", p.Time(*in.NextUpdateAt)))
+		said["incident.next_update_at"] = true
+	}
+	if !f.Type.IsMaintenance() && !in.StartedAt.IsZero() && in.StartedAt.After(now.Add(5*time.Minute)) {
+		add(p.problem("started_at", "ConsoleErrStartedLater", "Time", p.Time(in.StartedAt)))
+		said["incident.started_at"] = true
 	}
 	if f.Type.IsMaintenance() {
-		in.ScheduledStart, in.ScheduledEnd = at("window_start", f.WindowStart), at("window_end", f.WindowEnd)
+		in.ScheduledStart, in.ScheduledEnd = at("window_start", "incident.scheduled_start", f.WindowStart), at("window_end", "incident.scheduled_end", f.WindowEnd)
 	}
 	if f.Risk != "" || f.RestoreState != "" {
 		in.Data = &notifier.DataSafety{Risk: notifier.Risk(f.Risk)}
 		if f.RestoreState != "" {
 			in.Data.Restore = &notifier.Restore{State: notifier.RestoreState(f.RestoreState)}
-			if t := at("restore_from", f.RestoreFrom); t != nil {
+			if t := at("restore_from", "incident.data.restore.from_backup_at", f.RestoreFrom); t != nil {
 				in.Data.Restore.FromBackupAt = *t
 			}
 		}
@@ -254,8 +278,10 @@ func (c *console) event(f *incidentForm) (*notifier.Event, []string) {
 	decoded, err := notifier.DecodeEvent(raw)
 	var ve *notifier.ValidationError
 	if errors.As(err, &ve) {
-		for _, p := range ve.Problems {
-			add(p.Error())
+		for _, fe := range ve.Problems {
+			if !said[fe.Field] {
+				add(p.problemOf(fe))
+			}
 		}
 	} else if err != nil {
 		add(err.Error())

@@ -100,7 +100,7 @@ func (c *console) previewIncident(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(types, f.Type) {
 		v.Problems = append(v.Problems, v.T("ConsoleWrongType", "Type", string(f.Type)))
 	}
-	ev, problems := c.event(&v.Form)
+	ev, problems := c.event(v.Page, &v.Form)
 	v.Problems = append(v.Problems, problems...)
 	if len(v.Problems) > 0 {
 		w.WriteHeader(http.StatusUnprocessableEntity)

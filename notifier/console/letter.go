@@ -70,7 +70,7 @@ func readLetterForm(r *http.Request) letterForm {
 		SignName: v("sign_name"), SignTitleEN: v("sign_title_en"), SignTitleNB: v("sign_title_nb")}
 }
 
-func (f letterForm) event(now time.Time) (*notifier.Event, []string) {
+func (f letterForm) event(p Page, now time.Time) (*notifier.Event, []string) {
 	l := &notifier.Letter{IncidentID: f.IncidentID, Subject: localized(f.SubjectEN, f.SubjectNB),
 		Sections: &notifier.LetterSections{
 			WhatHappened: localized(f.WhatHappenedEN, f.WhatHappenedNB), DataSafety: localized(f.DataSafetyEN, f.DataSafetyNB),
@@ -87,8 +87,8 @@ func (f letterForm) event(now time.Time) (*notifier.Event, []string) {
 	var ve *notifier.ValidationError
 	if errors.As(err, &ve) {
 		var out []string
-		for _, p := range ve.Problems {
-			out = append(out, p.Error())
+		for _, fe := range ve.Problems {
+			out = append(out, p.problemOf(fe))
 		}
 		return nil, out
 	}
@@ -105,7 +105,7 @@ func (c *console) previewLetter(w http.ResponseWriter, r *http.Request) {
 	f := readLetterForm(r)
 	v := c.letterView(r, f)
 	v.Title = v.T("ConsolePreview")
-	ev, problems := f.event(c.now())
+	ev, problems := f.event(v.Page, c.now())
 	if len(problems) > 0 {
 		v.Problems = problems
 		w.WriteHeader(http.StatusUnprocessableEntity)

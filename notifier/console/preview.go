@@ -59,7 +59,14 @@ func after(st *notifier.IncidentState, ev *notifier.Event) *notifier.IncidentSta
 }
 
 func (c *console) preview(r *http.Request, p Page, ev *notifier.Event, st *notifier.IncidentState, missing []string, confirmed bool) *preview {
-	pv := &preview{EventJSON: eventJSON(ev), EventID: ev.ID, Letter: ev.Letter != nil, Missing: missing, Confirmed: confirmed}
+	pv := &preview{EventJSON: eventJSON(ev), EventID: ev.ID, Letter: ev.Letter != nil, Confirmed: confirmed}
+	for _, name := range missing {
+		// By the form's labels, in the staff member's language.
+		if l := p.label(name); l != "" {
+			name = l
+		}
+		pv.Missing = append(pv.Missing, name)
+	}
 	var inc *notifier.IncidentState
 	if ev.Incident != nil {
 		inc = after(st, ev)
