@@ -28,7 +28,7 @@ var fieldLabels = map[string]string{
 	"letter.sections.data_safety": "LetterDataSafety", "data_safety": "LetterDataSafety",
 	"letter.sections.going_forward": "LetterGoingForward", "going_forward": "LetterGoingForward",
 	"letter.sections.apology": "LetterApology", "apology": "LetterApology",
-	"letter.signature.name": "ConsoleSignName",
+	"letter.signature.name":  "ConsoleSignName",
 	"letter.signature.title": "ConsoleSignTitle", "signature_title": "ConsoleSignTitle",
 	"letter.audience": "ConsoleLetterAudience", "letter.audience.components": "ConsoleLetterAudience",
 }
