@@ -328,6 +328,17 @@ func TestHoldingUpdateInOneClick(t *testing.T) {
 	if d := time.Until(*got.Incident.NextUpdateAt); d < 235*time.Minute || d > 241*time.Minute {
 		t.Errorf("next update in %s, want 4 h", d)
 	}
+
+	// An update that raises nothing sends no SMS, and its preview shows
+	// none (it showed one no one would get).
+	_, form := f.get("/console/incidents/inc")
+	eventID := regexp.MustCompile(`name="event_id" value="([^"]+)"`).FindStringSubmatch(form)[1]
+	_, preview := f.post("/console/incidents/preview", url.Values{"csrf": {f.csrf}, "kind": {"incident"}, "event_id": {eventID}, "type": {"incident.updated"},
+		"incident_id": {"inc"}, "title_nb": {"Tregt"}, "title_en": {"Slow"}, "message_nb": {"Fortsatt tregt."}, "message_en": {"Still slow."},
+		"status": {"identified"}, "impact": {"minor"}, "components": {"web"}, "started_at": {two.In(time.FixedZone("", 3600)).Format("2006-01-02T15:04")}, "next": {"none"}})
+	if seen := html.UnescapeString(preview); strings.Contains(seen, `class="message sms"`) || !strings.Contains(seen, "Ingen SMS for denne oppdateringen") {
+		t.Errorf("the preview of an update that sends no SMS shows one, or does not say so:\n%s", seen)
+	}
 }
 
 func TestLetterPreviewTestAndConfirm(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/varsel/varsel/notifier"
@@ -23,6 +24,8 @@ type preview struct {
 	Missing   []string
 	Confirmed bool
 	Error     string
+	// NoSMS says no SMS is sent for this update.
+	NoSMS bool
 }
 
 type readerPreview struct {
@@ -101,6 +104,15 @@ func (c *console) preview(r *http.Request, p Page, ev *notifier.Event, st *notif
 		row := audienceRow{Channel: ch, EN: audience[ch]["en"], NB: audience[ch]["nb"]}
 		pv.Total += row.EN + row.NB
 		pv.Audience = append(pv.Audience, row)
+	}
+	if ev.Letter == nil && c.deps.Planner != nil && c.deps.Planner.Policy != nil && !slices.Contains(c.deps.Planner.Policy.Channels(ev, inc), notifier.SMS) {
+		// The policy sends no SMS for this update (only an opening, a
+		// resolution, a rise in impact): the preview shows none, where
+		// it showed an SMS no one would get.
+		for i := range pv.Readers {
+			pv.Readers[i].SMS = ""
+		}
+		pv.NoSMS = true
 	}
 	return pv
 }
