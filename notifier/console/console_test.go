@@ -161,6 +161,29 @@ func TestConsoleFormsNeedTheirToken(t *testing.T) {
 	}
 }
 
+// TestExpiredSignInFormAsksAgainInTheReadersLanguage: a sign-in without
+// the form's token (left open past its hour) shows the form again, in the
+// browser's language, with the address kept; it signs no one in.
+func TestExpiredSignInFormAsksAgainInTheReadersLanguage(t *testing.T) {
+	f := newFixture(t)
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/console/login", strings.NewReader(url.Values{"email": {"kari@example.com"}, "password": {password}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept-Language", "nb-NO,nb;q=0.9")
+	res, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	page := html.UnescapeString(string(b))
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(page, "Innloggingsskjemaet var utløpt") || !strings.Contains(page, `value="kari@example.com"`) {
+		t.Errorf("expired sign-in form: %d\n%s", res.StatusCode, page)
+	}
+	if r, _ := f.get("/console/"); r.Request.URL.Path != "/console/login" {
+		t.Errorf("signed in without the form's token: at %s", r.Request.URL.Path)
+	}
+}
+
 // publishedEvent reads the newest event on a subject and who published it.
 func (f *fixture) publishedEvent(subject string) (*notifier.Event, string) {
 	f.t.Helper()

@@ -28,11 +28,16 @@ func (c *console) loginForm(w http.ResponseWriter, r *http.Request) {
 // login signs staff in: POST /console/login.
 func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(r, "ConsoleSignIn")
+	email, next := r.PostFormValue("email"), safeNext(r.PostFormValue("next"))
 	if !c.deps.Staff.CheckLoginToken(r) {
-		http.Error(w, "this form has expired: reload the Page and sign in again", http.StatusForbidden)
+		// A sign-in page left open past its token: the form again, in the
+		// reader's language, with the address kept (it was a bare English
+		// 403 and the address was gone).
+		p.Error, p.CSRF = p.T("ConsoleLoginExpired"), c.deps.Staff.LoginToken(w, r)
+		w.WriteHeader(http.StatusForbidden)
+		c.render(w, "login.html", loginView{Page: p, Email: email, Next: next})
 		return
 	}
-	email, next := r.PostFormValue("email"), safeNext(r.PostFormValue("next"))
 	a, err := c.deps.Staff.SignIn(r.Context(), w, r, email, r.PostFormValue("password"))
 	if err == nil {
 		c.log.Info("staff signed in to the console", "staff", a.Name)
