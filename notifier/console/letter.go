@@ -33,10 +33,19 @@ type letterView struct {
 	Incidents []*notifier.IncidentState
 	Preview   *preview
 	Problems  []string
+	// Unknown names the audience's components the site file does not
+	// name: a letter to them reaches only who subscribed to that id (a
+	// typo sent the apology to 2 people instead of 6, unsaid).
+	Unknown string
 }
 
 func (c *console) letterView(r *http.Request, f letterForm) letterView {
 	v := letterView{Page: c.newPage(r, "ConsoleNewLetter"), Form: f}
+	if f.Audience == "components" {
+		if unknown := c.cfg.Site.Unknown(componentIDs(f.Components)); len(unknown) > 0 {
+			v.Unknown = v.T("ConsoleUnknownComponents", "Count", len(unknown), "IDs", strings.Join(unknown, ", "))
+		}
+	}
 	for _, st := range c.deps.Status.Incidents() {
 		if st.Kind == "incident" && len(v.Incidents) < 30 {
 			v.Incidents = append(v.Incidents, st)

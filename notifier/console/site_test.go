@@ -57,3 +57,24 @@ func TestUnknownComponentNoted(t *testing.T) {
 		}
 	}
 }
+
+// TestLetterToAnUnknownComponentIsNoted: the letter form notes an audience
+// component the site file does not name, as the incident form does (a
+// typo there sent the letter to fewer people, unsaid).
+func TestLetterToAnUnknownComponentIsNoted(t *testing.T) {
+	site, err := examples.Site()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureSite(t, site)
+	f.signIn("kari@example.com")
+	_, form := f.get("/console/letters/new")
+	eventID := regexp.MustCompile(`name="event_id" value="([^"]+)"`).FindStringSubmatch(form)[1]
+	_, page := f.post("/console/letters/preview", url.Values{"csrf": {f.csrf}, "event_id": {eventID}, "audience": {"components"}, "components": {"styreweeb"},
+		"subject_en": {"Sorry"}, "subject_nb": {"Beklager"}, "what_happened_en": {"It broke."}, "what_happened_nb": {"Det røk."},
+		"data_safety_en": {"Safe."}, "data_safety_nb": {"Trygt."}, "going_forward_en": {"Better."}, "going_forward_nb": {"Bedre."},
+		"apology_en": {"Sorry."}, "apology_nb": {"Beklager."}, "sign_name": {"Kari Nordmann"}, "sign_title_en": {"Head"}, "sign_title_nb": {"Sjef"}, "action": {"preview"}})
+	if seen := html.UnescapeString(page); !strings.Contains(seen, "Ukjent komponent: styreweeb (står ikke i nettstedsfilen)") {
+		t.Errorf("the letter form does not note the unknown component:\n%s", seen)
+	}
+}
