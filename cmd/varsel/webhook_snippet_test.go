@@ -276,7 +276,7 @@ func TestWebhookSnippetNode(t *testing.T) {
 	})
 
 	// Tampered with: the body, or the signature, or stale.
-	tampered := bytes.Replace(d.body, []byte(`"impact":"major"`), []byte(`"impact":"minor"`), 1)
+	tampered := bytes.Replace(d.body, []byte(`"impact":"critical"`), []byte(`"impact":"minor"`), 1)
 	if bytes.Equal(tampered, d.body) {
 		t.Fatalf("no impact to tamper with in %s", d.body)
 	}
