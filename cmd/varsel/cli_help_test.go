@@ -50,7 +50,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		{"letter preview", []string{"locale", "timezone", "channel"}},
 		{"letter send", with("locale", "timezone", "dry-run", "test-to", "watch")},
 		{"deliveries list", with("event", "status", "summary")},
-		{"deliveries retry", nats},
+		{"deliveries retry", with("failed", "event")},
 		{"staff add", with("email", "name", "locale", "password-stdin")},
 		{"staff list", nats},
 		{"staff remove", nats},
@@ -141,7 +141,9 @@ func TestUnknownCommandsSaySo(t *testing.T) {
 		{[]string{"templates", "nope"}, []string{`unknown templates command "nope"`, "check"}},
 		{[]string{"rejected", "nope"}, []string{`unknown rejected command "nope"`}},
 		{[]string{"subscribers"}, []string{"needs a command"}},
-		{[]string{"deliveries", "retry", "x", "--event", "e"}, []string{"-event", "varsel deliveries retry -h"}},
+		{[]string{"deliveries", "retry", "x", "--event", "e"}, []string{"--failed and --event go together", "varsel deliveries retry -h"}},
+		{[]string{"deliveries", "retry", "x", "--failed", "--event", "e"}, []string{"varsel deliveries retry ID, or varsel deliveries retry --failed --event ID"}},
+		{[]string{"deliveries", "retry"}, []string{"varsel deliveries retry ID, or varsel deliveries retry --failed --event ID"}},
 		{[]string{"help", "nope"}, []string{`unknown command "nope"`}},
 	} {
 		out, errOut, err := runCLI(t, tc.args...)

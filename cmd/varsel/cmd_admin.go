@@ -399,7 +399,7 @@ func printJSON(w io.Writer, v any) error {
 // deliveriesGroup is `varsel deliveries`.
 var deliveriesGroup = group{name: "deliveries", about: "See what was sent to whom, and send a failed delivery again.", subs: []subcommand{
 	{"list", "[--event ID [--summary]] [--status STATUS]", "deliveries with their status, attempts and last error; times in VARSEL_TIMEZONE"},
-	{"retry", "ID", "queue a delivery again (one that failed, or was skipped)"},
+	{"retry", "ID | --failed --event ID", "queue a delivery again (one that failed, or was skipped); --failed: every failed delivery of the event"},
 }}
 
 func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
@@ -410,7 +410,11 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	sub := cmd.name
 	fs := deliveriesGroup.flags(cmd, stdout)
 	natsURL := natsFlag(fs)
-	event, status, summary := new(string), new(string), new(bool)
+	event, status, summary, failed := new(string), new(string), new(bool), new(bool)
+	if sub == "retry" {
+		failed = fs.Bool("failed", false, "queue every failed delivery of --event again (after an outage of a relay or an endpoint)")
+		event = fs.String("event", "", "with --failed: the event whose failed deliveries to queue again")
+	}
 	if sub == "list" {
 		event = fs.String("event", "", "only this event's deliveries")
 		status = fs.String("status", "", "only this status: "+strings.Join(deliveryStatusNames(), ", "))
@@ -431,8 +435,11 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	if *event != "" && !notifier.ValidID(*event) {
 		return fmt.Errorf("%w: --event %q: want an event id (1-128 letters, digits, '-' or '_', starting with a letter or digit)", errUsage, *event)
 	}
-	if sub == "retry" && len(pos) != 1 {
-		return fmt.Errorf("%w: varsel deliveries retry ID", errUsage)
+	if sub == "retry" && *failed != (*event != "") {
+		return fmt.Errorf("%w: --failed and --event go together: varsel deliveries retry --failed --event ID", errUsage)
+	}
+	if sub == "retry" && (*failed == (len(pos) == 1) || len(pos) > 1) {
+		return fmt.Errorf("%w: varsel deliveries retry ID, or varsel deliveries retry --failed --event ID", errUsage)
 	}
 	if sub == "list" && len(pos) != 0 {
 		return fmt.Errorf("%w: varsel deliveries list takes flags only, not %q (an event's deliveries: --event ID)", errUsage, pos[0])
@@ -480,6 +487,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	case "retry":
+		if *failed {
+			return retryFailed(ctx, c, *event, stdout)
+		}
 		rec, err := c.RetryJob(ctx, pos[0])
 		if errors.Is(err, notifier.ErrNotFound) {
 			return fmt.Errorf("no delivery %s (the ids are in `varsel deliveries list`)", pos[0])
@@ -491,6 +501,29 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("%w: unknown deliveries command %q", errUsage, sub)
+}
+
+// retryFailed queues every failed delivery of an event again, and says
+// how many, and which could not be queued.
+func retryFailed(ctx context.Context, c *jetstream.Conn, eventID string, stdout io.Writer) error {
+	var ids []string
+	if err := c.Deliveries.List(ctx, jetstream.DeliveryFilter{EventID: eventID, Status: notifier.StatusFailed}, func(r *notifier.DeliveryRecord) error {
+		ids = append(ids, r.ID)
+		return nil
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	queued := 0
+	for _, id := range ids {
+		if _, err := c.RetryJob(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+			continue
+		}
+		queued++
+	}
+	fmt.Fprintf(stdout, "queued %d of %d failed deliveries of %s again\n", queued, len(ids), eventID)
+	return errors.Join(errs...)
 }
 
 // printSummary prints an event's delivery counts per channel, read from

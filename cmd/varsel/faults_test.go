@@ -376,3 +376,43 @@ func TestHangingEndpointsSpreadOverJobsDoNotStopTheRest(t *testing.T) {
 	}
 	t.Logf("744 healthy deliveries in %s while 24 sends hang", time.Since(start).Round(time.Millisecond))
 }
+
+// TestRetryEveryFailedDeliveryOfAnEvent: after an outage of the receivers
+// (here 404 for good, so nothing is retried by itself), `varsel
+// deliveries retry --failed --event ID` queues every failed delivery of
+// the event again, in one command, and they are delivered.
+func TestRetryEveryFailedDeliveryOfAnEvent(t *testing.T) {
+	var fixed atomic.Bool
+	urls, hits := endpoints(t, 30, func(i int, w http.ResponseWriter) {
+		if !fixed.Load() {
+			http.Error(w, "not here", http.StatusNotFound)
+		}
+	})
+	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
+	ctx := context.Background()
+	if err := svc.conn.Subscribers.PutMany(ctx, len(urls), func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("h%03d", i), WebhookURL: urls[i], WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	publishEvent(t, svc, faultEvent("retry-all-1"))
+	failed := func() (n int) {
+		_ = svc.conn.Deliveries.List(ctx, jetstream.DeliveryFilter{EventID: "retry-all-1", Status: notifier.StatusFailed}, func(*notifier.DeliveryRecord) error { n++; return nil })
+		return n
+	}
+	waitFor(t, "30 failed deliveries", func() bool { return failed() == 30 })
+	fixed.Store(true)
+	out, err := varsel(t, "deliveries", "retry", "--failed", "--event", "retry-all-1", "--nats", svc.conn.ClientURL())
+	if err != nil || !strings.Contains(out, "queued 30 of 30 failed deliveries of retry-all-1 again") {
+		t.Fatalf("retry --failed: %v\n%s", err, out)
+	}
+	waitFor(t, "every endpoint reached again", func() bool {
+		for _, h := range hits {
+			if h.Load() < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, "no failed delivery left", func() bool { return failed() == 0 })
+}
