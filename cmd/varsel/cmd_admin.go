@@ -607,7 +607,16 @@ func cmdRejected(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	for _, r := range rej {
-		fmt.Fprintf(stdout, "#%d %s %s\n    %s\n", r.Seq, r.RejectedAt.In(zone).Format(cliTime), r.Subject, r.Reason)
+		// Which event, when its id can be read, and how big: a producer
+		// finds its own by these.
+		var head struct {
+			ID string `json:"id"`
+		}
+		which := ""
+		if json.Unmarshal(r.Data, &head) == nil && head.ID != "" {
+			which = fmt.Sprintf(" event %q", head.ID)
+		}
+		fmt.Fprintf(stdout, "#%d %s %s%s (%d bytes)\n    %s\n", r.Seq, r.RejectedAt.In(zone).Format(cliTime), r.Subject, which, r.OriginalSize, r.Reason)
 	}
 	fmt.Fprintf(stdout, "%d rejected events\n", len(rej))
 	return nil

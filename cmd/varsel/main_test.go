@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -164,6 +165,25 @@ func TestTemplatesCheck(t *testing.T) {
 	out, err := varsel(t, "templates", "check")
 	if err != nil {
 		t.Fatalf("templates check: %v\n%s", err, out)
+	}
+}
+
+// TestRejectedListNamesTheEvent: each rejection names the event by its id
+// when that can be read, with its size, so a producer finds its own.
+func TestRejectedListNamesTheEvent(t *testing.T) {
+	svc, _ := testService(t, nil)
+	msg := []byte(`{"id":"rv-bad-1","type":"incident.opened"}`)
+	if err := svc.conn.NC.Publish("varsel.events.incident.updated", msg); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`varsel.events.incident.updated event "rv-bad-1" (%d bytes)`, len(msg))
+	var out string
+	waitFor(t, "the rejection listed", func() bool {
+		out, _ = varsel(t, "rejected", "list", "--nats", svc.conn.ClientURL())
+		return strings.Contains(out, want)
+	})
+	if !strings.Contains(out, `type: "incident.opened" does not match the subject varsel.events.incident.updated`) {
+		t.Errorf("the reason leaves out the mismatch:\n%s", out)
 	}
 }
 
