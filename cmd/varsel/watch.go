@@ -28,7 +28,10 @@ type watcher struct {
 	// stall is how long the counts may stand still before the watcher
 	// checks them against the delivery log, and says what it waits for.
 	stall time.Duration
-	now   func() time.Time
+	// lostAfter is how long reading the progress may fail (NATS
+	// reconnecting) before the watch gives up, saying what to do.
+	lostAfter time.Duration
+	now       func() time.Time
 }
 
 // progressSource is what the watcher reads: the part of
@@ -41,7 +44,7 @@ type progressSource interface {
 
 func newWatcher(op progressSource, out io.Writer) *watcher {
 	return &watcher{op: op, out: out, live: isTerminal(out), every: 250 * time.Millisecond,
-		print: 2 * time.Second, stall: 20 * time.Second, now: time.Now}
+		print: 2 * time.Second, stall: 20 * time.Second, lostAfter: 10 * time.Second, now: time.Now}
 }
 
 // isTerminal reports whether w is a character device, such as a terminal.
@@ -74,7 +77,19 @@ func (w *watcher) watch(ctx context.Context, eventID string) error {
 		lastTotal  notifier.ChannelProgress
 		notTakenIn bool
 		p          *notifier.Progress
+		failing    time.Time // since when reading fails; zero while it works
 	)
+	lost := func(err error) error {
+		// A read that fails for a moment (NATS reconnecting) is tried
+		// again; one that goes on failing ends the watch with what to do.
+		if failing.IsZero() {
+			failing = w.now()
+		}
+		if w.now().Sub(failing) < w.lostAfter {
+			return nil
+		}
+		return fmt.Errorf("watch %s: cannot read its progress for %s: %w. Is `varsel serve` (or its NATS) still running? What was sent is recorded: `varsel deliveries list --event %s --summary` shows how far it got", eventID, roundDur(w.now().Sub(failing)), err, eventID)
+	}
 	tick := time.NewTicker(w.every)
 	defer tick.Stop()
 	for {
@@ -88,10 +103,16 @@ func (w *watcher) watch(ctx context.Context, eventID string) error {
 				w.line(fmt.Sprintf("no service has taken %s in for %s: is `varsel serve` running on this NATS?", eventID, roundDur(now.Sub(start))), true)
 			}
 		case err != nil && ctx.Err() == nil:
-			return fmt.Errorf("watch %s: %w", eventID, err)
+			if err := lost(err); err != nil {
+				return err
+			}
 		case err == nil:
-			if p, err = w.op.Progress(ctx, eventID); err != nil && ctx.Err() == nil {
-				return fmt.Errorf("watch %s: %w", eventID, err)
+			failing = time.Time{}
+			var perr error
+			if p, perr = w.op.Progress(ctx, eventID); perr != nil && ctx.Err() == nil {
+				if err := lost(perr); err != nil {
+					return err
+				}
 			}
 		}
 		if ctx.Err() != nil {

@@ -157,6 +157,47 @@ func TestWatchInterruptedSaysDeliveryGoesOn(t *testing.T) {
 	}
 }
 
+// TestWatchThatLosesTheServiceSaysWhatToDo: a read that fails for a
+// moment is tried again; one that goes on failing (serve gone) ends the
+// watch saying so and where the count is kept (it ended with a bare
+// "context deadline exceeded").
+func TestWatchThatLosesTheServiceSaysWhatToDo(t *testing.T) {
+	f := &failingProgress{failFor: 3}
+	var out bytes.Buffer
+	w := newWatcher(f, &out)
+	w.every, w.stall, w.lostAfter = 5*time.Millisecond, time.Minute, 100*time.Millisecond
+	f.fakeProgress.taken = true
+	f.progress.Set(notifier.Email, notifier.CountPlanned, 1)
+	f.progress.Set(notifier.Email, notifier.CountSent, 1)
+	if err := w.watch(t.Context(), "e"); err != nil {
+		t.Fatalf("three failed reads, then the count: %v", err)
+	}
+	f = &failingProgress{failFor: 1 << 30}
+	w = newWatcher(f, &out)
+	w.every, w.stall, w.lostAfter = 5*time.Millisecond, time.Minute, 100*time.Millisecond
+	err := w.watch(t.Context(), "e")
+	if err == nil || !strings.Contains(err.Error(), "Is `varsel serve` (or its NATS) still running?") || !strings.Contains(err.Error(), "varsel deliveries list --event e --summary") {
+		t.Errorf("a watch whose reads keep failing: %v", err)
+	}
+}
+
+// failingProgress fails its first failFor reads of the event.
+type failingProgress struct {
+	fakeProgress
+	failFor int
+}
+
+func (f *failingProgress) Event(ctx context.Context, id string) (*notifier.EventRecord, error) {
+	f.mu.Lock()
+	fail := f.failFor > 0
+	f.failFor--
+	f.mu.Unlock()
+	if fail {
+		return nil, context.DeadlineExceeded
+	}
+	return f.fakeProgress.Event(ctx, id)
+}
+
 var doneLine = regexp.MustCompile(`^done: (\d+) sent, (\d+) failed, (\d+) skipped$`)
 
 // TestLetterSendWatchToTheLastLine: the TOML letter sent with --watch
