@@ -41,4 +41,10 @@ func TestRetryAfterNeverShortensTheSchedule(t *testing.T) {
 			t.Errorf("attempt %d, Retry-After %s: wait %s, want %s", c.attempt, c.retryAfter, got, c.want)
 		}
 	}
+	// The channel's own pacing (the SMS rate's next slot) is waited as
+	// it is: no attempt went out.
+	paced := &SendError{Reason: ReasonRateLimited, Err: errors.New("next slot"), RetryAfter: 2 * time.Second, Paced: true}
+	if got := d.backoff(&Delivery{Channel: Webhook, Attempt: 3}, paced); got != 2*time.Second {
+		t.Errorf("paced wait %s, want 2s", got)
+	}
 }

@@ -76,8 +76,12 @@ const (
 type SendError struct {
 	Reason Reason
 	// RetryAfter is the provider's requested wait (Retry-After); zero means
-	// use the channel's backoff schedule.
+	// use the channel's backoff schedule. It is waited when longer than the
+	// schedule's next step, unless Paced.
 	RetryAfter time.Duration
+	// Paced marks a RetryAfter that is the channel's own pacing (the next
+	// free slot of Varsel's SMS rate), waited as it is.
+	Paced bool
 	// Suppress stops the channel for this subscriber at once (STOP, 410,
 	// invalid number).
 	Suppress bool

@@ -566,9 +566,12 @@ func fillRecord(r *DeliveryRecord, del *Delivery, evr *EventRecord) {
 // and a receiver answering "503, retry in 7 s" had all nine of its
 // attempts spent in a minute, where the schedule gives it a day.
 func (d *Dispatcher) backoff(del *Delivery, err error) time.Duration {
-	delay := d.scheduled(del)
 	var se *SendError
-	if errors.As(err, &se) && se.RetryAfter > delay {
+	if errors.As(err, &se) && se.Paced && se.RetryAfter > 0 {
+		return se.RetryAfter // our own slot, seconds away: no attempt was made
+	}
+	delay := d.scheduled(del)
+	if se != nil && se.RetryAfter > delay {
 		return se.RetryAfter
 	}
 	return delay

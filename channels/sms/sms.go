@@ -149,7 +149,7 @@ func (c *Channel) Notify(ctx context.Context, d *notifier.Delivery) (notifier.Re
 		// The slot comes after ctx ends: give it back and let the job
 		// come back later rather than hold a worker until it times out.
 		cancel()
-		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonRateLimited, RetryAfter: wait,
+		return notifier.Receipt{}, true, &notifier.SendError{Reason: notifier.ReasonRateLimited, RetryAfter: wait, Paced: true,
 			Err: fmt.Errorf("wait for rate limit: next slot in %v, after the deadline", wait)}
 	}
 	if wait > 0 {
