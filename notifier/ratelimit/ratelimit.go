@@ -57,13 +57,15 @@ func (l *KeyLimiter) Allow(key string, now time.Time) bool {
 	return true
 }
 
-// Has says whether key's bucket holds a token at now, taking none, for a
-// limit on failures only (Has before trying, Allow after a failure).
-// Asking makes key the most recently used.
-func (l *KeyLimiter) Has(key string, now time.Time) bool {
+// Refund gives back a token Allow took, for a limit on failures only:
+// take one before trying (so tries at once cannot all pass a look), give
+// it back when the try succeeded. The bucket never holds more than its
+// burst.
+func (l *KeyLimiter) Refund(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.bucket(key, now).tokens >= 1
+	b := l.bucket(key, now)
+	b.tokens = min(b.tokens+1, float64(l.burst))
 }
 
 // bucket is key's bucket, refilled to now and made the most recently used.

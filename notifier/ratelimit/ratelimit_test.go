@@ -26,21 +26,21 @@ func TestKeyLimiterKeepsBurstAndRate(t *testing.T) {
 	}
 }
 
-// Has looks without taking: a limit on failures asks it before trying and
-// takes a token only when the try failed.
-func TestKeyLimiterHasTakesNothing(t *testing.T) {
-	l := New(time.Minute, 1, 10)
+// Refund gives back a token taken for a try that succeeded, never above
+// the burst.
+func TestKeyLimiterRefund(t *testing.T) {
+	l := New(time.Minute, 2, 10)
 	t0 := time.Unix(1_000_000, 0)
-	for range 3 {
-		if !l.Has("a", t0) {
-			t.Fatal("Has took the token it looked at")
+	for range 5 {
+		if !l.Allow("a", t0) {
+			t.Fatal("a refunded token was not given back")
 		}
+		l.Refund("a", t0)
 	}
-	if !l.Allow("a", t0) || l.Has("a", t0) {
-		t.Error("Has does not see the bucket emptied by Allow")
-	}
-	if !l.Has("a", t0.Add(time.Minute)) {
-		t.Error("Has does not see the token that came back")
+	l.Refund("a", t0)
+	l.Refund("a", t0)
+	if !l.Allow("a", t0) || !l.Allow("a", t0) || l.Allow("a", t0) {
+		t.Error("refunds grew the bucket past its burst")
 	}
 }
 

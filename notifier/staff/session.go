@@ -66,8 +66,8 @@ const (
 	attemptsPerIPBurst         = 10
 	failuresPerAccountNetEvery = 2 * time.Minute
 	failuresPerAccountNetBurst = 5
-	failuresPerAccountEvery    = 6 * time.Second
-	failuresPerAccountBurst    = 100
+	failuresPerAccountEvery    = 30 * time.Second
+	failuresPerAccountBurst    = 50
 	limiterKeys                = 10000
 )
 
@@ -128,13 +128,22 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	now := m.now()
 	client := ratelimit.ClientKey(r)
 	here := email + " " + client
-	if !m.perIP.Allow(client, now) || !m.failedHere.Has(here, now) || !m.failed.Has(email, now) {
+	// Each try takes its failure's token first, so tries at once cannot
+	// all pass a look at the budget; a right password gives it back.
+	if !m.perIP.Allow(client, now) {
+		m.logger.Warn("sign-in refused: too many attempts", "account", notifier.MaskEmail(email))
+		return nil, ErrTooManyAttempts
+	}
+	if !m.failedHere.Allow(here, now) {
+		m.logger.Warn("sign-in refused: too many attempts", "account", notifier.MaskEmail(email))
+		return nil, ErrTooManyAttempts
+	}
+	if !m.failed.Allow(email, now) {
+		m.failedHere.Refund(here, now)
 		m.logger.Warn("sign-in refused: too many attempts", "account", notifier.MaskEmail(email))
 		return nil, ErrTooManyAttempts
 	}
 	failed := func() (*Account, error) {
-		m.failedHere.Allow(here, now)
-		m.failed.Allow(email, now)
 		m.logger.Info("sign-in failed", "account", notifier.MaskEmail(email))
 		return nil, ErrBadCredentials
 	}
@@ -144,11 +153,15 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 		return failed()
 	}
 	if err != nil {
+		m.failedHere.Refund(here, now) // not a failure of the password
+		m.failed.Refund(email, now)
 		return nil, fmt.Errorf("read staff account: %w", err)
 	}
 	if !a.CheckPassword(password) {
 		return failed()
 	}
+	m.failedHere.Refund(here, now)
+	m.failed.Refund(email, now)
 	cookie := randomToken()
 	s := &Session{Email: a.Email, Credential: credentialOf(a), CSRF: randomToken(), CreatedAt: now.UTC(), ExpiresAt: now.Add(m.lifetime).UTC()}
 	if err := m.sessions.Put(ctx, sessionKey(cookie), s); err != nil {

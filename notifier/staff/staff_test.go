@@ -3,11 +3,14 @@ package staff_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/varsel/varsel/notifier/jetstream"
@@ -290,5 +293,23 @@ func TestWrongPasswordsElsewhereDoNotLockTheOwnerOut(t *testing.T) {
 		if err := from("192.0.2.10:1234", "correct horse battery"); err != nil {
 			t.Fatalf("the owner's sign-in %d from another network: %v", i+1, err)
 		}
+	}
+	// Tries at once get no more than the budget: each takes its token
+	// before its password is checked (a look at the budget let ten
+	// parallel guesses all through).
+	var wg sync.WaitGroup
+	var checked atomic.Int32
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errors.Is(from(fmt.Sprintf("203.0.113.%d:999", 1), "parallel guess "+string(rune('a'+i))), staff.ErrBadCredentials) {
+				checked.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := checked.Load(); n > 5 {
+		t.Errorf("%d of 10 parallel guesses from one network were checked, want at most 5", n)
 	}
 }
