@@ -416,9 +416,10 @@ func (c *Conn) Ready(ctx context.Context) error {
 }
 
 // logFailingFor is how long writes of the delivery log may fail before
-// the process says it is not ready (a full disk, a stream without a
-// leader for longer than an election).
-const logFailingFor = 10 * time.Second
+// the process says it is not ready (a full disk): as long as a batch is
+// tried (storeFor, longer than any election of a new leader), so a
+// cluster electing one does not turn every instance unready at once.
+const logFailingFor = storeFor
 
 // Drain marks the process as shutting down: Ready fails from now on, so a
 // load balancer sends nothing more while the sends in flight finish.

@@ -103,15 +103,17 @@ type Deliveries struct {
 }
 
 type logFailure struct {
-	since time.Time
-	err   string
+	since, last time.Time
+	err         string
 }
 
 // Failing says since when writing the log has failed, and the last error,
-// or ok false while it is written.
+// or ok false while it is written. A failure that has not come again for
+// storeFor is over (nothing was written since, nor tried): a quiet process
+// after a batch gave up is not failing now.
 func (s *Deliveries) Failing() (since time.Time, lastErr string, ok bool) {
 	f := s.failing.Load()
-	if f == nil {
+	if f == nil || time.Since(f.last) > storeFor {
 		return time.Time{}, "", false
 	}
 	return f.since, f.err, true
@@ -375,11 +377,12 @@ func (s *Deliveries) store(b *logBatch) (string, error) {
 			s.indexed(b.event, ack.Sequence, b.recs)
 			return id, nil
 		}
-		since := time.Now()
-		if f := s.failing.Load(); f != nil {
+		now := time.Now()
+		since := now
+		if f := s.failing.Load(); f != nil && now.Sub(f.last) <= storeFor {
 			since = f.since
 		}
-		s.failing.Store(&logFailure{since: since, err: err.Error()})
+		s.failing.Store(&logFailure{since: since, last: now, err: err.Error()})
 		if time.Now().Add(wait).After(until) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) {
 			break // out of time, or no try can succeed
 		}

@@ -47,7 +47,8 @@ func TestRestartOnAStoreWithRoomForOneCopy(t *testing.T) {
 
 // TestReadySaysWhenNotReady: Ready fails while the delivery log has not
 // been written for longer than logFailingFor (a full disk: /readyz said
-// ready while nothing could be recorded), and from Drain on (it said ready
+// ready while nothing could be recorded), not during an election, not
+// after the failures have stopped, and from Drain on (it said ready
 // through the whole shutdown).
 func TestReadySaysWhenNotReady(t *testing.T) {
 	c, err := Connect(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, quietLogger())
@@ -59,13 +60,18 @@ func TestReadySaysWhenNotReady(t *testing.T) {
 	if err := c.Ready(ctx); err != nil {
 		t.Fatalf("a new store: %v", err)
 	}
-	c.Deliveries.failing.Store(&logFailure{since: time.Now().Add(-time.Second), err: "no space left on device"})
+	now := time.Now()
+	c.Deliveries.failing.Store(&logFailure{since: now.Add(-20 * time.Second), last: now, err: "no leader"})
 	if err := c.Ready(ctx); err != nil {
-		t.Errorf("a log failing for a second (within a retry): %v", err)
+		t.Errorf("a log failing for 20 s (an election, within a batch's retries): %v", err)
 	}
-	c.Deliveries.failing.Store(&logFailure{since: time.Now().Add(-time.Minute), err: "no space left on device"})
+	c.Deliveries.failing.Store(&logFailure{since: now.Add(-time.Minute), last: now, err: "no space left on device"})
 	if err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "delivery log not written for 1m0s: no space left on device") {
 		t.Errorf("a log failing for a minute: %v", err)
+	}
+	c.Deliveries.failing.Store(&logFailure{since: now.Add(-5 * time.Minute), last: now.Add(-2 * time.Minute), err: "no space left on device"})
+	if err := c.Ready(ctx); err != nil {
+		t.Errorf("a failure that has not come again for 2 minutes: %v", err)
 	}
 	c.Deliveries.failing.Store(nil)
 	c.Drain()
