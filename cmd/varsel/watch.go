@@ -107,9 +107,13 @@ func (w *watcher) watch(ctx context.Context, eventID string) error {
 				return err
 			}
 		case err == nil:
-			failing = time.Time{}
-			var perr error
-			if p, perr = w.op.Progress(ctx, eventID); perr != nil && ctx.Err() == nil {
+			// The last good count stays until a read gives a new one; the
+			// failing clock stops only when both reads work.
+			got, perr := w.op.Progress(ctx, eventID)
+			switch {
+			case perr == nil:
+				p, failing = got, time.Time{}
+			case ctx.Err() == nil:
 				if err := lost(perr); err != nil {
 					return err
 				}

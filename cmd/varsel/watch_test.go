@@ -179,12 +179,31 @@ func TestWatchThatLosesTheServiceSaysWhatToDo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Is `varsel serve` (or its NATS) still running?") || !strings.Contains(err.Error(), "varsel deliveries list --event e --summary") {
 		t.Errorf("a watch whose reads keep failing: %v", err)
 	}
+	// The event reads, its progress does not: the same.
+	f = &failingProgress{progressFails: true}
+	f.fakeProgress.taken = true
+	w = newWatcher(f, &out)
+	w.every, w.stall, w.lostAfter = 5*time.Millisecond, time.Minute, 100*time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if err := w.watch(ctx, "e"); err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "cannot read its progress") {
+		t.Errorf("a watch whose progress reads keep failing: %v (ctx %v)", err, ctx.Err())
+	}
 }
 
-// failingProgress fails its first failFor reads of the event.
+// failingProgress fails its first failFor reads of the event, and with
+// progressFails every read of the progress.
 type failingProgress struct {
 	fakeProgress
-	failFor int
+	failFor       int
+	progressFails bool
+}
+
+func (f *failingProgress) Progress(ctx context.Context, id string) (*notifier.Progress, error) {
+	if f.progressFails {
+		return nil, context.DeadlineExceeded
+	}
+	return f.fakeProgress.Progress(ctx, id)
 }
 
 func (f *failingProgress) Event(ctx context.Context, id string) (*notifier.EventRecord, error) {
