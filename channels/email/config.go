@@ -53,8 +53,8 @@ type Config struct {
 	// Each carries one message at a time, a few round trips each, so the
 	// pool, not the CPU, bounds the rate to a distant relay (docs/operations.md).
 	PoolSize int
-	// DialTimeout bounds connecting (TCP and implicit TLS) and waiting for
-	// the server's greeting; default 10s.
+	// DialTimeout bounds connecting (TCP and implicit TLS); default 10s.
+	// The greeting, EHLO, STARTTLS and AUTH after it are within SendTimeout.
 	DialTimeout time.Duration
 	// SendTimeout bounds one message, including a re-dial, and each SMTP
 	// command on the connection; default 30s.

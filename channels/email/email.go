@@ -251,21 +251,13 @@ func (c *Channel) dial(ctx context.Context, s *slot) error {
 		}
 		s.client = cl
 	}
-	// DialTimeout bounds connecting and the server's greeting: a server
-	// that takes the connection and says nothing held the send for its
-	// whole SendTimeout, and the error then spoke of a closed connection.
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	stop := context.AfterFunc(dctx, func() {
-		if tc := s.conn.Load(); tc != nil {
-			tc.abort()
-		}
-	})
-	err := s.client.DialWithContext(dctx)
-	stop()
-	if err != nil {
-		if ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w: no greeting from the smtp server within %s", context.DeadlineExceeded, c.cfg.DialTimeout)
+	// Connecting is bounded by DialTimeout (dialConn); the greeting, EHLO,
+	// STARTTLS and AUTH after it by the send's context, whose end closes
+	// the socket (send). A server that says nothing was reported as "use
+	// of closed network connection": say what was waited for.
+	if err := s.client.DialWithContext(ctx); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: the smtp server did not finish its greeting, EHLO, STARTTLS and AUTH within the send timeout (%s)", context.DeadlineExceeded, c.cfg.SendTimeout)
 		}
 		return err
 	}
