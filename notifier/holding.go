@@ -42,17 +42,22 @@ func HoldingUpdate(st *IncidentState, now, next time.Time) (*Event, error) {
 	in.Message = nil
 	in.HoldingSince = &sinceAt
 	in.NextUpdateAt = &next
-	id := in.ID
-	if len(id) > 100 {
-		id = id[:100]
-	}
-	// The id is the promise's: a second click, or a retried request, with
-	// the same next update is the same event and is sent once (the id
+	// The id is the update it holds to and the promise: a second click,
+	// or a retried request, is the same event and is sent once (the id
 	// was the second it was made in, so two clicks a second apart both
-	// went out).
-	ev := &Event{ID: id + "-holding-" + next.UTC().Format("20060102T150405Z"), Type: IncidentUpdated, Time: now, Incident: &in}
+	// went out); after a new real update the same promise is a new one.
+	ev := &Event{ID: HoldingPrefix(in.ID) + fmt.Sprintf("s%d-", since.Sequence) + next.UTC().Format("20060102T1504Z"), Type: IncidentUpdated, Time: now, Incident: &in}
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// HoldingPrefix begins the id of every holding update of incident id,
+// short enough that what follows it keeps the id within 128 characters.
+func HoldingPrefix(id string) string {
+	if len(id) > 90 {
+		id = id[:90]
+	}
+	return id + "-holding-"
 }

@@ -345,6 +345,12 @@ func TestHoldingUpdateInOneClick(t *testing.T) {
 	if got.ID != holdingID {
 		t.Errorf("holding update %s, want the button's id %s", got.ID, holdingID)
 	}
+	// A button on a page older than two minutes (left open, or brought
+	// back from the browser's cache) publishes a new update, not a 409.
+	old := "inc-holding-" + strings.Replace(time.Now().Add(-3*time.Minute).UTC().Format("20060102T150405.000Z"), ".", "", 1)
+	if res, _ := f.post("/console/incidents/inc/holding", url.Values{"csrf": {f.csrf}, "next": {"1h"}, "event_id": {old}}); res.StatusCode != 200 || res.Request.URL.Path == "/console/progress/"+old {
+		t.Errorf("a click on a stale page: %d at %s", res.StatusCode, res.Request.URL.Path)
+	}
 	if got.Incident.HoldingSince == nil || !got.Incident.HoldingSince.Equal(two) || got.Incident.Message != nil || !strings.Contains(by, "kari@example.com") {
 		t.Errorf("holding update %+v by %q", got.Incident, by)
 	}

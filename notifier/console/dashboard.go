@@ -16,6 +16,8 @@ type incidentRow struct {
 	Overdue     bool
 	// DueIn is how long until the promised update, "" without one.
 	DueSoon bool
+	// HoldingID is the id its holding button publishes (see Stamp).
+	HoldingID string
 }
 
 type dashboardView struct {
@@ -27,18 +29,37 @@ type dashboardView struct {
 	Stamp string
 }
 
+// stampLayout is the time layout of a dashboard's Stamp (its dot taken
+// out, since ids have none).
+const stampLayout = "20060102T150405.000Z"
+
+// stampFor is how long a dashboard's holding buttons keep their ids: a
+// second click comes within it; a page left open, or brought back from the
+// browser's cache, for longer makes a new update of its click.
+const stampFor = 2 * time.Minute
+
+// stampTime reads the time of a Stamp, ok false for none.
+func stampTime(stamp string) (time.Time, bool) {
+	if len(stamp) != len(stampLayout)-1 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(stampLayout, stamp[:15]+"."+stamp[15:])
+	return t, err == nil
+}
+
 // dashboard lists what is open, with its promise, and what closed lately:
 // GET /console/.
 func (c *console) dashboard(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(r, "ConsoleDashboard")
 	p.Notice = noticeFrom(p, r)
 	now := c.now()
-	v := dashboardView{Page: p, Stamp: strings.Replace(now.UTC().Format("20060102T150405.000Z"), ".", "", 1)}
+	v := dashboardView{Page: p, Stamp: strings.Replace(now.UTC().Format(stampLayout), ".", "", 1)}
 	for _, st := range c.deps.Status.Incidents() {
 		if len(st.Updates) == 0 {
 			continue
 		}
-		row := incidentRow{IncidentState: st, Latest: st.Updates[len(st.Updates)-1], Overdue: st.Overdue(now)}
+		row := incidentRow{IncidentState: st, Latest: st.Updates[len(st.Updates)-1], Overdue: st.Overdue(now),
+			HoldingID: notifier.HoldingPrefix(st.Incident.ID) + v.Stamp}
 		if next := st.Incident.NextUpdateAt; next != nil && !row.Overdue && next.Sub(now) < 15*time.Minute {
 			row.DueSoon = true
 		}

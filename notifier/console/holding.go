@@ -34,8 +34,12 @@ func (c *console) holding(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, p, status, err.Error())
 		return
 	}
-	if id := r.PostFormValue("event_id"); strings.HasPrefix(id, st.Incident.ID+"-holding-") && notifier.ValidID(id) {
-		ev.ID = id // the button's, so a second click sends nothing twice
+	if id, prefix := r.PostFormValue("event_id"), notifier.HoldingPrefix(st.Incident.ID); strings.HasPrefix(id, prefix) && notifier.ValidID(id) {
+		// The button's, so a second click sends nothing twice; from a
+		// page older than stampFor it is a new update.
+		if at, ok := stampTime(strings.TrimPrefix(id, prefix)); ok && now.Sub(at) >= 0 && now.Sub(at) < stampFor {
+			ev.ID = id
+		}
 	}
 	raw, _ := json.Marshal(ev)
 	_, duplicate, err := c.deps.Operator.PublishEventAs(r.Context(), raw, who(r))

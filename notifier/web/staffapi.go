@@ -60,13 +60,22 @@ func (s *server) holding(w http.ResponseWriter, r *http.Request, who string) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if _, _, err := s.deps.Operator.PublishEventAs(r.Context(), raw, who); err != nil {
+	_, duplicate, err := s.deps.Operator.PublishEventAs(r.Context(), raw, who)
+	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	s.logger.Info("holding update published", "incident", id, "event", ev.ID, "next_update_at", body.NextUpdateAt)
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID, "type": ev.Type, "holding_since": ev.Incident.HoldingSince,
-		"next_update_at": ev.Incident.NextUpdateAt, "progress": s.cfg.PublicURL + "/api/v1/progress/" + ev.ID})
+	status := http.StatusAccepted
+	if duplicate {
+		// The same holding update (same update it holds to, same promise)
+		// was published already: nothing is sent again, and a script can
+		// tell.
+		status = http.StatusOK
+	} else {
+		s.logger.Info("holding update published", "incident", id, "event", ev.ID, "next_update_at", body.NextUpdateAt)
+	}
+	writeJSON(w, status, map[string]any{"id": ev.ID, "type": ev.Type, "holding_since": ev.Incident.HoldingSince,
+		"next_update_at": ev.Incident.NextUpdateAt, "duplicate": duplicate, "progress": s.cfg.PublicURL + "/api/v1/progress/" + ev.ID})
 }
 
 // progress says how far an event's deliveries have got:

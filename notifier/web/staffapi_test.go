@@ -35,10 +35,15 @@ func TestHoldingUpdateThroughTheAPI(t *testing.T) {
 		{"no time", "/api/v1/incidents/inc/holding", "s3cret", `{}`, http.StatusBadRequest},
 		{"a time in the past", "/api/v1/incidents/inc/holding", "s3cret", `{"next_update_at":"2001-01-01T00:00:00Z"}`, http.StatusBadRequest},
 		{"holding update", "/api/v1/incidents/inc/holding", "s3cret", next, http.StatusAccepted},
+		// A retried request: the same update, sent once; 200 says so.
+		{"the same again", "/api/v1/incidents/inc/holding", "s3cret", next, http.StatusOK},
 	} {
 		res, out := f.do(t, http.MethodPost, tc.path, tc.token, strings.NewReader(tc.body))
 		if res.StatusCode != tc.status {
 			t.Errorf("%s: %d %s, want %d", tc.name, res.StatusCode, out, tc.status)
+		}
+		if tc.status == http.StatusOK && !strings.Contains(out, `"duplicate": true`) {
+			t.Errorf("%s: %s, want duplicate true", tc.name, out)
 		}
 	}
 	st, err := f.conn.JS.Stream(context.Background(), js.EventsStream)
