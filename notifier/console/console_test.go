@@ -365,7 +365,7 @@ func TestHoldingUpdateInOneClick(t *testing.T) {
 	_, preview := f.post("/console/incidents/preview", url.Values{"csrf": {f.csrf}, "kind": {"incident"}, "event_id": {eventID}, "type": {"incident.updated"},
 		"incident_id": {"inc"}, "title_nb": {"Tregt"}, "title_en": {"Slow"}, "message_nb": {"Fortsatt tregt."}, "message_en": {"Still slow."},
 		"status": {"identified"}, "impact": {"minor"}, "components": {"web"}, "started_at": {two.In(time.FixedZone("", 3600)).Format("2006-01-02T15:04")}, "next": {"none"}})
-	if seen := html.UnescapeString(preview); strings.Contains(seen, `class="message sms"`) || !strings.Contains(seen, "Ingen SMS for denne oppdateringen") {
+	if seen := html.UnescapeString(preview); strings.Contains(seen, `class="message sms"`) || !strings.Contains(seen, "Denne oppdateringen sendes ikke på SMS") {
 		t.Errorf("the preview of an update that sends no SMS shows one, or does not say so:\n%s", seen)
 	}
 }
@@ -425,12 +425,14 @@ func TestProblemsSpeakTheStaffMembersLanguage(t *testing.T) {
 		{"a time that is not one", map[string]string{"started_at": local(-time.Hour), "next": "at", "next_at": "i morgen 14:00"},
 			"Neste oppdatering: «i morgen 14:00» er ikke en dato og et klokkeslett.", "required when"},
 		{"a promise already passed", map[string]string{"started_at": local(-time.Hour), "next": "at", "next_at": local(-30 * time.Minute)},
-			"har allerede vært.", "is before the event time"},
+			"er allerede passert.", "is before the event time"},
 		{"a time beside another choice", map[string]string{"started_at": local(-time.Hour), "next": "2h", "next_at": local(3 * time.Hour)},
 			"Neste oppdatering: du har skrevet et tidspunkt, men valgt «om to timer». Velg «klokken»", "next_at:"},
 		{"a start in the future", map[string]string{"started_at": local(365 * 24 * time.Hour), "next": "none"},
 			"er fram i tid; en hendelse starter før den meldes.", "incident.started_at"},
 		{"no start", map[string]string{"next": "none"}, "Startet (Europe/Oslo): må fylles ut.", "incident.started_at"},
+		{"a promise a mistyped year ahead", map[string]string{"started_at": local(-time.Hour), "next": "at", "next_at": local(400 * 24 * time.Hour)},
+			"er mer enn 31 dager fram i tid; sjekk datoen.", "more than 31 days"},
 	} {
 		form := url.Values{}
 		for k, v := range fields {

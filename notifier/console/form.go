@@ -252,6 +252,10 @@ func (c *console) event(p Page, f *incidentForm) (*notifier.Event, []string) {
 		add(p.problem("next_at", "ConsoleErrNextPassed", "Time", p.Time(*in.NextUpdateAt)))
 		said["incident.next_update_at"] = true
 	}
+	if in.NextUpdateAt != nil && !f.Type.IsMaintenance() && in.NextUpdateAt.After(now.Add(31*24*time.Hour)) {
+		add(p.problem("next_at", "ConsoleErrNextTooFar", "Time", p.Time(*in.NextUpdateAt)))
+		said["incident.next_update_at"] = true
+	}
 	if !f.Type.IsMaintenance() && !in.StartedAt.IsZero() && in.StartedAt.After(now.Add(5*time.Minute)) {
 		add(p.problem("started_at", "ConsoleErrStartedLater", "Time", p.Time(in.StartedAt)))
 		said["incident.started_at"] = true
