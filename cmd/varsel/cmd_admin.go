@@ -399,7 +399,7 @@ func printJSON(w io.Writer, v any) error {
 // deliveriesGroup is `varsel deliveries`.
 var deliveriesGroup = group{name: "deliveries", about: "See what was sent to whom, and send a failed delivery again.", subs: []subcommand{
 	{"list", "[--event ID [--summary]] [--status STATUS]", "deliveries with their status, attempts and last error; times in VARSEL_TIMEZONE"},
-	{"retry", "ID | --failed --event ID", "queue a delivery again (one that failed, or was skipped); --failed: every failed delivery of the event"},
+	{"retry", "ID | --failed --event ID", "queue a delivery again (one that failed, or was skipped); --failed: every delivery of the event that failed for a reason an outage explains (network, timeout, server error, rate limit)"},
 }}
 
 func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
@@ -506,12 +506,24 @@ func cmdDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 // retryFailed queues every failed delivery of an event again, and says
 // how many, and which could not be queued.
 func retryFailed(ctx context.Context, c *jetstream.Conn, eventID string, stdout io.Writer) error {
+	// Only what an outage explains: a bounce, a refusal, a 410, an
+	// address or a template that is wrong fails the same way again.
+	forGood := map[notifier.Reason]bool{notifier.ReasonBounced: true, notifier.ReasonRejected: true, notifier.ReasonInvalidAddress: true,
+		notifier.ReasonOptedOut: true, notifier.ReasonGone: true, notifier.ReasonDisabled: true, notifier.ReasonTemplate: true}
 	var ids []string
+	kept := 0
 	if err := c.Deliveries.List(ctx, jetstream.DeliveryFilter{EventID: eventID, Status: notifier.StatusFailed}, func(r *notifier.DeliveryRecord) error {
+		if forGood[r.Reason] {
+			kept++
+			return nil
+		}
 		ids = append(ids, r.ID)
 		return nil
 	}); err != nil {
 		return err
+	}
+	if kept > 0 {
+		fmt.Fprintf(stdout, "left %d that failed for good (a bounce, a refusal, a wrong address or template): fix the cause, then `varsel deliveries retry ID` each\n", kept)
 	}
 	var errs []error
 	queued := 0
