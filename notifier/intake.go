@@ -120,7 +120,7 @@ func (in *Intake) Handle(ctx context.Context, subject string, raw []byte, progre
 		case err == nil:
 			err = &ValidationError{Problems: []FieldError{mismatch}}
 		case errors.As(err, &ve):
-			ve.Problems = append([]FieldError{mismatch}, ve.Problems...)
+			ve.Problems = append(ve.Problems, mismatch) // after them: the metric counts the first
 		}
 	}
 	if err != nil {
@@ -318,6 +318,9 @@ func metricField(path string) string {
 func typeOf(ev *Event, raw []byte) string {
 	if ev != nil {
 		return string(ev.Type)
+	}
+	if len(raw) > MaxEventSize {
+		return "" // rejected for its size; not read again
 	}
 	var head struct {
 		Type string `json:"type"`

@@ -498,10 +498,14 @@ func (c *Conn) createOrUpdateStream(ctx context.Context, cfg jetstream.StreamCon
 		// holds its reservation already, is refused on a disk with room
 		// for one copy of it only (a restart on a 2 GiB volume failed
 		// every time). The stream is there: update it.
-		if _, ierr := c.JS.Stream(ctx, cfg.Name); ierr == nil {
+		_, ierr := c.JS.Stream(ctx, cfg.Name)
+		if ierr == nil {
 			return c.JS.UpdateStream(ctx, cfg)
 		}
-		return nil, fmt.Errorf("%w (JetStream reserves each stream's limit, %s for %s, on the store's disk and takes at most 75 %% of its free space: give the store (VARSEL_DATA_DIR, or an external server's) more room)", err, bytesText(cfg.MaxBytes), cfg.Name)
+		if !errors.Is(ierr, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("%w; and looking for it: %w", err, ierr)
+		}
+		return nil, fmt.Errorf("%w (JetStream reserves each stream's limit, %s for %s, on the store: at most 75 %% of its disk's free space, or the server's max_file_store: give the store (VARSEL_DATA_DIR, or an external server's) more room)", err, bytesText(cfg.MaxBytes), cfg.Name)
 	}
 	return st, err
 }
