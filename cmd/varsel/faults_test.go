@@ -175,6 +175,19 @@ func endpoints(t *testing.T, n int, behave func(i int, w http.ResponseWriter)) (
 	return urls, hits
 }
 
+// webhookService is a service whose subscribers h000… each have one of
+// urls as their webhook, on loopback.
+func webhookService(t *testing.T, urls []string) *service {
+	t.Helper()
+	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
+	if err := svc.conn.Subscribers.PutMany(context.Background(), len(urls), func(i int) *notifier.Subscriber {
+		return &notifier.Subscriber{ID: fmt.Sprintf("h%03d", i), WebhookURL: urls[i], WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // TestFailingEndpointsDoNotHoldUpTheRest: 40 of 240 webhook endpoints
 // answer 500. Their retries wait in the broker (Standard Webhooks'
 // schedule), so the 200 healthy endpoints are reached within seconds.
@@ -184,13 +197,7 @@ func TestFailingEndpointsDoNotHoldUpTheRest(t *testing.T) {
 			http.Error(w, "down", http.StatusInternalServerError)
 		}
 	})
-	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
-	ctx := context.Background()
-	if err := svc.conn.Subscribers.PutMany(ctx, len(urls), func(i int) *notifier.Subscriber {
-		return &notifier.Subscriber{ID: fmt.Sprintf("h%03d", i), WebhookURL: urls[i], WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	svc := webhookService(t, urls)
 	start := time.Now()
 	publishEvent(t, svc, faultEvent("hooks-1"))
 	healthy := func() (n int) {
@@ -389,13 +396,8 @@ func TestRetryEveryFailedDeliveryOfAnEvent(t *testing.T) {
 			http.Error(w, "not here", http.StatusNotFound)
 		}
 	})
-	svc, _ := testService(t, func(c *Config) { c.WebhookAllowPrivate, c.WebhookOutbox = true, "false" })
+	svc := webhookService(t, urls)
 	ctx := context.Background()
-	if err := svc.conn.Subscribers.PutMany(ctx, len(urls), func(i int) *notifier.Subscriber {
-		return &notifier.Subscriber{ID: fmt.Sprintf("h%03d", i), WebhookURL: urls[i], WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	}); err != nil {
-		t.Fatal(err)
-	}
 	publishEvent(t, svc, faultEvent("retry-all-1"))
 	var failed []*notifier.DeliveryRecord
 	list := func() int {

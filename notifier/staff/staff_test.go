@@ -119,20 +119,31 @@ func (b *browser) do(method, path string, form url.Values) (*http.Response, stri
 	return res, sb.String()
 }
 
-func TestSignInSessionsAndCSRF(t *testing.T) {
+// kariConsole runs the tiny console on a store holding Kari's account.
+func kariConsole(t *testing.T, secure bool) (*jetstream.Conn, *httptest.Server) {
+	t.Helper()
 	c := stores(t)
-	ctx := context.Background()
 	a, err := staff.NewAccount("kari@example.com", "Kari Nordmann", "nb", "correct horse battery")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Staff.Put(ctx, a); err != nil {
+	if err := c.Staff.Put(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	m := staff.NewManager(c.Staff, c.Sessions, true, slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(console(m))
-	defer srv.Close()
-	b := &browser{t: t, base: srv.URL, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	srv := httptest.NewServer(console(staff.NewManager(c.Staff, c.Sessions, secure, slog.New(slog.DiscardHandler))))
+	t.Cleanup(srv.Close)
+	return c, srv
+}
+
+// newBrowser is a browser on srv that does not follow redirects.
+func newBrowser(t *testing.T, srv *httptest.Server) *browser {
+	return &browser{t: t, base: srv.URL, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func TestSignInSessionsAndCSRF(t *testing.T) {
+	c, srv := kariConsole(t, true)
+	ctx := context.Background()
+	b := newBrowser(t, srv)
 
 	if res, _ := b.do(http.MethodGet, "/app", nil); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/login?next=") {
 		t.Fatalf("unsigned GET: %d %s", res.StatusCode, res.Header.Get("Location"))
@@ -197,20 +208,10 @@ func TestSignInSessionsAndCSRF(t *testing.T) {
 // password (staff add again, as security.md tells to rotate one), or is
 // removed and added again; the staff member's own new sign-in works.
 func TestNewPasswordEndsSessions(t *testing.T) {
-	c := stores(t)
+	c, srv := kariConsole(t, false)
 	ctx := context.Background()
-	a, err := staff.NewAccount("kari@example.com", "Kari Nordmann", "nb", "correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Staff.Put(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	m := staff.NewManager(c.Staff, c.Sessions, false, slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(console(m))
-	defer srv.Close()
 	signIn := func(password string) *browser {
-		b := &browser{t: t, base: srv.URL, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		b := newBrowser(t, srv)
 		_, token := b.do(http.MethodGet, "/login", nil)
 		if res, body := b.do(http.MethodPost, "/login", url.Values{"csrf": {token}, "email": {"kari@example.com"}, "password": {password}}); res.StatusCode != 200 {
 			t.Fatalf("sign-in: %d %s", res.StatusCode, body)
