@@ -431,6 +431,10 @@ func TestProblemsSpeakTheStaffMembersLanguage(t *testing.T) {
 		{"a start in the future", map[string]string{"started_at": local(365 * 24 * time.Hour), "next": "none"},
 			"er fram i tid; en hendelse starter før den meldes.", "incident.started_at"},
 		{"no start", map[string]string{"next": "none"}, "Startet (Europe/Oslo): må fylles ut.", "incident.started_at"},
+		{"a component that is no id", map[string]string{"started_at": local(-time.Hour), "next": "none", "components": "gnist/app"},
+			"Komponenter: «gnist/app» er ikke en id: bruk bare bokstaver, sifre, - og _", "must be 1–128"},
+		{"a backup from after the update", map[string]string{"started_at": local(-time.Hour), "next": "none", "risk": "low", "restore_state": "planned", "restore_from": local(2 * time.Hour)},
+			"er etter denne oppdateringen; en sikkerhetskopi er fra før den.", "is after the event time"},
 		{"a promise a mistyped year ahead", map[string]string{"started_at": local(-time.Hour), "next": "at", "next_at": local(400 * 24 * time.Hour)},
 			"er mer enn 31 dager fram i tid; sjekk datoen.", "more than 31 days"},
 	} {

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/varsel/varsel/notifier"
 )
@@ -63,10 +65,25 @@ func (p Page) problem(field, msgID string, kv ...any) string {
 	return p.T(msgID, append([]any{"Field", name}, kv...)...)
 }
 
-// problemOf is problem for one of the event validator's findings.
+// problemOf is problem for one of the event validator's findings: in a
+// fixed phrase for those a form can lead to, else the validator's words.
 func (p Page) problemOf(fe notifier.FieldError) string {
-	if fe.Problem == "required" {
+	pr := fe.Problem
+	switch {
+	case pr == "text is empty" || strings.HasPrefix(pr, "required") || strings.HasPrefix(pr, "needs at least one language") ||
+		strings.HasPrefix(pr, "at least one component is required"):
 		return p.problem(fe.Field, "ConsoleErrRequired")
+	case strings.Contains(pr, "must be 1–128 letters, digits, '-' or '_'"):
+		if v, err := strconv.QuotedPrefix(pr); err == nil {
+			v, _ = strconv.Unquote(v)
+			return p.problem(fe.Field, "ConsoleErrID", "Value", v)
+		}
+	case pr == "must be after scheduled_start":
+		return p.problem(fe.Field, "ConsoleErrWindowOrder")
+	case strings.HasPrefix(pr, "the backup point "):
+		if at, err := time.Parse(time.RFC3339, strings.Fields(strings.TrimPrefix(pr, "the backup point "))[0]); err == nil {
+			return p.problem(fe.Field, "ConsoleErrBackupLater", "Time", p.Time(at))
+		}
 	}
-	return p.problem(fe.Field, "ConsoleErrField", "Problem", fe.Problem)
+	return p.problem(fe.Field, "ConsoleErrField", "Problem", pr)
 }
