@@ -87,7 +87,21 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	guard := func(h http.HandlerFunc) http.Handler { return deps.Staff.Require(loginPath, h) }
+	guard := func(h http.HandlerFunc) http.Handler {
+		inner := deps.Staff.Require(loginPath, h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				if _, _, ok := deps.Staff.Current(r); !ok {
+					// A form sent after the session ended (12 h, or a new
+					// password): say so in the reader's language, with the
+					// way back to the text typed (it was a bare English 401).
+					c.problem(w, c.newPage(r, "ConsoleSignIn"), http.StatusUnauthorized, c.newPage(r, "").T("ConsoleSessionEnded"))
+					return
+				}
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
 	mux.HandleFunc("GET "+loginPath, c.loginForm)
 	mux.HandleFunc("POST "+loginPath, c.login)
 	mux.Handle("POST "+Prefix+"/logout", guard(c.logout))

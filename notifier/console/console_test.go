@@ -463,3 +463,24 @@ func problemsOf(page string) string {
 	}
 	return page
 }
+
+// TestFormAfterTheSessionEndedSaysSo: a form sent after the session ended
+// answers 401 with a page in the reader's language that says nothing was
+// sent and how to keep the text (it was a bare English "sign in first").
+func TestFormAfterTheSessionEndedSaysSo(t *testing.T) {
+	f := newFixture(t)
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/console/incidents/preview", strings.NewReader(url.Values{"title_nb": {"Tregt"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept-Language", "nb")
+	req.Header.Set("Referer", f.srv.URL+"/console/incidents/new")
+	res, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	page := html.UnescapeString(string(b))
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "Økten din er avsluttet, så ingenting ble sendt.") || !strings.Contains(page, `href="/console/incidents/new"`) {
+		t.Errorf("a form after the session ended: %d\n%s", res.StatusCode, page)
+	}
+}
