@@ -256,7 +256,9 @@ func (c *Channel) dial(ctx context.Context, s *slot) error {
 	// the socket (send). A server that says nothing was reported as "use
 	// of closed network connection": say what was waited for.
 	if err := s.client.DialWithContext(ctx); err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// go-mail's own deadline (the same send timeout) may end the read
+		// a moment before the context: either is the same wait run out.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err) {
 			return fmt.Errorf("%w: the smtp server did not finish its greeting, EHLO, STARTTLS and AUTH within the send timeout (%s)", context.DeadlineExceeded, c.cfg.SendTimeout)
 		}
 		return err
