@@ -106,6 +106,24 @@ func (f *fixture) get(path string) (*http.Response, string) {
 	return res, string(b)
 }
 
+// postWith posts form to path with the header pairs given, and returns
+// the page with its entities unescaped.
+func (f *fixture) postWith(path string, form url.Values, header ...string) (*http.Response, string) {
+	f.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := f.client.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, html.UnescapeString(string(b))
+}
+
 func (f *fixture) post(path string, form url.Values) (*http.Response, string) {
 	f.t.Helper()
 	res, err := f.client.PostForm(f.srv.URL+path, form)
@@ -166,16 +184,7 @@ func TestConsoleFormsNeedTheirToken(t *testing.T) {
 // browser's language, with the address kept; it signs no one in.
 func TestExpiredSignInFormAsksAgainInTheReadersLanguage(t *testing.T) {
 	f := newFixture(t)
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/console/login", strings.NewReader(url.Values{"email": {"kari@example.com"}, "password": {password}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept-Language", "nb-NO,nb;q=0.9")
-	res, err := f.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	page := html.UnescapeString(string(b))
+	res, page := f.postWith("/console/login", url.Values{"email": {"kari@example.com"}, "password": {password}}, "Accept-Language", "nb-NO,nb;q=0.9")
 	if res.StatusCode != http.StatusForbidden || !strings.Contains(page, "Innloggingsskjemaet var utløpt") || !strings.Contains(page, `value="kari@example.com"`) {
 		t.Errorf("expired sign-in form: %d\n%s", res.StatusCode, page)
 	}
@@ -469,17 +478,7 @@ func problemsOf(page string) string {
 // sent and how to keep the text (it was a bare English "sign in first").
 func TestFormAfterTheSessionEndedSaysSo(t *testing.T) {
 	f := newFixture(t)
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/console/incidents/preview", strings.NewReader(url.Values{"title_nb": {"Tregt"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept-Language", "nb")
-	req.Header.Set("Referer", f.srv.URL+"/console/incidents/new")
-	res, err := f.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	page := html.UnescapeString(string(b))
+	res, page := f.postWith("/console/incidents/preview", url.Values{"title_nb": {"Tregt"}}, "Accept-Language", "nb", "Referer", f.srv.URL+"/console/incidents/new")
 	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "Økten din er avsluttet, så ingenting ble sendt.") || !strings.Contains(page, `href="/console/incidents/new"`) {
 		t.Errorf("a form after the session ended: %d\n%s", res.StatusCode, page)
 	}
