@@ -12,8 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	gomail "github.com/wneessen/go-mail"
-
 	"github.com/varsel/varsel/notifier"
 )
 
@@ -21,11 +19,9 @@ import (
 // a retry can help. go-mail's SendError.IsTemp only looks at reply codes and
 // hides the I/O error under it, so the connection's own record (io) and the
 // raw dial error decide network failures.
-func (c *Channel) classify(action string, se *gomail.SendError, err error, io *ioFailure, ctxErr error, rcpt string) (*notifier.SendError, bool) {
-	code, enhanced := 0, ""
-	if se != nil {
-		code, enhanced = se.ErrorCode(), se.EnhancedStatusCode()
-	} else if tpe := (*textproto.Error)(nil); errors.As(err, &tpe) {
+func (c *Channel) classify(action string, f *failure, io *ioFailure, ctxErr error, rcpt string) (*notifier.SendError, bool) {
+	code, enhanced, err := f.code, f.enhanced, f.err
+	if tpe := (*textproto.Error)(nil); code == 0 && errors.As(err, &tpe) {
 		code = tpe.Code
 	}
 	reason, retry := notifier.ReasonUnknown, true
@@ -37,14 +33,14 @@ func (c *Channel) classify(action string, se *gomail.SendError, err error, io *i
 	case code >= 500 && code < 600:
 		retry = false
 		reason = notifier.ReasonRejected
-		if se != nil && se.Reason == gomail.ErrSMTPRcptTo && !policyRefusal(code, enhanced) {
+		if f.step == stepRcptTo && !policyRefusal(code, enhanced) {
 			reason = notifier.ReasonBounced
 		}
 	case code >= 400 && code < 500:
 		reason = notifier.ReasonServer
 	case io != nil && isTimeout(io.err):
 		reason = notifier.ReasonTimeout
-	case io != nil && io.onRead && se != nil && se.Reason == gomail.ErrSMTPDataClose:
+	case io != nil && io.onRead && f.step == stepDataClose:
 		// The whole message went out and the connection broke while we
 		// waited for the verdict: the server may have queued it.
 		reason = notifier.ReasonAmbiguous
@@ -57,7 +53,7 @@ func (c *Channel) classify(action string, se *gomail.SendError, err error, io *i
 	}
 	msg := action + ": " + c.redact(err.Error(), rcpt)
 	errs := []error{err}
-	if io != nil && se != nil {
+	if io != nil && !errors.Is(err, io.err) {
 		// go-mail's SendError does not unwrap to the I/O error; keep it
 		// reachable for errors.Is(err, os.ErrDeadlineExceeded) and friends.
 		errs = append(errs, io.err)
@@ -102,38 +98,6 @@ func isNetwork(err error) bool {
 		errors.As(err, &op) || errors.As(err, &ne) || errors.As(err, &errno) ||
 		errors.As(err, &rh) || errors.As(err, &ae) || errors.As(err, &cve) ||
 		errors.As(err, &uae) || errors.As(err, &hne)
-}
-
-// stage names the SMTP step a go-mail SendError failed in.
-func stage(se *gomail.SendError) string {
-	if se == nil {
-		return "send email"
-	}
-	switch se.Reason {
-	case gomail.ErrConnCheck:
-		return "check smtp connection"
-	case gomail.ErrSMTPMailFrom:
-		return "send MAIL FROM"
-	case gomail.ErrSMTPRcptTo:
-		return "send RCPT TO"
-	case gomail.ErrSMTPData:
-		return "send DATA"
-	case gomail.ErrWriteContent:
-		return "write message"
-	case gomail.ErrSMTPDataClose:
-		return "end DATA"
-	case gomail.ErrSMTPReset:
-		return "send RSET"
-	}
-	return "send email"
-}
-
-// replyError reports whether the server answered a MAIL or RCPT command
-// with an error; go-mail then resets the transaction and the connection is
-// still good.
-func replyError(se *gomail.SendError) bool {
-	return se != nil && se.ErrorCode() >= 400 &&
-		(se.Reason == gomail.ErrSMTPMailFrom || se.Reason == gomail.ErrSMTPRcptTo)
 }
 
 // redact masks the recipient address and the SMTP password in s. go-mail

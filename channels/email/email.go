@@ -18,6 +18,7 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/varsel/varsel/notifier"
 )
@@ -63,6 +64,8 @@ type Channel struct {
 // TCP connection under it.
 type slot struct {
 	client *gomail.Client
+	sc     *smtp.Client // go-mail's connection while connected
+	ext    extensions
 	conn   atomic.Pointer[trackedConn]
 }
 
@@ -200,46 +203,40 @@ func (c *Channel) send(ctx context.Context, s *slot, msg *gomail.Msg, rcpt strin
 					ioErr = nil // the abort after the greeting's wait, not a fault of the wire
 				}
 				c.drop(s)
-				return c.classify("dial smtp server", nil, err, ioErr, ctx.Err(), rcpt)
+				return c.classify("dial smtp server", &failure{err: err}, ioErr, ctx.Err(), rcpt)
 			}
 		}
 		tc := s.conn.Load()
-		err := s.client.Send(msg)
-		if err == nil {
+		f := c.transact(s, msg)
+		if f == nil {
 			return nil, false
 		}
-		var se *gomail.SendError
-		errors.As(err, &se)
-		if se != nil && se.Reason == gomail.ErrSMTPReset && msg.IsDelivered() {
+		if f.step == stepReset && f.delivered {
 			// The server took the message; only the RSET after it failed.
 			c.drop(s)
 			return nil, false
 		}
 		ioErr := tc.failure()
-		if ioErr != nil || ctx.Err() != nil || !replyError(se) {
+		if ioErr != nil || ctx.Err() != nil || !f.replyError() {
 			c.drop(s)
 		}
-		if reused && attempt == 1 && ctx.Err() == nil && staleConn(se, ioErr) {
+		if reused && attempt == 1 && ctx.Err() == nil && f.stale(ioErr) {
 			continue
 		}
-		return c.classify(stage(se), se, err, ioErr, ctx.Err(), rcpt)
+		return c.classify(f.stage(), f, ioErr, ctx.Err(), rcpt)
 	}
 }
 
-// staleConn reports whether a send on a reused connection failed because
-// the connection had gone stale: an I/O error or "421 closing" at MAIL FROM
-// (or go-mail's connection check), when the server has accepted nothing.
-func staleConn(se *gomail.SendError, io *ioFailure) bool {
-	if se == nil {
-		return false
+// transact sends msg on s's connection: pipelined when the server offers
+// PIPELINING, else with go-mail's one command at a time.
+func (c *Channel) transact(s *slot, msg *gomail.Msg) *failure {
+	if s.ext.pipelining {
+		return sendPipelined(s.sc, s.ext, msg, c.cfg.SendTimeout)
 	}
-	switch se.Reason {
-	case gomail.ErrConnCheck:
-		return true
-	case gomail.ErrSMTPMailFrom:
-		return io != nil || se.ErrorCode() == 421
+	if err := s.client.SendWithSMTPClient(s.sc, msg); err != nil {
+		return goMailFailure(err, msg)
 	}
-	return false
+	return nil
 }
 
 // dial opens a connection for s.
@@ -255,7 +252,8 @@ func (c *Channel) dial(ctx context.Context, s *slot) error {
 	// STARTTLS and AUTH after it by the send's context, whose end closes
 	// the socket (send). A server that says nothing was reported as "use
 	// of closed network connection": say what was waited for.
-	if err := s.client.DialWithContext(ctx); err != nil {
+	sc, err := s.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
 		// go-mail's own deadline (the same send timeout) may end the read
 		// a moment before the context: either is the same wait run out.
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err) {
@@ -263,6 +261,7 @@ func (c *Channel) dial(ctx context.Context, s *slot) error {
 		}
 		return err
 	}
+	s.sc, s.ext = sc, readExtensions(sc)
 	c.logger.Debug("smtp connection opened", "addr", net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.Port)))
 	return nil
 }
@@ -339,7 +338,7 @@ func (c *Channel) Close() error {
 		defer c.mu.Unlock()
 		for _, s := range c.idle {
 			if s.conn.Load() != nil && s.client != nil {
-				if err := s.client.Close(); err != nil {
+				if err := s.client.CloseWithSMTPClient(s.sc); err != nil {
 					errs = append(errs, fmt.Errorf("close smtp connection: %w", err))
 				}
 				c.drop(s)

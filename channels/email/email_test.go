@@ -20,6 +20,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"os"
 	"slices"
 	"strings"
@@ -90,89 +91,91 @@ func parse(t *testing.T, raw []byte) *mail.Message {
 }
 
 func TestMessageFormat(t *testing.T) {
-	ts := startServer(t, nil)
-	ch := newChannel(t, ts.config(), nil)
-	sub := subscriber("kari")
-	r := mustSend(t, ch, delivery("ev-1", sub, nil))
+	dialogues(t, func(t *testing.T, noPipelining bool) {
+		ts := startServer(t, func(ts *testServer) { ts.NoPipelining = noPipelining })
+		ch := newChannel(t, ts.config(), nil)
+		sub := subscriber("kari")
+		r := mustSend(t, ch, delivery("ev-1", sub, nil))
 
-	msgs := ts.messages()
-	if len(msgs) != 1 {
-		t.Fatalf("server got %d messages, want 1", len(msgs))
-	}
-	if msgs[0].From != "status@example.com" || !slices.Equal(msgs[0].To, []string{"kari@example.com"}) {
-		t.Errorf("envelope from %q to %v", msgs[0].From, msgs[0].To)
-	}
-	m := parse(t, msgs[0].Data)
-	dec := new(mime.WordDecoder)
-	if subj, err := dec.DecodeHeader(m.Header.Get("Subject")); err != nil || subj != testSubject {
-		t.Errorf("Subject = %q (%v), want %q; raw %q", subj, err, testSubject, m.Header.Get("Subject"))
-	}
-	to, err := m.Header.AddressList("To")
-	if err != nil || len(to) != 1 || to[0].Name != sub.Name || to[0].Address != sub.Email {
-		t.Errorf("To = %v (%v), want %s <%s>", to, err, sub.Name, sub.Email)
-	}
-	from, err := m.Header.AddressList("From")
-	if err != nil || len(from) != 1 || from[0].Name != "Driftsstatus Æøå" || from[0].Address != "status@example.com" {
-		t.Errorf("From = %v (%v)", from, err)
-	}
-	wantHeaders := map[string]string{
-		"Content-Language":      "nb",
-		"Auto-Submitted":        "auto-generated",
-		"List-Unsubscribe":      "<" + testUnsub + ">",
-		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-		"Message-Id":            "<" + MessageID("ev-1", "kari", "example.com") + ">",
-		"Mime-Version":          "1.0",
-	}
-	for k, want := range wantHeaders {
-		if got := m.Header.Get(k); got != want {
-			t.Errorf("%s = %q, want %q", k, got, want)
+		msgs := ts.messages()
+		if len(msgs) != 1 {
+			t.Fatalf("server got %d messages, want 1", len(msgs))
 		}
-	}
-	if r.ProviderID != m.Header.Get("Message-Id") {
-		t.Errorf("ProviderID = %q, Message-ID = %q", r.ProviderID, m.Header.Get("Message-Id"))
-	}
-	if m.Header.Get("In-Reply-To") != "" || m.Header.Get("References") != "" {
-		t.Errorf("message without incident has threading headers")
-	}
-	if _, err := m.Header.Date(); err != nil {
-		t.Errorf("Date: %v", err)
-	}
+		if msgs[0].From != "status@example.com" || !slices.Equal(msgs[0].To, []string{"kari@example.com"}) {
+			t.Errorf("envelope from %q to %v", msgs[0].From, msgs[0].To)
+		}
+		m := parse(t, msgs[0].Data)
+		dec := new(mime.WordDecoder)
+		if subj, err := dec.DecodeHeader(m.Header.Get("Subject")); err != nil || subj != testSubject {
+			t.Errorf("Subject = %q (%v), want %q; raw %q", subj, err, testSubject, m.Header.Get("Subject"))
+		}
+		to, err := m.Header.AddressList("To")
+		if err != nil || len(to) != 1 || to[0].Name != sub.Name || to[0].Address != sub.Email {
+			t.Errorf("To = %v (%v), want %s <%s>", to, err, sub.Name, sub.Email)
+		}
+		from, err := m.Header.AddressList("From")
+		if err != nil || len(from) != 1 || from[0].Name != "Driftsstatus Æøå" || from[0].Address != "status@example.com" {
+			t.Errorf("From = %v (%v)", from, err)
+		}
+		wantHeaders := map[string]string{
+			"Content-Language":      "nb",
+			"Auto-Submitted":        "auto-generated",
+			"List-Unsubscribe":      "<" + testUnsub + ">",
+			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+			"Message-Id":            "<" + MessageID("ev-1", "kari", "example.com") + ">",
+			"Mime-Version":          "1.0",
+		}
+		for k, want := range wantHeaders {
+			if got := m.Header.Get(k); got != want {
+				t.Errorf("%s = %q, want %q", k, got, want)
+			}
+		}
+		if r.ProviderID != m.Header.Get("Message-Id") {
+			t.Errorf("ProviderID = %q, Message-ID = %q", r.ProviderID, m.Header.Get("Message-Id"))
+		}
+		if m.Header.Get("In-Reply-To") != "" || m.Header.Get("References") != "" {
+			t.Errorf("message without incident has threading headers")
+		}
+		if _, err := m.Header.Date(); err != nil {
+			t.Errorf("Date: %v", err)
+		}
 
-	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/alternative" {
-		t.Fatalf("Content-Type = %q (%v), want multipart/alternative", m.Header.Get("Content-Type"), err)
-	}
-	mr := multipart.NewReader(m.Body, params["boundary"])
-	var got []string
-	bodies := map[string]string{}
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
+		mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+		if err != nil || mt != "multipart/alternative" {
+			t.Fatalf("Content-Type = %q (%v), want multipart/alternative", m.Header.Get("Content-Type"), err)
 		}
-		if err != nil {
-			t.Fatal(err)
+		mr := multipart.NewReader(m.Body, params["boundary"])
+		var got []string
+		bodies := map[string]string{}
+		for {
+			p, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct, cp, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+			if !strings.EqualFold(cp["charset"], "utf-8") {
+				t.Errorf("part %s charset %q, want UTF-8", ct, cp["charset"])
+			}
+			b, err := io.ReadAll(p) // multipart decodes quoted-printable
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ct)
+			bodies[ct] = strings.TrimSpace(strings.ReplaceAll(string(b), "\r\n", "\n"))
 		}
-		ct, cp, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		if !strings.EqualFold(cp["charset"], "utf-8") {
-			t.Errorf("part %s charset %q, want UTF-8", ct, cp["charset"])
+		if !slices.Equal(got, []string{"text/plain", "text/html"}) {
+			t.Fatalf("parts %v, want text/plain then text/html", got)
 		}
-		b, err := io.ReadAll(p) // multipart decodes quoted-printable
-		if err != nil {
-			t.Fatal(err)
+		if bodies["text/plain"] != strings.TrimSpace(testText) {
+			t.Errorf("text part = %q", bodies["text/plain"])
 		}
-		got = append(got, ct)
-		bodies[ct] = strings.TrimSpace(strings.ReplaceAll(string(b), "\r\n", "\n"))
-	}
-	if !slices.Equal(got, []string{"text/plain", "text/html"}) {
-		t.Fatalf("parts %v, want text/plain then text/html", got)
-	}
-	if bodies["text/plain"] != strings.TrimSpace(testText) {
-		t.Errorf("text part = %q", bodies["text/plain"])
-	}
-	if bodies["text/html"] != testHTML {
-		t.Errorf("html part = %q", bodies["text/html"])
-	}
+		if bodies["text/html"] != testHTML {
+			t.Errorf("html part = %q", bodies["text/html"])
+		}
+	})
 }
 
 func TestThreadingAcrossIncident(t *testing.T) {
@@ -236,77 +239,86 @@ func TestThreadingAcrossIncident(t *testing.T) {
 }
 
 func TestTemporaryFailureThenSuccessDeliversOnce(t *testing.T) {
-	var mu sync.Mutex
-	refused := 0
-	ts := startServer(t, func(ts *testServer) {
-		ts.OnRcpt = func(string) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if refused == 0 {
-				refused++
-				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted, try again later"}
+	dialogues(t, func(t *testing.T, noPipelining bool) {
+		var mu sync.Mutex
+		refused := 0
+		ts := startServer(t, func(ts *testServer) {
+			ts.NoPipelining = noPipelining
+			ts.OnRcpt = func(string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if refused == 0 {
+					refused++
+					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted, try again later"}
+				}
+				return nil
 			}
-			return nil
+		})
+		ch := newChannel(t, ts.config(), nil)
+		d := delivery("ev-1", subscriber("kari"), nil)
+
+		_, retry, err := ch.Notify(context.Background(), d)
+		if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonServer {
+			t.Fatalf("first attempt: retry=%v reason=%s err=%v, want retry with %s", retry, notifier.ReasonOf(err), err, notifier.ReasonServer)
+		}
+		if strings.Contains(err.Error(), "kari@example.com") {
+			t.Errorf("error shows the full address: %v", err)
+		}
+		d.Attempt = 2
+		mustSend(t, ch, d)
+		if n := len(ts.messages()); n != 1 {
+			t.Errorf("server got %d messages, want exactly 1", n)
+		}
+		if sessions, _ := ts.counts(); sessions != 1 {
+			t.Errorf("%d connections; a 4xx reply to RCPT should not cost the connection", sessions)
 		}
 	})
-	ch := newChannel(t, ts.config(), nil)
-	d := delivery("ev-1", subscriber("kari"), nil)
-
-	_, retry, err := ch.Notify(context.Background(), d)
-	if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonServer {
-		t.Fatalf("first attempt: retry=%v reason=%s err=%v, want retry with %s", retry, notifier.ReasonOf(err), err, notifier.ReasonServer)
-	}
-	if strings.Contains(err.Error(), "kari@example.com") {
-		t.Errorf("error shows the full address: %v", err)
-	}
-	d.Attempt = 2
-	mustSend(t, ch, d)
-	if n := len(ts.messages()); n != 1 {
-		t.Errorf("server got %d messages, want exactly 1", n)
-	}
-	if sessions, _ := ts.counts(); sessions != 1 {
-		t.Errorf("%d connections; a 4xx reply to RCPT should not cost the connection", sessions)
-	}
 }
 
 func TestPermanentFailures(t *testing.T) {
-	tests := []struct {
-		name   string
-		reply  *smtp.SMTPError
-		reason notifier.Reason
-	}{
-		{"unknown mailbox is a hard bounce", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, notifier.ReasonBounced},
-		{"policy refusal is not the subscriber's bounce", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relaying denied"}, notifier.ReasonRejected},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ts := startServer(t, func(ts *testServer) {
-				ts.OnRcpt = func(to string) error {
-					if strings.HasPrefix(to, "ghost@") {
-						return tt.reply
+	dialogues(t, func(t *testing.T, noPipelining bool) {
+		tests := []struct {
+			name   string
+			reply  *smtp.SMTPError
+			reason notifier.Reason
+		}{
+			{"unknown mailbox is a hard bounce", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, notifier.ReasonBounced},
+			{"policy refusal is not the subscriber's bounce", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relaying denied"}, notifier.ReasonRejected},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ts := startServer(t, func(ts *testServer) {
+					ts.NoPipelining = noPipelining
+					ts.OnRcpt = func(to string) error {
+						if strings.HasPrefix(to, "ghost@") {
+							return tt.reply
+						}
+						return nil
 					}
-					return nil
+				})
+				ch := newChannel(t, ts.config(), nil)
+				_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
+				if err == nil || retry || notifier.ReasonOf(err) != tt.reason {
+					t.Fatalf("retry=%v reason=%s err=%v, want no retry with %s", retry, notifier.ReasonOf(err), err, tt.reason)
+				}
+				// go-mail's SendError (one command at a time) or the reply
+				// itself (pipelined) carries the code.
+				var gse *gomail.SendError
+				var tpe *textproto.Error
+				if !(errors.As(err, &gse) && gse.ErrorCode() == 550) && !(errors.As(err, &tpe) && tpe.Code == 550) {
+					t.Errorf("error does not carry the server's reply 550: %v", err)
+				}
+				if strings.Contains(err.Error(), "ghost@example.com") {
+					t.Errorf("error shows the full address: %v", err)
+				}
+				// The connection survives a refused recipient.
+				mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+				if sessions, _ := ts.counts(); sessions != 1 {
+					t.Errorf("%d connections, want 1", sessions)
 				}
 			})
-			ch := newChannel(t, ts.config(), nil)
-			_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
-			if err == nil || retry || notifier.ReasonOf(err) != tt.reason {
-				t.Fatalf("retry=%v reason=%s err=%v, want no retry with %s", retry, notifier.ReasonOf(err), err, tt.reason)
-			}
-			var gse *gomail.SendError
-			if !errors.As(err, &gse) || gse.ErrorCode() != 550 {
-				t.Errorf("error does not carry go-mail's SendError with code 550: %v", err)
-			}
-			if strings.Contains(err.Error(), "ghost@example.com") {
-				t.Errorf("error shows the full address: %v", err)
-			}
-			// The connection survives a refused recipient.
-			mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
-			if sessions, _ := ts.counts(); sessions != 1 {
-				t.Errorf("%d connections, want 1", sessions)
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestEmptyMessageIsTemplateError(t *testing.T) {
@@ -339,51 +351,56 @@ func TestEmptyMessageIsTemplateError(t *testing.T) {
 }
 
 func TestConnectionDroppedMidDataIsRetried(t *testing.T) {
-	var mu sync.Mutex
-	dropped := false
-	ts := startServer(t, func(ts *testServer) {
-		ts.OnData = func(c *smtp.Conn, r io.Reader) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if dropped {
-				return nil
+	dialogues(t, func(t *testing.T, noPipelining bool) {
+		var mu sync.Mutex
+		dropped := false
+		ts := startServer(t, func(ts *testServer) {
+			ts.NoPipelining = noPipelining
+			ts.OnData = func(c *smtp.Conn, r io.Reader) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if dropped {
+					return nil
+				}
+				dropped = true
+				_, _ = io.ReadFull(r, make([]byte, 64))
+				_ = c.Conn().Close()
+				return errDropped
 			}
-			dropped = true
-			_, _ = io.ReadFull(r, make([]byte, 64))
-			_ = c.Conn().Close()
-			return errDropped
+		})
+		ch := newChannel(t, ts.config(), nil)
+		d := delivery("ev-1", subscriber("kari"), nil)
+		_, retry, err := ch.Notify(context.Background(), d)
+		if r := notifier.ReasonOf(err); err == nil || !retry || (r != notifier.ReasonNetwork && r != notifier.ReasonAmbiguous) {
+			t.Fatalf("retry=%v reason=%s err=%v, want a retry for a network failure", retry, r, err)
+		}
+		d.Attempt = 2
+		mustSend(t, ch, d)
+		if n := len(ts.messages()); n != 1 {
+			t.Errorf("server stored %d messages, want 1", n)
+		}
+		if sessions, _ := ts.counts(); sessions != 2 {
+			t.Errorf("%d connections, want 2: the broken one must not be reused", sessions)
 		}
 	})
-	ch := newChannel(t, ts.config(), nil)
-	d := delivery("ev-1", subscriber("kari"), nil)
-	_, retry, err := ch.Notify(context.Background(), d)
-	if r := notifier.ReasonOf(err); err == nil || !retry || (r != notifier.ReasonNetwork && r != notifier.ReasonAmbiguous) {
-		t.Fatalf("retry=%v reason=%s err=%v, want a retry for a network failure", retry, r, err)
-	}
-	d.Attempt = 2
-	mustSend(t, ch, d)
-	if n := len(ts.messages()); n != 1 {
-		t.Errorf("server stored %d messages, want 1", n)
-	}
-	if sessions, _ := ts.counts(); sessions != 2 {
-		t.Errorf("%d connections, want 2: the broken one must not be reused", sessions)
-	}
 }
 
 func TestIdleConnectionClosedByServerIsRedialled(t *testing.T) {
-	ts := startServer(t, nil)
-	ch := newChannel(t, ts.config(), nil)
-	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
-	ts.dropAll()
-	// The pooled connection is dead; the send notices at MAIL FROM, before
-	// anything was handed over, and dials again without bothering the caller.
-	mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
-	if n := len(ts.messages()); n != 2 {
-		t.Errorf("server stored %d messages, want 2", n)
-	}
-	if sessions, _ := ts.counts(); sessions != 2 {
-		t.Errorf("%d connections, want 2", sessions)
-	}
+	dialogues(t, func(t *testing.T, noPipelining bool) {
+		ts := startServer(t, func(ts *testServer) { ts.NoPipelining = noPipelining })
+		ch := newChannel(t, ts.config(), nil)
+		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+		ts.dropAll()
+		// The pooled connection is dead; the send notices at MAIL FROM, before
+		// anything was handed over, and dials again without bothering the caller.
+		mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
+		if n := len(ts.messages()); n != 2 {
+			t.Errorf("server stored %d messages, want 2", n)
+		}
+		if sessions, _ := ts.counts(); sessions != 2 {
+			t.Errorf("%d connections, want 2", sessions)
+		}
+	})
 }
 
 func TestDialFailureIsRetryable(t *testing.T) {
@@ -430,28 +447,31 @@ func TestSilentServerIsATimeoutOfItsGreeting(t *testing.T) {
 }
 
 func TestSlowServerTimesOut(t *testing.T) {
-	release := make(chan struct{})
-	ts := startServer(t, func(ts *testServer) {
-		ts.OnData = func(*smtp.Conn, io.Reader) error {
-			<-release
-			return errDropped
+	dialogues(t, func(t *testing.T, noPipelining bool) {
+		release := make(chan struct{})
+		ts := startServer(t, func(ts *testServer) {
+			ts.NoPipelining = noPipelining
+			ts.OnData = func(*smtp.Conn, io.Reader) error {
+				<-release
+				return errDropped
+			}
+		})
+		t.Cleanup(func() { close(release) })
+		cfg := ts.config()
+		cfg.SendTimeout = 300 * time.Millisecond
+		ch := newChannel(t, cfg, nil)
+		start := time.Now()
+		_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("kari"), nil))
+		if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonTimeout {
+			t.Fatalf("retry=%v reason=%s err=%v, want retry with %s", retry, notifier.ReasonOf(err), err, notifier.ReasonTimeout)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("error does not wrap a deadline error: %v", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("Notify took %v with a 300ms send timeout", took)
 		}
 	})
-	t.Cleanup(func() { close(release) })
-	cfg := ts.config()
-	cfg.SendTimeout = 300 * time.Millisecond
-	ch := newChannel(t, cfg, nil)
-	start := time.Now()
-	_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("kari"), nil))
-	if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonTimeout {
-		t.Fatalf("retry=%v reason=%s err=%v, want retry with %s", retry, notifier.ReasonOf(err), err, notifier.ReasonTimeout)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("error does not wrap a deadline error: %v", err)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("Notify took %v with a 300ms send timeout", took)
-	}
 }
 
 func TestPoolBoundsConnections(t *testing.T) {
@@ -581,64 +601,67 @@ func TestDKIMSignatureVerifiesAndCoversUnsubscribe(t *testing.T) {
 }
 
 func TestSecretsStayOutOfLogsAndErrors(t *testing.T) {
-	const password = "hunter2-Sup3rSecret"
-	ts := startServer(t, func(ts *testServer) {
-		ts.User, ts.Pass = "varsel", password
-		ts.OnRcpt = func(to string) error {
-			if strings.HasPrefix(to, "ghost@") {
-				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: no such user"}
+	dialogues(t, func(t *testing.T, noPipelining bool) {
+		const password = "hunter2-Sup3rSecret"
+		ts := startServer(t, func(ts *testServer) {
+			ts.NoPipelining = noPipelining
+			ts.User, ts.Pass = "varsel", password
+			ts.OnRcpt = func(to string) error {
+				if strings.HasPrefix(to, "ghost@") {
+					return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: no such user"}
+				}
+				return nil
 			}
-			return nil
+		})
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+		ch := newChannel(t, ts.config(), logger)
+		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+		_, _, bounceErr := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
+		if notifier.ReasonOf(bounceErr) != notifier.ReasonBounced {
+			t.Errorf("bounce: %v", bounceErr)
+		}
+
+		wrong := ts.config()
+		wrong.Password = password + "-wrong"
+		chWrong := newChannel(t, wrong, logger)
+		_, retry, authErr := chWrong.Notify(context.Background(), delivery("ev-1", subscriber("kari"), nil))
+		if authErr == nil || retry {
+			t.Errorf("wrong password: retry=%v err=%v, want a permanent failure", retry, authErr)
+		}
+
+		cfg := ts.config()
+		logger.Info("config", "smtp", cfg)
+		_, parseErr := ParseURL("smtp://varsel:" + password + "@bad host:25")
+		_, parseErr2 := ParseURL("smtp://varsel:" + password + "@host:port")
+		texts := map[string]string{
+			"logs":       logs.String(),
+			"bounce err": bounceErr.Error(),
+			"auth err":   authErr.Error(),
+			"%v":         fmt.Sprintf("%v", cfg),
+			"%+v":        fmt.Sprintf("%+v", cfg),
+			"%#v":        fmt.Sprintf("%#v", cfg),
+			"%s":         fmt.Sprintf("%s", &cfg),
+			"parse err":  fmt.Sprint(parseErr, parseErr2),
+		}
+		if parseErr == nil || parseErr2 == nil {
+			t.Errorf("ParseURL accepted a bad URL: %v, %v", parseErr, parseErr2)
+		}
+		for name, text := range texts {
+			if strings.Contains(text, "Sup3rSecret") {
+				t.Errorf("%s shows the password: %s", name, text)
+			}
+			for _, addr := range []string{"kari@example.com", "ghost@example.com"} {
+				if strings.Contains(text, addr) {
+					t.Errorf("%s shows the full address %s: %s", name, addr, text)
+				}
+			}
+		}
+		if !strings.Contains(logs.String(), "k***@example.com") {
+			t.Errorf("logs do not name the masked recipient:\n%s", logs.String())
 		}
 	})
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-
-	ch := newChannel(t, ts.config(), logger)
-	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
-	_, _, bounceErr := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
-	if notifier.ReasonOf(bounceErr) != notifier.ReasonBounced {
-		t.Errorf("bounce: %v", bounceErr)
-	}
-
-	wrong := ts.config()
-	wrong.Password = password + "-wrong"
-	chWrong := newChannel(t, wrong, logger)
-	_, retry, authErr := chWrong.Notify(context.Background(), delivery("ev-1", subscriber("kari"), nil))
-	if authErr == nil || retry {
-		t.Errorf("wrong password: retry=%v err=%v, want a permanent failure", retry, authErr)
-	}
-
-	cfg := ts.config()
-	logger.Info("config", "smtp", cfg)
-	_, parseErr := ParseURL("smtp://varsel:" + password + "@bad host:25")
-	_, parseErr2 := ParseURL("smtp://varsel:" + password + "@host:port")
-	texts := map[string]string{
-		"logs":       logs.String(),
-		"bounce err": bounceErr.Error(),
-		"auth err":   authErr.Error(),
-		"%v":         fmt.Sprintf("%v", cfg),
-		"%+v":        fmt.Sprintf("%+v", cfg),
-		"%#v":        fmt.Sprintf("%#v", cfg),
-		"%s":         fmt.Sprintf("%s", &cfg),
-		"parse err":  fmt.Sprint(parseErr, parseErr2),
-	}
-	if parseErr == nil || parseErr2 == nil {
-		t.Errorf("ParseURL accepted a bad URL: %v, %v", parseErr, parseErr2)
-	}
-	for name, text := range texts {
-		if strings.Contains(text, "Sup3rSecret") {
-			t.Errorf("%s shows the password: %s", name, text)
-		}
-		for _, addr := range []string{"kari@example.com", "ghost@example.com"} {
-			if strings.Contains(text, addr) {
-				t.Errorf("%s shows the full address %s: %s", name, addr, text)
-			}
-		}
-	}
-	if !strings.Contains(logs.String(), "k***@example.com") {
-		t.Errorf("logs do not name the masked recipient:\n%s", logs.String())
-	}
 }
 
 // BenchmarkSendPooled sends one message after another through the channel,

@@ -38,6 +38,9 @@ type testServer struct {
 	// LineLimit, when set, is the longest line the server takes, CRLF
 	// included (RFC 5321: 1000); go-smtp's default is 2000.
 	LineLimit int
+	// NoPipelining hides PIPELINING from the EHLO reply (not with TLS):
+	// the channel then sends with go-mail's one command at a time.
+	NoPipelining bool
 	// OnRcpt and OnData, when set, may refuse a command; OnData must
 	// consume r when it returns nil.
 	OnRcpt func(to string) error
@@ -62,6 +65,12 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ts.NoPipelining {
+		if ts.TLS != nil {
+			t.Fatal("testServer: NoPipelining works on plain connections only")
+		}
+		l = noPipeliningListener{l}
+	}
 	if ts.Implicit {
 		l = tls.NewListener(l, ts.TLS)
 	}
@@ -78,6 +87,36 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 	addr := l.Addr().(*net.TCPAddr)
 	ts.Host, ts.Port = "127.0.0.1", addr.Port
 	return ts
+}
+
+// noPipeliningListener's connections drop the EHLO reply's PIPELINING
+// line, which go-smtp always offers and writes on its own (it flushes
+// each line of a reply).
+type noPipeliningListener struct{ net.Listener }
+
+func (l noPipeliningListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return noPipeliningConn{c}, nil
+}
+
+type noPipeliningConn struct{ net.Conn }
+
+func (c noPipeliningConn) Write(p []byte) (int, error) {
+	if string(p) == "250-PIPELINING\r\n" {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// dialogues runs f against a server that offers PIPELINING (go-smtp's
+// default; the channel pipelines MAIL, RCPT and DATA) and against one
+// that does not (go-mail's one command at a time).
+func dialogues(t *testing.T, f func(t *testing.T, noPipelining bool)) {
+	t.Run("pipelined", func(t *testing.T) { f(t, false) })
+	t.Run("one command at a time", func(t *testing.T) { f(t, true) })
 }
 
 // config returns a channel config for ts.

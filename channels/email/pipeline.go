@@ -1,0 +1,253 @@
+package email
+
+import (
+	"errors"
+	"fmt"
+	"net/textproto"
+	"regexp"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// step is the part of a mail transaction a send failed in.
+type step int
+
+const (
+	stepSend      step = iota // not known (an error without a stage)
+	stepConnCheck             // the connection was gone before the transaction
+	stepMailFrom
+	stepRcptTo
+	stepData
+	stepWrite // writing the message after DATA's 354
+	stepDataClose
+	stepReset
+)
+
+// failure is a failed mail transaction, whichever way it was sent: go-mail's
+// one command at a time, or pipelined (sendPipelined).
+type failure struct {
+	step     step
+	code     int    // the server's reply code; 0 when it did not answer
+	enhanced string // its enhanced status code (RFC 3463), when it has them
+	err      error
+	// delivered: the server took the message; only something after it failed.
+	delivered bool
+}
+
+// goMailFailure reads go-mail's SendError into a failure; err is not nil.
+func goMailFailure(err error, msg *gomail.Msg) *failure {
+	f := &failure{err: err}
+	var se *gomail.SendError
+	if !errors.As(err, &se) {
+		return f
+	}
+	f.code, f.enhanced = se.ErrorCode(), se.EnhancedStatusCode()
+	f.delivered = msg.IsDelivered()
+	switch se.Reason {
+	case gomail.ErrConnCheck:
+		f.step = stepConnCheck
+	case gomail.ErrSMTPMailFrom:
+		f.step = stepMailFrom
+	case gomail.ErrSMTPRcptTo:
+		f.step = stepRcptTo
+	case gomail.ErrSMTPData:
+		f.step = stepData
+	case gomail.ErrWriteContent:
+		f.step = stepWrite
+	case gomail.ErrSMTPDataClose:
+		f.step = stepDataClose
+	case gomail.ErrSMTPReset:
+		f.step = stepReset
+	}
+	return f
+}
+
+// stage names the SMTP step of f, for the error text.
+func (f *failure) stage() string {
+	switch f.step {
+	case stepConnCheck:
+		return "check smtp connection"
+	case stepMailFrom:
+		return "send MAIL FROM"
+	case stepRcptTo:
+		return "send RCPT TO"
+	case stepData:
+		return "send DATA"
+	case stepWrite:
+		return "write message"
+	case stepDataClose:
+		return "end DATA"
+	case stepReset:
+		return "send RSET"
+	}
+	return "send email"
+}
+
+// replyError reports whether the server answered MAIL or RCPT with an error
+// and the transaction was reset: the connection is still good. Not after
+// 421, with which a server closes the connection (RFC 5321, 3.8).
+func (f *failure) replyError() bool {
+	return f.code >= 400 && f.code != 421 && (f.step == stepMailFrom || f.step == stepRcptTo)
+}
+
+// stale reports whether a send on a reused connection failed because the
+// connection had gone stale: an I/O error or "421 closing" at MAIL FROM
+// (or go-mail's connection check), when the server has accepted nothing.
+func (f *failure) stale(io *ioFailure) bool {
+	switch f.step {
+	case stepConnCheck:
+		return true
+	case stepMailFrom:
+		return io != nil || f.code == 421
+	}
+	return false
+}
+
+// extensions are what a connection's server offers that a pipelined
+// transaction needs to know, read from its EHLO reply once.
+type extensions struct {
+	pipelining bool
+	enhanced   bool   // ENHANCEDSTATUSCODES
+	mailParams string // what go-mail adds to MAIL FROM for this server
+}
+
+func readExtensions(sc *smtp.Client) extensions {
+	var e extensions
+	e.pipelining, _ = sc.Extension("PIPELINING")
+	e.enhanced, _ = sc.Extension("ENHANCEDSTATUSCODES")
+	// The parameters go-mail's Client.Mail sends (Varsel asks for no DSN).
+	if ok, _ := sc.Extension("8BITMIME"); ok {
+		e.mailParams += " BODY=8BITMIME"
+	}
+	if ok, _ := sc.Extension("SMTPUTF8"); ok {
+		e.mailParams += " SMTPUTF8"
+	}
+	return e
+}
+
+var enhancedCode = regexp.MustCompile(`\b[245]\.\d{1,3}\.\d{1,3}\b`)
+
+// sendPipelined runs one mail transaction on a server that offers
+// PIPELINING (RFC 2920): MAIL FROM, RCPT TO and DATA go out in one write
+// and their replies are read in order, then the message (written by
+// go-mail, through go-mail's connection) and its end. go-mail, like
+// go-smtp's client, waits for each reply before the next command: four
+// round trips an email where this takes two. Each reply is read even
+// after one failed, as RFC 2920 requires, and the first failure is the
+// one reported: a refused recipient is RCPT's failure, not DATA's.
+func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout time.Duration) *failure {
+	from, err := msg.GetSender(false)
+	if err != nil {
+		return &failure{step: stepMailFrom, err: err}
+	}
+	rcpts, err := msg.GetRecipients()
+	if err != nil {
+		return &failure{step: stepRcptTo, err: err}
+	}
+	for _, a := range append([]string{from}, rcpts...) {
+		if strings.ContainsAny(a, "\r\n") {
+			return &failure{step: stepMailFrom, err: fmt.Errorf("address %q holds a line break", a)}
+		}
+	}
+	// As go-mail before each send: the transaction's deadline.
+	if err := sc.UpdateDeadline(timeout); err != nil {
+		return &failure{step: stepConnCheck, err: err}
+	}
+	t := sc.Text
+	// The connection (trackedConn) sends what is written before the next
+	// read in one write: these commands are one TCP send.
+	if err := t.PrintfLine("MAIL FROM:%s%s", from, ext.mailParams); err != nil {
+		return &failure{step: stepMailFrom, err: err}
+	}
+	for _, r := range rcpts {
+		if err := t.PrintfLine("RCPT TO:%s", r); err != nil {
+			return &failure{step: stepRcptTo, err: err}
+		}
+	}
+	if err := t.PrintfLine("DATA"); err != nil {
+		return &failure{step: stepData, err: err}
+	}
+
+	var first *failure
+	read := func(s step, expect int) (ok, goOn bool) {
+		_, _, err := t.ReadResponse(expect)
+		if err == nil {
+			return true, true
+		}
+		f := replyFailure(s, err, ext)
+		if first == nil {
+			first = f
+		}
+		// No reply code: the connection failed. 421: the server is
+		// closing it. Either way no more replies will come.
+		return false, f.code != 0 && f.code != 421
+	}
+	mailOK, goOn := read(stepMailFrom, 250)
+	if !goOn {
+		return first
+	}
+	for range rcpts {
+		if _, goOn = read(stepRcptTo, 25); !goOn {
+			return first
+		}
+	}
+	dataOK, goOn := read(stepData, 354)
+	if !goOn {
+		return first
+	}
+	if first != nil {
+		if dataOK {
+			// 354 although MAIL or every RCPT was refused: a lone dot
+			// ends the empty message, which has nobody to go to.
+			if err := t.PrintfLine("."); err != nil {
+				return first
+			}
+			if _, _, err := t.ReadResponse(250); err != nil && !isReply(err) {
+				return first
+			}
+		}
+		if mailOK || dataOK {
+			// A transaction was opened: end it, or the next MAIL is
+			// refused. A failed read is recorded by the connection,
+			// which is then dropped.
+			_ = sc.Reset()
+		}
+		return first
+	}
+
+	w := t.DotWriter()
+	if _, err := msg.WriteTo(w); err != nil {
+		return &failure{step: stepWrite, err: err}
+	}
+	// As go-mail's DataCloser: the dot writer's own error is a write that
+	// the reply's read reports too.
+	_ = w.Close()
+	if _, _, err := t.ReadResponse(250); err != nil {
+		return replyFailure(stepDataClose, err, ext)
+	}
+	return nil
+}
+
+// replyFailure is a failed read of a reply at s: the server's refusal, or
+// the connection's failure.
+func replyFailure(s step, err error, ext extensions) *failure {
+	f := &failure{step: s, err: err}
+	var tpe *textproto.Error
+	if errors.As(err, &tpe) {
+		f.code = tpe.Code
+		if ext.enhanced {
+			f.enhanced = enhancedCode.FindString(tpe.Msg)
+		}
+	}
+	return f
+}
+
+// isReply reports whether err is the server's answer (the connection is
+// fine), not a failed read.
+func isReply(err error) bool {
+	var tpe *textproto.Error
+	return errors.As(err, &tpe)
+}

@@ -1,0 +1,232 @@
+package email
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/varsel/varsel/notifier"
+)
+
+// scripted is one connection to a scripted SMTP server: the test says
+// what it reads and writes, so it can hold its replies back.
+type scripted struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// line reads one command line and fails the test unless it starts with
+// prefix.
+func (s *scripted) line(prefix string) string {
+	s.t.Helper()
+	_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	l, err := s.r.ReadString('\n')
+	if err != nil {
+		s.t.Errorf("server: reading %q: %v", prefix, err)
+		return ""
+	}
+	if !strings.HasPrefix(l, prefix) {
+		s.t.Errorf("server: got %q, want %q", l, prefix)
+	}
+	return l
+}
+
+// body reads a message up to its lone dot.
+func (s *scripted) body() string {
+	s.t.Helper()
+	var b strings.Builder
+	for {
+		l := s.line("")
+		if l == ".\r\n" || l == "" {
+			return b.String()
+		}
+		b.WriteString(l)
+	}
+}
+
+func (s *scripted) send(lines ...string) {
+	_, _ = s.conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n"))
+}
+
+// greet answers the greeting and EHLO, offering PIPELINING.
+func (s *scripted) greet() {
+	s.send("220 scripted ESMTP")
+	s.line("EHLO")
+	s.send("250-scripted", "250-PIPELINING", "250-8BITMIME", "250 ENHANCEDSTATUSCODES")
+}
+
+// scriptedServer serves each connection with handle (n counts them from
+// 1) on 127.0.0.1 and returns a channel config for it.
+func scriptedServer(t *testing.T, handle func(n int, s *scripted)) Config {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 1; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(n, &scripted{t: t, conn: c, r: bufio.NewReader(c)})
+			}()
+		}
+	}()
+	return Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: TLSNone,
+		From: "Driftsstatus <status@example.com>", SendTimeout: 3 * time.Second}
+}
+
+// TestPipelinedCommandsNeedNoReplyInBetween: on a server that offers
+// PIPELINING, MAIL FROM, RCPT TO and DATA go out before any reply (this
+// server answers none until it has all three; a client that waited
+// would time out), with the parameters go-mail sends.
+func TestPipelinedCommandsNeedNoReplyInBetween(t *testing.T) {
+	read := make(chan []string, 1)
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		s.greet()
+		got := []string{s.line("MAIL FROM:"), s.line("RCPT TO:"), s.line("DATA")}
+		s.send("250 2.1.0 ok", "250 2.1.5 ok", "354 go ahead")
+		read <- append(got, s.body())
+		s.send("250 2.0.0 queued")
+		s.line("QUIT")
+		s.send("221 bye")
+	})
+	ch := newChannel(t, cfg, nil)
+	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	got := <-read
+	if len(got) != 4 {
+		t.Fatalf("server read %d parts, want 4", len(got))
+	}
+	if got[0] != "MAIL FROM:<status@example.com> BODY=8BITMIME\r\n" || got[1] != "RCPT TO:<kari@example.com>\r\n" {
+		t.Errorf("commands %q", got[:2])
+	}
+	if !strings.Contains(got[3], "\r\nSubject:") || !strings.Contains(got[3], "List-Unsubscribe-Post: List-Unsubscribe=One-Click") {
+		t.Errorf("message is not the composed email:\n%s", got[3])
+	}
+}
+
+// TestPipelinedRefusalReadsEveryReply: a refused recipient is the bounce
+// even when a careless server then says 354 to DATA (RFC 2920: the client
+// must then send something): a lone dot, no message, RSET, and the
+// connection carries the next email.
+func TestPipelinedRefusalReadsEveryReply(t *testing.T) {
+	read := make(chan []string, 1)
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		if n > 1 {
+			t.Errorf("connection %d: the first should have been kept", n)
+			return
+		}
+		s.greet()
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:<ghost@")
+		s.line("DATA")
+		s.send("250 2.1.0 ok", "550 5.1.1 <ghost@example.com>: no such user", "354 go ahead")
+		afterData := []string{s.line("")}
+		s.send("554 5.5.1 no valid recipients")
+		read <- append(afterData, s.line(""))
+		s.send("250 2.0.0 reset")
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:<kari@")
+		s.line("DATA")
+		s.send("250 ok", "250 ok", "354 go ahead")
+		s.body()
+		s.send("250 queued")
+		s.line("QUIT")
+		s.send("221 bye")
+	})
+	ch := newChannel(t, cfg, nil)
+	_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
+	if err == nil || retry || notifier.ReasonOf(err) != notifier.ReasonBounced {
+		t.Fatalf("retry=%v reason=%s err=%v, want a bounce without retry", retry, notifier.ReasonOf(err), err)
+	}
+	if !strings.Contains(err.Error(), "send RCPT TO: 550") || !strings.Contains(err.Error(), "5.1.1") || strings.Contains(err.Error(), "ghost@example.com") {
+		t.Errorf("error %q: want RCPT's reply, the address masked", err)
+	}
+	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	if afterData := <-read; len(afterData) != 2 || afterData[0] != ".\r\n" || afterData[1] != "RSET\r\n" {
+		t.Errorf("after the 354: %q, want a lone dot, then RSET", afterData)
+	}
+}
+
+// TestPipelinedClosingReplyRedials: "421 closing" to MAIL on a pooled
+// connection (the server timed it out) is no failure: nothing was
+// accepted, so the email goes on a new connection; the replies that
+// will never come are not waited for.
+func TestPipelinedClosingReplyRedials(t *testing.T) {
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		s.greet()
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:")
+		s.line("DATA")
+		if n == 1 {
+			s.send("250 ok", "250 ok", "354 go ahead")
+			s.body()
+			s.send("250 queued")
+			s.line("MAIL FROM:")
+			s.line("RCPT TO:")
+			s.line("DATA")
+			s.send("421 4.4.2 idle too long, closing")
+			return
+		}
+		s.send("250 ok", "250 ok", "354 go ahead")
+		s.body()
+		s.send("250 queued")
+		s.line("QUIT")
+		s.send("221 bye")
+	})
+	ch := newChannel(t, cfg, nil)
+	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	start := time.Now()
+	mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the redial took %v: replies after 421 were waited for", took)
+	}
+}
+
+// TestPipelinedTemporaryRefusalOfMailKeepsTheConnection: a 4xx to MAIL
+// FROM (and so 503 to RCPT and DATA) is a retried server failure, and the
+// connection, in no transaction, carries the next email without RSET.
+func TestPipelinedTemporaryRefusalOfMailKeepsTheConnection(t *testing.T) {
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		if n > 1 {
+			t.Errorf("connection %d: the first should have been kept", n)
+			return
+		}
+		s.greet()
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:")
+		s.line("DATA")
+		s.send("451 4.3.0 try again later", "503 5.5.1 need MAIL", "503 5.5.1 need MAIL")
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:")
+		s.line("DATA")
+		s.send("250 ok", "250 ok", "354 go ahead")
+		s.body()
+		s.send("250 queued")
+		s.line("QUIT")
+		s.send("221 bye")
+	})
+	ch := newChannel(t, cfg, nil)
+	d := delivery("ev-1", subscriber("kari"), nil)
+	_, retry, err := ch.Notify(context.Background(), d)
+	if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonServer || !strings.Contains(err.Error(), "send MAIL FROM: 451") {
+		t.Fatalf("retry=%v reason=%s err=%v, want MAIL's 451, retried", retry, notifier.ReasonOf(err), err)
+	}
+	d.Attempt = 2
+	mustSend(t, ch, d)
+	_ = ch.Close()
+}
