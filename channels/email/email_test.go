@@ -91,8 +91,8 @@ func parse(t *testing.T, raw []byte) *mail.Message {
 }
 
 func TestMessageFormat(t *testing.T) {
-	dialogues(t, func(t *testing.T, noPipelining bool) {
-		ts := startServer(t, func(ts *testServer) { ts.NoPipelining = noPipelining })
+	dialogues(t, func(t *testing.T, hide []string) {
+		ts := startServer(t, func(ts *testServer) { ts.Hide = hide })
 		ch := newChannel(t, ts.config(), nil)
 		sub := subscriber("kari")
 		r := mustSend(t, ch, delivery("ev-1", sub, nil))
@@ -239,11 +239,11 @@ func TestThreadingAcrossIncident(t *testing.T) {
 }
 
 func TestTemporaryFailureThenSuccessDeliversOnce(t *testing.T) {
-	dialogues(t, func(t *testing.T, noPipelining bool) {
+	dialogues(t, func(t *testing.T, hide []string) {
 		var mu sync.Mutex
 		refused := 0
 		ts := startServer(t, func(ts *testServer) {
-			ts.NoPipelining = noPipelining
+			ts.Hide = hide
 			ts.OnRcpt = func(string) error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -276,7 +276,7 @@ func TestTemporaryFailureThenSuccessDeliversOnce(t *testing.T) {
 }
 
 func TestPermanentFailures(t *testing.T) {
-	dialogues(t, func(t *testing.T, noPipelining bool) {
+	dialogues(t, func(t *testing.T, hide []string) {
 		tests := []struct {
 			name   string
 			reply  *smtp.SMTPError
@@ -288,7 +288,7 @@ func TestPermanentFailures(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				ts := startServer(t, func(ts *testServer) {
-					ts.NoPipelining = noPipelining
+					ts.Hide = hide
 					ts.OnRcpt = func(to string) error {
 						if strings.HasPrefix(to, "ghost@") {
 							return tt.reply
@@ -351,11 +351,11 @@ func TestEmptyMessageIsTemplateError(t *testing.T) {
 }
 
 func TestConnectionDroppedMidDataIsRetried(t *testing.T) {
-	dialogues(t, func(t *testing.T, noPipelining bool) {
+	dialogues(t, func(t *testing.T, hide []string) {
 		var mu sync.Mutex
 		dropped := false
 		ts := startServer(t, func(ts *testServer) {
-			ts.NoPipelining = noPipelining
+			ts.Hide = hide
 			ts.OnData = func(c *smtp.Conn, r io.Reader) error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -386,8 +386,8 @@ func TestConnectionDroppedMidDataIsRetried(t *testing.T) {
 }
 
 func TestIdleConnectionClosedByServerIsRedialled(t *testing.T) {
-	dialogues(t, func(t *testing.T, noPipelining bool) {
-		ts := startServer(t, func(ts *testServer) { ts.NoPipelining = noPipelining })
+	dialogues(t, func(t *testing.T, hide []string) {
+		ts := startServer(t, func(ts *testServer) { ts.Hide = hide })
 		ch := newChannel(t, ts.config(), nil)
 		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
 		ts.dropAll()
@@ -447,10 +447,10 @@ func TestSilentServerIsATimeoutOfItsGreeting(t *testing.T) {
 }
 
 func TestSlowServerTimesOut(t *testing.T) {
-	dialogues(t, func(t *testing.T, noPipelining bool) {
+	dialogues(t, func(t *testing.T, hide []string) {
 		release := make(chan struct{})
 		ts := startServer(t, func(ts *testServer) {
-			ts.NoPipelining = noPipelining
+			ts.Hide = hide
 			ts.OnData = func(*smtp.Conn, io.Reader) error {
 				<-release
 				return errDropped
@@ -601,10 +601,10 @@ func TestDKIMSignatureVerifiesAndCoversUnsubscribe(t *testing.T) {
 }
 
 func TestSecretsStayOutOfLogsAndErrors(t *testing.T) {
-	dialogues(t, func(t *testing.T, noPipelining bool) {
+	dialogues(t, func(t *testing.T, hide []string) {
 		const password = "hunter2-Sup3rSecret"
 		ts := startServer(t, func(ts *testServer) {
-			ts.NoPipelining = noPipelining
+			ts.Hide = hide
 			ts.User, ts.Pass = "varsel", password
 			ts.OnRcpt = func(to string) error {
 				if strings.HasPrefix(to, "ghost@") {

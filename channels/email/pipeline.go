@@ -1,11 +1,13 @@
 package email
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/textproto"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -110,6 +112,7 @@ func (f *failure) stale(io *ioFailure) bool {
 // transaction needs to know, read from its EHLO reply once.
 type extensions struct {
 	pipelining bool
+	chunking   bool   // CHUNKING with PIPELINING: BDAT after the commands
 	enhanced   bool   // ENHANCEDSTATUSCODES
 	mailParams string // what go-mail adds to MAIL FROM for this server
 }
@@ -117,6 +120,9 @@ type extensions struct {
 func readExtensions(sc *smtp.Client) extensions {
 	var e extensions
 	e.pipelining, _ = sc.Extension("PIPELINING")
+	if ok, _ := sc.Extension("CHUNKING"); ok && e.pipelining {
+		e.chunking = true
+	}
 	e.enhanced, _ = sc.Extension("ENHANCEDSTATUSCODES")
 	// The parameters go-mail's Client.Mail sends (Varsel asks for no DSN).
 	if ok, _ := sc.Extension("8BITMIME"); ok {
@@ -132,12 +138,15 @@ var enhancedCode = regexp.MustCompile(`\b[245]\.\d{1,3}\.\d{1,3}\b`)
 
 // sendPipelined runs one mail transaction on a server that offers
 // PIPELINING (RFC 2920): MAIL FROM, RCPT TO and DATA go out in one write
-// and their replies are read in order, then the message (written by
-// go-mail, through go-mail's connection) and its end. go-mail, like
-// go-smtp's client, waits for each reply before the next command: four
-// round trips an email where this takes two. Each reply is read even
-// after one failed, as RFC 2920 requires, and the first failure is the
-// one reported: a refused recipient is RCPT's failure, not DATA's.
+// and their replies are read in order, then the message and its end. When
+// the server also offers CHUNKING (RFC 3030), the message itself follows
+// in the same write as BDAT's chunk, sized, not dot-stuffed, without
+// waiting for 354. The message is composed, signed and written by go-mail
+// either way, through go-mail's connection. go-mail, like go-smtp's
+// client, waits for each reply before the next command: four round trips
+// an email where this takes two, or one. Each reply is read even after
+// one failed, as RFC 2920 requires, and the first failure is the one
+// reported: a refused recipient is RCPT's failure, not DATA's.
 func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout time.Duration) *failure {
 	from, err := msg.GetSender(false)
 	if err != nil {
@@ -150,6 +159,14 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 	for _, a := range append([]string{from}, rcpts...) {
 		if strings.ContainsAny(a, "\r\n") {
 			return &failure{step: stepMailFrom, err: fmt.Errorf("address %q holds a line break", a)}
+		}
+	}
+	var chunk *bytes.Buffer
+	if ext.chunking {
+		chunk = chunkPool.Get().(*bytes.Buffer)
+		defer putChunk(chunk)
+		if _, err := msg.WriteTo(chunk); err != nil {
+			return &failure{step: stepWrite, err: err}
 		}
 	}
 	// As go-mail before each send: the transaction's deadline.
@@ -167,7 +184,15 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 			return &failure{step: stepRcptTo, err: err}
 		}
 	}
-	if err := t.PrintfLine("DATA"); err != nil {
+	if chunk != nil {
+		// The whole message as one last chunk. A server that refuses
+		// MAIL or RCPT still reads the chunk (RFC 3030, 2) and refuses it.
+		fmt.Fprintf(t.W, "BDAT %d LAST\r\n", chunk.Len())
+		_, _ = t.W.Write(chunk.Bytes())
+		if err := t.W.Flush(); err != nil {
+			return &failure{step: stepWrite, err: err}
+		}
+	} else if err := t.PrintfLine("DATA"); err != nil {
 		return &failure{step: stepData, err: err}
 	}
 
@@ -178,6 +203,11 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 			return true, true
 		}
 		f := replyFailure(s, err, ext)
+		if f.code == 0 && chunk != nil && s != stepMailFrom {
+			// The message went out with the commands: a verdict not
+			// heard, the server may have it.
+			f.step = stepDataClose
+		}
 		if first == nil {
 			first = f
 		}
@@ -193,6 +223,17 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 		if _, goOn = read(stepRcptTo, 25); !goOn {
 			return first
 		}
+	}
+	if chunk != nil {
+		if _, goOn = read(stepDataClose, 250); !goOn || first == nil {
+			return first
+		}
+		if mailOK && first.step == stepRcptTo {
+			// MAIL's transaction is still open: end it, or the next
+			// MAIL is refused.
+			_ = sc.Reset()
+		}
+		return first
 	}
 	dataOK, goOn := read(stepData, 354)
 	if !goOn {
@@ -229,6 +270,17 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 		return replyFailure(stepDataClose, err, ext)
 	}
 	return nil
+}
+
+// chunkPool holds the buffers BDAT's chunks are composed in.
+var chunkPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putChunk(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 {
+		return // a rare large message: let it go
+	}
+	b.Reset()
+	chunkPool.Put(b)
 }
 
 // replyFailure is a failed read of a reply at s: the server's refusal, or

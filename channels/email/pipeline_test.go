@@ -3,6 +3,8 @@ package email
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -53,11 +55,33 @@ func (s *scripted) send(lines ...string) {
 	_, _ = s.conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n"))
 }
 
-// greet answers the greeting and EHLO, offering PIPELINING.
-func (s *scripted) greet() {
+// greet answers the greeting and EHLO, offering PIPELINING and the
+// extensions named.
+func (s *scripted) greet(ext ...string) {
 	s.send("220 scripted ESMTP")
 	s.line("EHLO")
-	s.send("250-scripted", "250-PIPELINING", "250-8BITMIME", "250 ENHANCEDSTATUSCODES")
+	lines := []string{"250-scripted", "250-PIPELINING"}
+	for _, e := range ext {
+		lines = append(lines, "250-"+e)
+	}
+	s.send(append(lines, "250-8BITMIME", "250 ENHANCEDSTATUSCODES")...)
+}
+
+// chunk reads a BDAT command's chunk and says whether it was the last.
+func (s *scripted) chunk() (string, bool) {
+	s.t.Helper()
+	l := s.line("BDAT ")
+	var n int
+	var last string
+	if _, err := fmt.Sscanf(l, "BDAT %d %s", &n, &last); err != nil {
+		s.t.Errorf("server: %q: %v", l, err)
+		return "", false
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.r, b); err != nil {
+		s.t.Errorf("server: reading a chunk of %d: %v", n, err)
+	}
+	return string(b), last == "LAST"
 }
 
 // scriptedServer serves each connection with handle (n counts them from
@@ -229,4 +253,86 @@ func TestPipelinedTemporaryRefusalOfMailKeepsTheConnection(t *testing.T) {
 	d.Attempt = 2
 	mustSend(t, ch, d)
 	_ = ch.Close()
+}
+
+// TestChunkedEmailIsOneWrite: on a server that offers CHUNKING too, the
+// message goes out as BDAT's chunk right after the commands, before any
+// reply (this server answers none until it has the whole chunk), sized
+// and not dot-stuffed.
+func TestChunkedEmailIsOneWrite(t *testing.T) {
+	read := make(chan []string, 1)
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		s.greet("CHUNKING")
+		got := []string{s.line("MAIL FROM:"), s.line("RCPT TO:")}
+		msg, last := s.chunk()
+		if !last {
+			t.Error("the chunk is not the last")
+		}
+		s.send("250 2.1.0 ok", "250 2.1.5 ok", "250 2.0.0 queued")
+		read <- append(got, msg)
+		s.line("QUIT")
+		s.send("221 bye")
+	})
+	ch := newChannel(t, cfg, nil)
+	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	got := <-read
+	if got[0] != "MAIL FROM:<status@example.com> BODY=8BITMIME\r\n" || got[1] != "RCPT TO:<kari@example.com>\r\n" {
+		t.Errorf("commands %q", got[:2])
+	}
+	m := parse(t, []byte(got[2]))
+	if m.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+		t.Errorf("chunk is not the composed email:\n%s", got[2])
+	}
+	if strings.Contains(got[2], "\r\n..") || !strings.HasSuffix(got[2], "\r\n") {
+		t.Errorf("chunk is dot-stuffed or unterminated:\n%s", got[2])
+	}
+}
+
+// TestChunkedRefusalResetsAndKeepsTheConnection: a refused recipient is
+// the bounce; BDAT's refusal after it is not what is reported; RSET ends
+// MAIL's transaction and the connection carries the next email.
+func TestChunkedRefusalResetsAndKeepsTheConnection(t *testing.T) {
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		if n > 1 {
+			t.Errorf("connection %d: the first should have been kept", n)
+			return
+		}
+		s.greet("CHUNKING")
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:<ghost@")
+		s.chunk()
+		s.send("250 2.1.0 ok", "550 5.1.1 no such user", "554 5.5.1 no valid recipients")
+		s.line("RSET")
+		s.send("250 2.0.0 reset")
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:<kari@")
+		s.chunk()
+		s.send("250 ok", "250 ok", "250 queued")
+		s.line("QUIT")
+		s.send("221 bye")
+	})
+	ch := newChannel(t, cfg, nil)
+	_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
+	if err == nil || retry || notifier.ReasonOf(err) != notifier.ReasonBounced || !strings.Contains(err.Error(), "send RCPT TO: 550") {
+		t.Fatalf("retry=%v reason=%s err=%v, want RCPT's bounce", retry, notifier.ReasonOf(err), err)
+	}
+	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+}
+
+// TestChunkedVerdictNotHeardIsAmbiguous: when the connection breaks after
+// the commands and the message went out together and MAIL was answered,
+// the server may have the email: the failure says so (and is retried).
+func TestChunkedVerdictNotHeardIsAmbiguous(t *testing.T) {
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		s.greet("CHUNKING")
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:")
+		s.chunk()
+		s.send("250 2.1.0 ok")
+	})
+	ch := newChannel(t, cfg, nil)
+	_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("kari"), nil))
+	if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonAmbiguous {
+		t.Fatalf("retry=%v reason=%s err=%v, want an ambiguous failure, retried", retry, notifier.ReasonOf(err), err)
+	}
 }

@@ -38,9 +38,10 @@ type testServer struct {
 	// LineLimit, when set, is the longest line the server takes, CRLF
 	// included (RFC 5321: 1000); go-smtp's default is 2000.
 	LineLimit int
-	// NoPipelining hides PIPELINING from the EHLO reply (not with TLS):
-	// the channel then sends with go-mail's one command at a time.
-	NoPipelining bool
+	// Hide names extensions left out of the EHLO reply (not with TLS):
+	// without CHUNKING the channel pipelines DATA; without PIPELINING too,
+	// it sends with go-mail's one command at a time.
+	Hide []string
 	// OnRcpt and OnData, when set, may refuse a command; OnData must
 	// consume r when it returns nil.
 	OnRcpt func(to string) error
@@ -65,11 +66,11 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts.NoPipelining {
+	if len(ts.Hide) > 0 {
 		if ts.TLS != nil {
-			t.Fatal("testServer: NoPipelining works on plain connections only")
+			t.Fatal("testServer: Hide works on plain connections only")
 		}
-		l = noPipeliningListener{l}
+		l = hidingListener{l, ts.Hide}
 	}
 	if ts.Implicit {
 		l = tls.NewListener(l, ts.TLS)
@@ -89,34 +90,45 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 	return ts
 }
 
-// noPipeliningListener's connections drop the EHLO reply's PIPELINING
-// line, which go-smtp always offers and writes on its own (it flushes
-// each line of a reply).
-type noPipeliningListener struct{ net.Listener }
+// hidingListener's connections leave extensions out of the EHLO reply:
+// go-smtp always offers PIPELINING and CHUNKING, and writes each line of a
+// reply on its own (it flushes each).
+type hidingListener struct {
+	net.Listener
+	hide []string
+}
 
-func (l noPipeliningListener) Accept() (net.Conn, error) {
+func (l hidingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return noPipeliningConn{c}, nil
+	return hidingConn{c, l.hide}, nil
 }
 
-type noPipeliningConn struct{ net.Conn }
+type hidingConn struct {
+	net.Conn
+	hide []string
+}
 
-func (c noPipeliningConn) Write(p []byte) (int, error) {
-	if string(p) == "250-PIPELINING\r\n" {
-		return len(p), nil
+func (c hidingConn) Write(p []byte) (int, error) {
+	for _, h := range c.hide {
+		if string(p) == "250-"+h+"\r\n" {
+			return len(p), nil
+		}
 	}
 	return c.Conn.Write(p)
 }
 
-// dialogues runs f against a server that offers PIPELINING (go-smtp's
-// default; the channel pipelines MAIL, RCPT and DATA) and against one
-// that does not (go-mail's one command at a time).
-func dialogues(t *testing.T, f func(t *testing.T, noPipelining bool)) {
-	t.Run("pipelined", func(t *testing.T) { f(t, false) })
-	t.Run("one command at a time", func(t *testing.T) { f(t, true) })
+// dialogues runs f against a server that offers PIPELINING and CHUNKING
+// (go-smtp's default: the channel sends commands and message in one
+// write), one that offers PIPELINING alone (it pipelines the commands up
+// to DATA) and one that offers neither (go-mail's one command at a time);
+// hide is what f's server must leave out.
+func dialogues(t *testing.T, f func(t *testing.T, hide []string)) {
+	t.Run("chunked", func(t *testing.T) { f(t, nil) })
+	t.Run("pipelined", func(t *testing.T) { f(t, []string{"CHUNKING"}) })
+	t.Run("one command at a time", func(t *testing.T) { f(t, []string{"PIPELINING", "CHUNKING"}) })
 }
 
 // config returns a channel config for ts.
