@@ -22,6 +22,22 @@ const (
 	TLSNone     = "none"     // no encryption; only sensible on loopback or a trusted network
 )
 
+// Pipelining policies: how much of a mail transaction goes out before
+// the relay answers.
+const (
+	// PipeliningAuto (default) uses what the relay offers: with
+	// PIPELINING (RFC 2920) MAIL, RCPT and DATA in one write, and with
+	// CHUNKING (RFC 3030) too, the message itself as BDAT's chunk in that
+	// write: one round trip an email.
+	PipeliningAuto = "auto"
+	// PipeliningCommands pipelines the commands, never BDAT: two round
+	// trips, for a relay whose CHUNKING misbehaves.
+	PipeliningCommands = "commands"
+	// PipeliningOff sends one command at a time (go-mail's Send): four
+	// round trips.
+	PipeliningOff = "off"
+)
+
 // Defaults for zero Config fields.
 const (
 	DefaultFrom        = "Status <status@localhost>"
@@ -50,9 +66,13 @@ type Config struct {
 	// default "Status <status@localhost>". Its domain also names Message-IDs.
 	From string
 	// PoolSize is the most SMTP connections kept open at once; default 8.
-	// Each carries one message at a time, a few round trips each, so the
-	// pool, not the CPU, bounds the rate to a distant relay (docs/operations.md).
+	// Each carries one message at a time, one to four round trips each
+	// (Pipelining), so the pool, not the CPU, bounds the rate to a distant
+	// relay (docs/operations.md).
 	PoolSize int
+	// Pipelining is "auto" (default), "commands" or "off"; see
+	// PipeliningAuto.
+	Pipelining string
 	// DialTimeout bounds connecting (TCP and implicit TLS); default 10s.
 	// The greeting, EHLO, STARTTLS and AUTH after it are within SendTimeout.
 	DialTimeout time.Duration
@@ -86,7 +106,8 @@ type DKIMConfig struct {
 // includes the URL, which may hold a password.
 var ErrBadURL = errors.New("invalid SMTP URL")
 
-// ParseURL reads smtp://user:pass@host:587?tls=starttls|tls|none&pool=8&auth=plain.
+// ParseURL reads
+// smtp://user:pass@host:587?tls=starttls|tls|none&pool=8&auth=plain&pipelining=auto|commands|off.
 // The scheme "smtps" means tls=tls. Missing parts keep their defaults; the
 // result still needs Validate. Errors never contain the password.
 func ParseURL(raw string) (Config, error) {
@@ -125,6 +146,9 @@ func ParseURL(raw string) (Config, error) {
 	if v := q.Get("auth"); v != "" {
 		cfg.Auth = strings.ToLower(v)
 	}
+	if v := q.Get("pipelining"); v != "" {
+		cfg.Pipelining = strings.ToLower(v)
+	}
 	if v := q.Get("pool"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -152,6 +176,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Auth == "" {
 		c.Auth = "plain"
+	}
+	if c.Pipelining == "" {
+		c.Pipelining = PipeliningAuto
 	}
 	if c.From == "" {
 		c.From = DefaultFrom
@@ -206,6 +233,11 @@ func (c Config) Validate() error {
 	}
 	if c.PoolSize < 1 {
 		add("pool size %d must be at least 1", c.PoolSize)
+	}
+	switch c.Pipelining {
+	case PipeliningAuto, PipeliningCommands, PipeliningOff:
+	default:
+		add("pipelining %q must be auto, commands or off", c.Pipelining)
 	}
 	if c.DialTimeout < 0 {
 		add("dial timeout %v must not be negative", c.DialTimeout)
@@ -287,6 +319,9 @@ func (c Config) String() string {
 	}
 	if c.PoolSize != 0 {
 		q.Set("pool", strconv.Itoa(c.PoolSize))
+	}
+	if c.Pipelining != "" && c.Pipelining != PipeliningAuto {
+		q.Set("pipelining", c.Pipelining)
 	}
 	u.RawQuery = q.Encode()
 	s := u.String()

@@ -18,6 +18,7 @@ func TestParseURL(t *testing.T) {
 			Config{Host: "mail.example.com", Port: 465, Username: "u", Password: "p", TLS: TLSImplicit, PoolSize: 8}},
 		{"smtps scheme", "smtps://mail.example.com", Config{Host: "mail.example.com", TLS: TLSImplicit}},
 		{"local relay without auth", "smtp://127.0.0.1:1025?tls=none", Config{Host: "127.0.0.1", Port: 1025, TLS: TLSNone}},
+		{"pipelining off", "smtp://relay.example.com?pipelining=OFF", Config{Host: "relay.example.com", Pipelining: PipeliningOff}},
 		{"login auth", "smtp://u:p@[::1]:25?tls=none&auth=LOGIN", Config{Host: "::1", Port: 25, Username: "u", Password: "p", TLS: TLSNone, Auth: "login"}},
 	}
 	for _, tt := range tests {
@@ -60,14 +61,14 @@ func TestDefaults(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := Config{
 		Port: 70000, TLS: "ssl", Auth: "ntlm", Password: "x", From: "not an address",
-		PoolSize: -1, SendTimeout: -time.Second,
+		PoolSize: -1, SendTimeout: -time.Second, Pipelining: "yes",
 		DKIM: &DKIMConfig{KeyFile: "/nonexistent/key.pem"},
 	}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad config")
 	}
-	for _, want := range []string{"host", "port", "tls", "auth", "user name", "from", "pool", "send timeout",
+	for _, want := range []string{"host", "port", "tls", "auth", "user name", "from", "pool", "pipelining \"yes\"", "send timeout",
 		"dkim domain", "dkim selector", "read dkim key"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error does not mention %q:\n%v", want, err)

@@ -261,7 +261,7 @@ func (c *Channel) dial(ctx context.Context, s *slot) error {
 		}
 		return err
 	}
-	s.sc, s.ext = sc, readExtensions(sc)
+	s.sc, s.ext = sc, readExtensions(sc, c.cfg.Pipelining)
 	c.logger.Debug("smtp connection opened", "addr", net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.Port)))
 	return nil
 }

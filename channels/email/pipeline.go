@@ -117,10 +117,14 @@ type extensions struct {
 	mailParams string // what go-mail adds to MAIL FROM for this server
 }
 
-func readExtensions(sc *smtp.Client) extensions {
+// readExtensions reads what the server offers, as far as policy (a
+// Pipelining value) allows using it.
+func readExtensions(sc *smtp.Client, policy string) extensions {
 	var e extensions
-	e.pipelining, _ = sc.Extension("PIPELINING")
-	if ok, _ := sc.Extension("CHUNKING"); ok && e.pipelining {
+	if policy != PipeliningOff {
+		e.pipelining, _ = sc.Extension("PIPELINING")
+	}
+	if ok, _ := sc.Extension("CHUNKING"); ok && e.pipelining && policy == PipeliningAuto {
 		e.chunking = true
 	}
 	e.enhanced, _ = sc.Extension("ENHANCEDSTATUSCODES")

@@ -336,3 +336,49 @@ func TestChunkedVerdictNotHeardIsAmbiguous(t *testing.T) {
 		t.Fatalf("retry=%v reason=%s err=%v, want an ambiguous failure, retried", retry, notifier.ReasonOf(err), err)
 	}
 }
+
+// TestPipeliningPolicy: pipelining=commands never sends BDAT, even to a
+// server that offers CHUNKING; pipelining=off sends one command at a time
+// (nothing follows MAIL FROM until it is answered).
+func TestPipeliningPolicy(t *testing.T) {
+	t.Run("commands", func(t *testing.T) {
+		cfg := scriptedServer(t, func(n int, s *scripted) {
+			s.greet("CHUNKING")
+			s.line("MAIL FROM:")
+			s.line("RCPT TO:")
+			s.line("DATA\r\n")
+			s.send("250 ok", "250 ok", "354 go ahead")
+			s.body()
+			s.send("250 queued")
+			s.line("QUIT")
+			s.send("221 bye")
+		})
+		cfg.Pipelining = PipeliningCommands
+		ch := newChannel(t, cfg, nil)
+		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	})
+	t.Run("off", func(t *testing.T) {
+		cfg := scriptedServer(t, func(n int, s *scripted) {
+			s.greet("CHUNKING")
+			s.line("MAIL FROM:")
+			// A pipelining client has sent RCPT and DATA in the same write.
+			_ = s.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if b, err := s.r.Peek(1); err == nil {
+				t.Errorf("%q followed MAIL FROM before its reply", b)
+			}
+			s.r = bufio.NewReader(s.conn) // the timed-out reader is spent
+			s.send("250 ok")
+			s.line("RCPT TO:")
+			s.send("250 ok")
+			s.line("DATA\r\n")
+			s.send("354 go ahead")
+			s.body()
+			s.send("250 queued")
+			s.line("QUIT")
+			s.send("221 bye")
+		})
+		cfg.Pipelining = PipeliningOff
+		ch := newChannel(t, cfg, nil)
+		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	})
+}
