@@ -40,7 +40,7 @@ func (c *Channel) classify(action string, f *failure, io *ioFailure, ctxErr erro
 		reason = notifier.ReasonServer
 	case io != nil && isTimeout(io.err):
 		reason = notifier.ReasonTimeout
-	case io != nil && io.onRead && f.step == stepDataClose:
+	case (f.step == stepDataClose || f.step == stepChunk) && ((io != nil && io.onRead) || endOfStream(err)):
 		// The whole message went out and the connection broke while we
 		// waited for the verdict: the server may have queued it.
 		reason = notifier.ReasonAmbiguous
@@ -73,6 +73,12 @@ func (c *Channel) classify(action string, f *failure, io *ioFailure, ctxErr erro
 // misconfiguration would pause email for everyone.
 func policyRefusal(code int, enhanced string) bool {
 	return code == 530 || strings.HasPrefix(enhanced, "5.7.")
+}
+
+// endOfStream reports whether err is the connection's end read while
+// waiting for a reply (over TLS the connection under it sees no error).
+func endOfStream(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func isTimeout(err error) bool {

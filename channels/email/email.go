@@ -196,6 +196,13 @@ func (c *Channel) send(ctx context.Context, s *slot, msg *gomail.Msg, rcpt strin
 	defer stop()
 	for attempt := 1; ; attempt++ {
 		reused := s.conn.Load() != nil
+		if reused && !idleClean(s.conn.Load().Conn) {
+			// The server closed the pooled connection while it was idle,
+			// or spoke unasked (a 421 before closing): nothing is sent on
+			// it. With BDAT this is the only safe time to find out.
+			c.drop(s)
+			reused = false
+		}
 		if !reused {
 			if err := c.dial(ctx, s); err != nil {
 				ioErr := s.conn.Load().failure()

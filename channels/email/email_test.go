@@ -391,8 +391,8 @@ func TestIdleConnectionClosedByServerIsRedialled(t *testing.T) {
 		ch := newChannel(t, ts.config(), nil)
 		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
 		ts.dropAll()
-		// The pooled connection is dead; the send notices at MAIL FROM, before
-		// anything was handed over, and dials again without bothering the caller.
+		// The pooled connection is dead; the send notices before anything
+		// was handed over, and dials again without bothering the caller.
 		mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
 		if n := len(ts.messages()); n != 2 {
 			t.Errorf("server stored %d messages, want 2", n)
@@ -401,6 +401,33 @@ func TestIdleConnectionClosedByServerIsRedialled(t *testing.T) {
 			t.Errorf("%d connections, want 2", sessions)
 		}
 	})
+}
+
+// TestIdleTLSConnectionClosedByServerIsRedialled: over TLS the server's
+// close (close_notify, then the end of the stream) left the pooled
+// connection looking fine until MAIL FROM read the end of the stream, and
+// the email failed: it is seen before the send and redialled.
+func TestIdleTLSConnectionClosedByServerIsRedialled(t *testing.T) {
+	serverTLS, roots := selfSigned(t)
+	for _, implicit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("implicit=%v", implicit), func(t *testing.T) {
+			ts := startServer(t, func(ts *testServer) { ts.TLS, ts.Implicit = serverTLS, implicit })
+			cfg := ts.config()
+			cfg.TLS = TLSStartTLS
+			if implicit {
+				cfg.TLS = TLSImplicit
+			}
+			ch := newChannel(t, cfg, nil)
+			ch.tlsConfig.RootCAs = roots
+			mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+			ts.dropAll()
+			time.Sleep(50 * time.Millisecond) // the close arrives
+			mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
+			if n := len(ts.messages()); n != 2 {
+				t.Errorf("server stored %d messages, want 2", n)
+			}
+		})
+	}
 }
 
 func TestDialFailureIsRetryable(t *testing.T) {

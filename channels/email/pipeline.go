@@ -24,6 +24,7 @@ const (
 	stepRcptTo
 	stepData
 	stepWrite // writing the message after DATA's 354
+	stepChunk // BDAT's chunk, sent with the commands: its verdict, or replies lost after it
 	stepDataClose
 	stepReset
 )
@@ -37,11 +38,15 @@ type failure struct {
 	err      error
 	// delivered: the server took the message; only something after it failed.
 	delivered bool
+	// clean: every reply of the transaction was read and the server is in
+	// no transaction, so the connection can carry the next email.
+	clean bool
 }
 
 // goMailFailure reads go-mail's SendError into a failure; err is not nil.
 func goMailFailure(err error, msg *gomail.Msg) *failure {
-	f := &failure{err: err}
+	// go-mail resets after a refused MAIL or RCPT; replyError decides.
+	f := &failure{err: err, clean: true}
 	var se *gomail.SendError
 	if !errors.As(err, &se) {
 		return f
@@ -80,6 +85,8 @@ func (f *failure) stage() string {
 		return "send DATA"
 	case stepWrite:
 		return "write message"
+	case stepChunk:
+		return "send BDAT"
 	case stepDataClose:
 		return "end DATA"
 	case stepReset:
@@ -88,16 +95,19 @@ func (f *failure) stage() string {
 	return "send email"
 }
 
-// replyError reports whether the server answered MAIL or RCPT with an error
-// and the transaction was reset: the connection is still good. Not after
-// 421, with which a server closes the connection (RFC 5321, 3.8).
+// replyError reports whether the server answered MAIL or RCPT with an error,
+// every other reply was read and the transaction was reset: the connection
+// is still good. Not after 421, with which a server closes the connection
+// (RFC 5321, 3.8).
 func (f *failure) replyError() bool {
-	return f.code >= 400 && f.code != 421 && (f.step == stepMailFrom || f.step == stepRcptTo)
+	return f.clean && f.code >= 400 && f.code != 421 && (f.step == stepMailFrom || f.step == stepRcptTo)
 }
 
 // stale reports whether a send on a reused connection failed because the
 // connection had gone stale: an I/O error or "421 closing" at MAIL FROM
 // (or go-mail's connection check), when the server has accepted nothing.
+// With BDAT the message went out with MAIL, so a lost reply to MAIL is
+// stepChunk's, never stale: the server may have the email.
 func (f *failure) stale(io *ioFailure) bool {
 	switch f.step {
 	case stepConnCheck:
@@ -207,10 +217,10 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 			return true, true
 		}
 		f := replyFailure(s, err, ext)
-		if f.code == 0 && chunk != nil && s != stepMailFrom {
+		if f.code == 0 && chunk != nil {
 			// The message went out with the commands: a verdict not
 			// heard, the server may have it.
-			f.step = stepDataClose
+			f.step = stepChunk
 		}
 		if first == nil {
 			first = f
@@ -229,13 +239,14 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 		}
 	}
 	if chunk != nil {
-		if _, goOn = read(stepDataClose, 250); !goOn || first == nil {
+		if _, goOn = read(stepChunk, 250); !goOn || first == nil {
 			return first
 		}
+		first.clean = true
 		if mailOK && first.step == stepRcptTo {
 			// MAIL's transaction is still open: end it, or the next
 			// MAIL is refused.
-			_ = sc.Reset()
+			first.clean = sc.Reset() == nil
 		}
 		return first
 	}
@@ -245,20 +256,18 @@ func sendPipelined(sc *smtp.Client, ext extensions, msg *gomail.Msg, timeout tim
 	}
 	if first != nil {
 		if dataOK {
-			// 354 although MAIL or every RCPT was refused: a lone dot
-			// ends the empty message, which has nobody to go to.
-			if err := t.PrintfLine("."); err != nil {
-				return first
-			}
-			if _, _, err := t.ReadResponse(250); err != nil && !isReply(err) {
-				return first
-			}
+			// 354 although MAIL or every RCPT was refused: the server
+			// waits for a message it should not take. Leaving it there,
+			// the connection is dropped (not clean), and a server
+			// discards a transaction cut off in its data (RFC 5321,
+			// 4.1.1.4): nothing is delivered.
+			return first
 		}
-		if mailOK || dataOK {
-			// A transaction was opened: end it, or the next MAIL is
-			// refused. A failed read is recorded by the connection,
-			// which is then dropped.
-			_ = sc.Reset()
+		first.clean = true
+		if mailOK {
+			// MAIL's transaction is open: end it, or the next MAIL is
+			// refused.
+			first.clean = sc.Reset() == nil
 		}
 		return first
 	}
@@ -299,11 +308,4 @@ func replyFailure(s step, err error, ext extensions) *failure {
 		}
 	}
 	return f
-}
-
-// isReply reports whether err is the server's answer (the connection is
-// fine), not a failed read.
-func isReply(err error) bool {
-	var tpe *textproto.Error
-	return errors.As(err, &tpe)
 }

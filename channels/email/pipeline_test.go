@@ -144,25 +144,24 @@ func TestPipelinedCommandsNeedNoReplyInBetween(t *testing.T) {
 }
 
 // TestPipelinedRefusalReadsEveryReply: a refused recipient is the bounce
-// even when a careless server then says 354 to DATA (RFC 2920: the client
-// must then send something): a lone dot, no message, RSET, and the
-// connection carries the next email.
+// even when a careless server then says 354 to DATA. The server then waits
+// for a message it should not take: the connection is closed with nothing
+// more sent (a transaction cut off in its data is discarded), and the
+// next email goes on a new one.
 func TestPipelinedRefusalReadsEveryReply(t *testing.T) {
-	read := make(chan []string, 1)
+	after := make(chan string, 1)
 	cfg := scriptedServer(t, func(n int, s *scripted) {
-		if n > 1 {
-			t.Errorf("connection %d: the first should have been kept", n)
+		s.greet()
+		if n == 1 {
+			s.line("MAIL FROM:")
+			s.line("RCPT TO:<ghost@")
+			s.line("DATA")
+			s.send("250 2.1.0 ok", "550 5.1.1 <ghost@example.com>: no such user", "354 go ahead")
+			_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rest, err := io.ReadAll(s.r)
+			after <- fmt.Sprintf("%q %v", rest, err)
 			return
 		}
-		s.greet()
-		s.line("MAIL FROM:")
-		s.line("RCPT TO:<ghost@")
-		s.line("DATA")
-		s.send("250 2.1.0 ok", "550 5.1.1 <ghost@example.com>: no such user", "354 go ahead")
-		afterData := []string{s.line("")}
-		s.send("554 5.5.1 no valid recipients")
-		read <- append(afterData, s.line(""))
-		s.send("250 2.0.0 reset")
 		s.line("MAIL FROM:")
 		s.line("RCPT TO:<kari@")
 		s.line("DATA")
@@ -180,9 +179,51 @@ func TestPipelinedRefusalReadsEveryReply(t *testing.T) {
 	if !strings.Contains(err.Error(), "send RCPT TO: 550") || !strings.Contains(err.Error(), "5.1.1") || strings.Contains(err.Error(), "ghost@example.com") {
 		t.Errorf("error %q: want RCPT's reply, the address masked", err)
 	}
+	if got := <-after; got != `"" <nil>` {
+		t.Errorf("after the 354 the server read %s, want nothing and the end of the connection", got)
+	}
 	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
-	if afterData := <-read; len(afterData) != 2 || afterData[0] != ".\r\n" || afterData[1] != "RSET\r\n" {
-		t.Errorf("after the 354: %q, want a lone dot, then RSET", afterData)
+}
+
+// TestUnreadableReplyDropsTheConnection: a reply net/textproto cannot
+// read (a bare code) leaves the dialogue out of step: whatever was refused
+// before it, the connection is not used again, so the next email does not
+// read this one's replies.
+func TestUnreadableReplyDropsTheConnection(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		replies []string
+		reason  notifier.Reason
+	}{
+		{"after a refused MAIL", []string{"451 4.3.0 try later", "503", "503 5.5.1 need MAIL"}, notifier.ReasonServer},
+		{"after a refused RCPT", []string{"250 ok", "550 5.1.1 no such user", "554"}, notifier.ReasonBounced},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := scriptedServer(t, func(n int, s *scripted) {
+				s.greet()
+				s.line("MAIL FROM:")
+				s.line("RCPT TO:")
+				s.line("DATA")
+				if n == 1 {
+					s.send(tt.replies...)
+					_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					_, _ = io.ReadAll(s.r) // until the client lets go
+					return
+				}
+				s.send("250 ok", "250 ok", "354 go ahead")
+				s.body()
+				s.send("250 queued")
+				s.line("QUIT")
+				s.send("221 bye")
+			})
+			ch := newChannel(t, cfg, nil)
+			d := delivery("ev-1", subscriber("kari"), nil)
+			if _, _, err := ch.Notify(context.Background(), d); notifier.ReasonOf(err) != tt.reason {
+				t.Fatalf("reason=%s err=%v, want %s", notifier.ReasonOf(err), err, tt.reason)
+			}
+			d = delivery("ev-2", subscriber("kari"), nil)
+			mustSend(t, ch, d) // on connection 2: connection 1 would fail it
+		})
 	}
 }
 
@@ -204,6 +245,9 @@ func TestPipelinedClosingReplyRedials(t *testing.T) {
 			s.line("RCPT TO:")
 			s.line("DATA")
 			s.send("421 4.4.2 idle too long, closing")
+			// Held open: a client that read on past the 421 would wait.
+			_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.ReadAll(s.r)
 			return
 		}
 		s.send("250 ok", "250 ok", "354 go ahead")
@@ -255,11 +299,11 @@ func TestPipelinedTemporaryRefusalOfMailKeepsTheConnection(t *testing.T) {
 	_ = ch.Close()
 }
 
-// TestChunkedEmailIsOneWrite: on a server that offers CHUNKING too, the
-// message goes out as BDAT's chunk right after the commands, before any
-// reply (this server answers none until it has the whole chunk), sized
-// and not dot-stuffed.
-func TestChunkedEmailIsOneWrite(t *testing.T) {
+// TestChunkedEmailNeedsNoReplyBeforeTheMessage: on a server that offers
+// CHUNKING too, the message goes out as BDAT's chunk right after the
+// commands, before any reply (this server answers none until it has the
+// whole chunk), sized and not dot-stuffed.
+func TestChunkedEmailNeedsNoReplyBeforeTheMessage(t *testing.T) {
 	read := make(chan []string, 1)
 	cfg := scriptedServer(t, func(n int, s *scripted) {
 		s.greet("CHUNKING")
@@ -380,5 +424,95 @@ func TestPipeliningPolicy(t *testing.T) {
 		cfg.Pipelining = PipeliningOff
 		ch := newChannel(t, cfg, nil)
 		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	})
+}
+
+// TestChunkedLostRepliesAreAmbiguousNotResent: when the connection breaks
+// after the commands and the message went out together, before any reply,
+// the server may have the email: it is not sent again at once on a new
+// connection as if the pooled one had been stale, but failed as ambiguous
+// (and retried on the schedule).
+func TestChunkedLostRepliesAreAmbiguousNotResent(t *testing.T) {
+	var mu sync.Mutex
+	received := 0
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		s.greet("CHUNKING")
+		for i := 0; ; i++ {
+			if l := s.line("MAIL FROM:"); l == "" || strings.HasPrefix(l, "QUIT") {
+				return
+			}
+			s.line("RCPT TO:")
+			s.chunk()
+			mu.Lock()
+			received++
+			mu.Unlock()
+			if n == 1 && i == 1 {
+				return // took the second email, then the connection broke
+			}
+			s.send("250 ok", "250 ok", "250 queued")
+		}
+	})
+	ch := newChannel(t, cfg, nil)
+	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	_, retry, err := ch.Notify(context.Background(), delivery("ev-2", subscriber("kari"), nil))
+	if err == nil || !retry || notifier.ReasonOf(err) != notifier.ReasonAmbiguous || !strings.Contains(err.Error(), "send BDAT") {
+		t.Fatalf("retry=%v reason=%s err=%v, want an ambiguous BDAT, retried", retry, notifier.ReasonOf(err), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if received != 2 {
+		t.Errorf("the server got %d messages, want 2: the second sent once", received)
+	}
+}
+
+// TestIdlePooledConnectionClosedByServer: a pooled connection the server
+// closed while it was idle, with a 421 first or over TLS with its
+// close_notify, is seen before anything is written on it: the email goes
+// on a new connection, once (with BDAT a lost reply could not say so).
+func TestIdlePooledConnectionClosedByServer(t *testing.T) {
+	for _, farewell := range []string{"421 4.4.2 idle too long, closing", ""} {
+		t.Run(fmt.Sprintf("%q", farewell), func(t *testing.T) {
+			cfg := scriptedServer(t, func(n int, s *scripted) {
+				s.greet("CHUNKING")
+				s.line("MAIL FROM:")
+				s.line("RCPT TO:")
+				s.chunk()
+				s.send("250 ok", "250 ok", "250 queued")
+				if n == 1 {
+					if farewell != "" {
+						s.send(farewell)
+					}
+					return
+				}
+				s.line("QUIT")
+				s.send("221 bye")
+			})
+			ch := newChannel(t, cfg, nil)
+			mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+			time.Sleep(50 * time.Millisecond) // the farewell and the close arrive
+			mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
+		})
+	}
+}
+
+// TestDialoguesTakeTheirWays: the three servers of dialogues do lead the
+// channel into its three dialogues, as the server sees them.
+func TestDialoguesTakeTheirWays(t *testing.T) {
+	dialogues(t, func(t *testing.T, hide []string) {
+		ts := startServer(t, func(ts *testServer) { ts.Hide, ts.Record = hide, true })
+		ch := newChannel(t, ts.config(), nil)
+		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+		ts.mu.Lock()
+		reads := ts.reads
+		ts.mu.Unlock()
+		var chunked, together bool
+		for _, r := range reads {
+			chunked = chunked || strings.Contains(r, "BDAT ")
+			together = together || (strings.Contains(r, "MAIL FROM:") && strings.Contains(r, "RCPT TO:"))
+		}
+		want := map[int][2]bool{0: {true, true}, 1: {false, true}, 2: {false, false}}[len(hide)]
+		if chunked != want[0] || together != want[1] {
+			t.Errorf("BDAT %v, MAIL and RCPT in one read %v; want %v, %v. Reads: %q", chunked, together, want[0], want[1], reads)
+		}
 	})
 }

@@ -42,12 +42,15 @@ type testServer struct {
 	// without CHUNKING the channel pipelines DATA; without PIPELINING too,
 	// it sends with go-mail's one command at a time.
 	Hide []string
+	// Record keeps what each read on a plain connection got (reads()).
+	Record bool
 	// OnRcpt and OnData, when set, may refuse a command; OnData must
 	// consume r when it returns nil.
 	OnRcpt func(to string) error
 	OnData func(c *smtp.Conn, r io.Reader) error
 
 	mu       sync.Mutex
+	reads    []string
 	msgs     []received
 	overTLS  int // messages received over TLS
 	sessions int // connections ever opened
@@ -66,11 +69,11 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ts.Hide) > 0 {
+	if len(ts.Hide) > 0 || ts.Record {
 		if ts.TLS != nil {
-			t.Fatal("testServer: Hide works on plain connections only")
+			t.Fatal("testServer: Hide and Record work on plain connections only")
 		}
-		l = hidingListener{l, ts.Hide}
+		l = hidingListener{l, ts}
 	}
 	if ts.Implicit {
 		l = tls.NewListener(l, ts.TLS)
@@ -95,7 +98,7 @@ func startServer(t testing.TB, configure func(*testServer)) *testServer {
 // reply on its own (it flushes each).
 type hidingListener struct {
 	net.Listener
-	hide []string
+	ts *testServer
 }
 
 func (l hidingListener) Accept() (net.Conn, error) {
@@ -103,16 +106,26 @@ func (l hidingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return hidingConn{c, l.hide}, nil
+	return hidingConn{c, l.ts}, nil
 }
 
 type hidingConn struct {
 	net.Conn
-	hide []string
+	ts *testServer
+}
+
+func (c hidingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.ts.Record && n > 0 {
+		c.ts.mu.Lock()
+		c.ts.reads = append(c.ts.reads, string(p[:n]))
+		c.ts.mu.Unlock()
+	}
+	return n, err
 }
 
 func (c hidingConn) Write(p []byte) (int, error) {
-	for _, h := range c.hide {
+	for _, h := range c.ts.Hide {
 		if string(p) == "250-"+h+"\r\n" {
 			return len(p), nil
 		}
