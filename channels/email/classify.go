@@ -40,9 +40,11 @@ func (c *Channel) classify(action string, f *failure, io *ioFailure, ctxErr erro
 		reason = notifier.ReasonServer
 	case io != nil && isTimeout(io.err):
 		reason = notifier.ReasonTimeout
-	case (f.step == stepDataClose || f.step == stepChunk) && ((io != nil && io.onRead) || endOfStream(err)):
+	case (f.step == stepDataClose || f.step == stepChunk) && io != nil && io.onRead:
 		// The whole message went out and the connection broke while we
-		// waited for the verdict: the server may have queued it.
+		// waited for the verdict: the server may have queued it. (Over
+		// TLS a close_notify ends the stream above the connection, which
+		// sees no error: that shows as a network failure, retried too.)
 		reason = notifier.ReasonAmbiguous
 	case io != nil:
 		reason = notifier.ReasonNetwork
@@ -73,12 +75,6 @@ func (c *Channel) classify(action string, f *failure, io *ioFailure, ctxErr erro
 // misconfiguration would pause email for everyone.
 func policyRefusal(code int, enhanced string) bool {
 	return code == 530 || strings.HasPrefix(enhanced, "5.7.")
-}
-
-// endOfStream reports whether err is the connection's end read while
-// waiting for a reply (over TLS the connection under it sees no error).
-func endOfStream(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func isTimeout(err error) bool {

@@ -196,10 +196,11 @@ func (c *Channel) send(ctx context.Context, s *slot, msg *gomail.Msg, rcpt strin
 	defer stop()
 	for attempt := 1; ; attempt++ {
 		reused := s.conn.Load() != nil
-		if reused && !idleClean(s.conn.Load().Conn) {
+		if reused && (s.sc.Text.R.Buffered() > 0 || !idleClean(s.conn.Load().Conn)) {
 			// The server closed the pooled connection while it was idle,
-			// or spoke unasked (a 421 before closing): nothing is sent on
-			// it. With BDAT this is the only safe time to find out.
+			// or spoke unasked (a 421 before closing; a reply out of turn
+			// already read into go-mail's buffer): nothing is sent on it.
+			// With BDAT this is the only safe time to find out.
 			c.drop(s)
 			reused = false
 		}
@@ -241,7 +242,14 @@ func (c *Channel) transact(s *slot, msg *gomail.Msg) *failure {
 		return sendPipelined(s.sc, s.ext, msg, c.cfg.SendTimeout)
 	}
 	if err := s.client.SendWithSMTPClient(s.sc, msg); err != nil {
-		return goMailFailure(err, msg)
+		f := goMailFailure(err, msg)
+		if f.replyError() {
+			// go-mail has reset after the refusal, but keeps no word of
+			// whether RSET was answered: ask again, and keep the
+			// connection only if the server is in no transaction.
+			f.clean = s.sc.Reset() == nil
+		}
+		return f
 	}
 	return nil
 }

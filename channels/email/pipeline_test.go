@@ -58,9 +58,14 @@ func (s *scripted) send(lines ...string) {
 // greet answers the greeting and EHLO, offering PIPELINING and the
 // extensions named.
 func (s *scripted) greet(ext ...string) {
+	s.greetWith(append([]string{"PIPELINING"}, ext...)...)
+}
+
+// greetWith answers the greeting and EHLO, offering the extensions named.
+func (s *scripted) greetWith(ext ...string) {
 	s.send("220 scripted ESMTP")
 	s.line("EHLO")
-	lines := []string{"250-scripted", "250-PIPELINING"}
+	lines := []string{"250-scripted"}
 	for _, e := range ext {
 		lines = append(lines, "250-"+e)
 	}
@@ -197,6 +202,7 @@ func TestUnreadableReplyDropsTheConnection(t *testing.T) {
 	}{
 		{"after a refused MAIL", []string{"451 4.3.0 try later", "503", "503 5.5.1 need MAIL"}, notifier.ReasonServer},
 		{"after a refused RCPT", []string{"250 ok", "550 5.1.1 no such user", "554"}, notifier.ReasonBounced},
+		{"a 421 after a refused RCPT", []string{"250 ok", "550 5.1.1 no such user", "421 4.3.2 shutting down"}, notifier.ReasonBounced},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := scriptedServer(t, func(n int, s *scripted) {
@@ -466,31 +472,149 @@ func TestChunkedLostRepliesAreAmbiguousNotResent(t *testing.T) {
 }
 
 // TestIdlePooledConnectionClosedByServer: a pooled connection the server
-// closed while it was idle, with a 421 first or over TLS with its
-// close_notify, is seen before anything is written on it: the email goes
-// on a new connection, once (with BDAT a lost reply could not say so).
+// closed while it was idle, with a 421 first or without a word, is seen
+// before anything is written on it: the email goes on a new connection,
+// once (with BDAT a lost reply could not say so).
 func TestIdlePooledConnectionClosedByServer(t *testing.T) {
 	for _, farewell := range []string{"421 4.4.2 idle too long, closing", ""} {
 		t.Run(fmt.Sprintf("%q", farewell), func(t *testing.T) {
+			closed := make(chan struct{})
 			cfg := scriptedServer(t, func(n int, s *scripted) {
 				s.greet("CHUNKING")
 				s.line("MAIL FROM:")
 				s.line("RCPT TO:")
 				s.chunk()
 				s.send("250 ok", "250 ok", "250 queued")
-				if n == 1 {
-					if farewell != "" {
-						s.send(farewell)
-					}
+				if n > 1 {
+					s.line("QUIT")
+					s.send("221 bye")
 					return
 				}
+				if farewell == "" {
+					_ = s.conn.Close()
+					close(closed)
+					return
+				}
+				s.send(farewell)
+				close(closed)
+				// Held open after its farewell: nothing may come.
+				_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if rest, _ := io.ReadAll(s.r); len(rest) > 0 {
+					t.Errorf("sent after the server's 421: %q", rest)
+				}
+			})
+			ch := newChannel(t, cfg, nil)
+			mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+			<-closed
+			time.Sleep(20 * time.Millisecond) // from the server's write to the client's socket
+			mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
+		})
+	}
+}
+
+// TestIdleLongerThanTheSendTimeoutIsKept: a pooled connection idle for
+// longer than the send timeout (whose deadline has passed) is still used.
+func TestIdleLongerThanTheSendTimeoutIsKept(t *testing.T) {
+	dialogues(t, func(t *testing.T, hide []string) {
+		ts := startServer(t, func(ts *testServer) { ts.Hide = hide })
+		cfg := ts.config()
+		cfg.SendTimeout = 100 * time.Millisecond
+		ch := newChannel(t, cfg, nil)
+		mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+		time.Sleep(200 * time.Millisecond)
+		mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
+		if sessions, _ := ts.counts(); sessions != 1 {
+			t.Errorf("%d connections, want 1", sessions)
+		}
+	})
+}
+
+// TestReplyOutOfTurnIsNotTheNextEmails: a line the server sent after the
+// verdict, read into go-mail's buffer with it, is not taken for the next
+// email's reply: that email goes on a new connection.
+func TestReplyOutOfTurnIsNotTheNextEmails(t *testing.T) {
+	cfg := scriptedServer(t, func(n int, s *scripted) {
+		s.greet()
+		s.line("MAIL FROM:")
+		s.line("RCPT TO:")
+		s.line("DATA")
+		s.send("250 ok", "250 ok", "354 go ahead")
+		s.body()
+		if n == 1 {
+			s.send("250 queued", "500 5.5.1 out of turn")
+			_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.ReadAll(s.r)
+			return
+		}
+		s.send("250 queued")
+		s.line("QUIT")
+		s.send("221 bye")
+	})
+	ch := newChannel(t, cfg, nil)
+	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
+	mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
+}
+
+// TestRefusedResetDropsTheConnection: after a refused recipient, a server
+// that does not answer RSET with 250 may still hold the transaction: the
+// connection is not used again, pipelined or one command at a time.
+func TestRefusedResetDropsTheConnection(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pipelining=%v", pipelining), func(t *testing.T) {
+			cfg := scriptedServer(t, func(n int, s *scripted) {
+				if pipelining {
+					s.greet()
+				} else {
+					s.greetWith()
+				}
+				if n == 1 {
+					if pipelining {
+						s.line("MAIL FROM:")
+						s.line("RCPT TO:")
+						s.line("DATA")
+						s.send("250 ok", "550 5.1.1 no such user", "503 5.5.1 no recipients")
+					} else {
+						s.line("MAIL FROM:")
+						s.send("250 ok")
+						s.line("RCPT TO:")
+						s.send("550 5.1.1 no such user")
+					}
+					// Every RSET refused, until the client lets go.
+					_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					for {
+						l, err := s.r.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if l != "RSET\r\n" {
+							t.Errorf("after the refused RSET: %q", l)
+						}
+						s.send("451 4.3.0 cannot reset now")
+					}
+				}
+				s.line("MAIL FROM:")
+				if !pipelining {
+					s.send("250 ok")
+				}
+				s.line("RCPT TO:")
+				if !pipelining {
+					s.send("250 ok")
+				}
+				s.line("DATA")
+				if pipelining {
+					s.send("250 ok", "250 ok")
+				}
+				s.send("354 go ahead")
+				s.body()
+				s.send("250 queued")
 				s.line("QUIT")
 				s.send("221 bye")
 			})
 			ch := newChannel(t, cfg, nil)
+			if _, _, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil)); notifier.ReasonOf(err) != notifier.ReasonBounced {
+				t.Fatalf("reason=%s err=%v, want bounced", notifier.ReasonOf(err), err)
+			}
 			mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
-			time.Sleep(50 * time.Millisecond) // the farewell and the close arrive
-			mustSend(t, ch, delivery("ev-2", subscriber("kari"), nil))
 		})
 	}
 }

@@ -1,10 +1,11 @@
-//go:build linux
+//go:build linux || darwin || freebsd || netbsd || openbsd
 
 package email
 
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // idleClean reports whether a pooled connection is as it was left: the
@@ -16,6 +17,12 @@ func idleClean(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true
+	}
+	// The last transaction's deadline has passed on a connection idle for
+	// longer than the send timeout, and a raw read past its deadline never
+	// looks at the socket. The next transaction sets its own.
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
