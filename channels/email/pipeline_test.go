@@ -495,6 +495,9 @@ func TestIdlePooledConnectionClosedByServer(t *testing.T) {
 					close(closed)
 					return
 				}
+				// Later than the verdict, so that it waits in the socket,
+				// not in what the client read with the verdict.
+				time.Sleep(20 * time.Millisecond)
 				s.send(farewell)
 				close(closed)
 				// Held open after its farewell: nothing may come.
