@@ -51,6 +51,26 @@ func (s *scripted) body() string {
 	}
 }
 
+// takeMessage accepts the pipelined MAIL, RCPT and DATA just read, then
+// the message.
+func (s *scripted) takeMessage() {
+	s.send("250 ok", "250 ok", "354 go ahead")
+	s.body()
+	s.send("250 queued")
+}
+
+// quit answers the client's QUIT.
+func (s *scripted) quit() {
+	s.line("QUIT")
+	s.send("221 bye")
+}
+
+// drain reads whatever comes until the client lets go of the connection.
+func (s *scripted) drain() {
+	_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.ReadAll(s.r)
+}
+
 func (s *scripted) send(lines ...string) {
 	_, _ = s.conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n"))
 }
@@ -131,8 +151,7 @@ func TestPipelinedCommandsNeedNoReplyInBetween(t *testing.T) {
 		s.send("250 2.1.0 ok", "250 2.1.5 ok", "354 go ahead")
 		read <- append(got, s.body())
 		s.send("250 2.0.0 queued")
-		s.line("QUIT")
-		s.send("221 bye")
+		s.quit()
 	})
 	ch := newChannel(t, cfg, nil)
 	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
@@ -170,11 +189,8 @@ func TestPipelinedRefusalReadsEveryReply(t *testing.T) {
 		s.line("MAIL FROM:")
 		s.line("RCPT TO:<kari@")
 		s.line("DATA")
-		s.send("250 ok", "250 ok", "354 go ahead")
-		s.body()
-		s.send("250 queued")
-		s.line("QUIT")
-		s.send("221 bye")
+		s.takeMessage()
+		s.quit()
 	})
 	ch := newChannel(t, cfg, nil)
 	_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
@@ -212,15 +228,11 @@ func TestUnreadableReplyDropsTheConnection(t *testing.T) {
 				s.line("DATA")
 				if n == 1 {
 					s.send(tt.replies...)
-					_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-					_, _ = io.ReadAll(s.r) // until the client lets go
+					s.drain()
 					return
 				}
-				s.send("250 ok", "250 ok", "354 go ahead")
-				s.body()
-				s.send("250 queued")
-				s.line("QUIT")
-				s.send("221 bye")
+				s.takeMessage()
+				s.quit()
 			})
 			ch := newChannel(t, cfg, nil)
 			d := delivery("ev-1", subscriber("kari"), nil)
@@ -244,23 +256,17 @@ func TestPipelinedClosingReplyRedials(t *testing.T) {
 		s.line("RCPT TO:")
 		s.line("DATA")
 		if n == 1 {
-			s.send("250 ok", "250 ok", "354 go ahead")
-			s.body()
-			s.send("250 queued")
+			s.takeMessage()
 			s.line("MAIL FROM:")
 			s.line("RCPT TO:")
 			s.line("DATA")
 			s.send("421 4.4.2 idle too long, closing")
 			// Held open: a client that read on past the 421 would wait.
-			_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, _ = io.ReadAll(s.r)
+			s.drain()
 			return
 		}
-		s.send("250 ok", "250 ok", "354 go ahead")
-		s.body()
-		s.send("250 queued")
-		s.line("QUIT")
-		s.send("221 bye")
+		s.takeMessage()
+		s.quit()
 	})
 	ch := newChannel(t, cfg, nil)
 	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
@@ -288,11 +294,8 @@ func TestPipelinedTemporaryRefusalOfMailKeepsTheConnection(t *testing.T) {
 		s.line("MAIL FROM:")
 		s.line("RCPT TO:")
 		s.line("DATA")
-		s.send("250 ok", "250 ok", "354 go ahead")
-		s.body()
-		s.send("250 queued")
-		s.line("QUIT")
-		s.send("221 bye")
+		s.takeMessage()
+		s.quit()
 	})
 	ch := newChannel(t, cfg, nil)
 	d := delivery("ev-1", subscriber("kari"), nil)
@@ -320,8 +323,7 @@ func TestChunkedEmailNeedsNoReplyBeforeTheMessage(t *testing.T) {
 		}
 		s.send("250 2.1.0 ok", "250 2.1.5 ok", "250 2.0.0 queued")
 		read <- append(got, msg)
-		s.line("QUIT")
-		s.send("221 bye")
+		s.quit()
 	})
 	ch := newChannel(t, cfg, nil)
 	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
@@ -358,8 +360,7 @@ func TestChunkedRefusalResetsAndKeepsTheConnection(t *testing.T) {
 		s.line("RCPT TO:<kari@")
 		s.chunk()
 		s.send("250 ok", "250 ok", "250 queued")
-		s.line("QUIT")
-		s.send("221 bye")
+		s.quit()
 	})
 	ch := newChannel(t, cfg, nil)
 	_, retry, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil))
@@ -397,11 +398,8 @@ func TestPipeliningPolicy(t *testing.T) {
 			s.line("MAIL FROM:")
 			s.line("RCPT TO:")
 			s.line("DATA\r\n")
-			s.send("250 ok", "250 ok", "354 go ahead")
-			s.body()
-			s.send("250 queued")
-			s.line("QUIT")
-			s.send("221 bye")
+			s.takeMessage()
+			s.quit()
 		})
 		cfg.Pipelining = PipeliningCommands
 		ch := newChannel(t, cfg, nil)
@@ -424,8 +422,7 @@ func TestPipeliningPolicy(t *testing.T) {
 			s.send("354 go ahead")
 			s.body()
 			s.send("250 queued")
-			s.line("QUIT")
-			s.send("221 bye")
+			s.quit()
 		})
 		cfg.Pipelining = PipeliningOff
 		ch := newChannel(t, cfg, nil)
@@ -486,8 +483,7 @@ func TestIdlePooledConnectionClosedByServer(t *testing.T) {
 				s.chunk()
 				s.send("250 ok", "250 ok", "250 queued")
 				if n > 1 {
-					s.line("QUIT")
-					s.send("221 bye")
+					s.quit()
 					return
 				}
 				if farewell == "" {
@@ -545,13 +541,11 @@ func TestReplyOutOfTurnIsNotTheNextEmails(t *testing.T) {
 		s.body()
 		if n == 1 {
 			s.send("250 queued", "500 5.5.1 out of turn")
-			_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, _ = io.ReadAll(s.r)
+			s.drain()
 			return
 		}
 		s.send("250 queued")
-		s.line("QUIT")
-		s.send("221 bye")
+		s.quit()
 	})
 	ch := newChannel(t, cfg, nil)
 	mustSend(t, ch, delivery("ev-1", subscriber("kari"), nil))
@@ -610,8 +604,7 @@ func TestRefusedResetDropsTheConnection(t *testing.T) {
 				s.send("354 go ahead")
 				s.body()
 				s.send("250 queued")
-				s.line("QUIT")
-				s.send("221 bye")
+				s.quit()
 			})
 			ch := newChannel(t, cfg, nil)
 			if _, _, err := ch.Notify(context.Background(), delivery("ev-1", subscriber("ghost"), nil)); notifier.ReasonOf(err) != notifier.ReasonBounced {
